@@ -1,0 +1,99 @@
+"""The command line: `python run.py run|...`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from sim.scenario import ScenarioError
+
+RESULTS = Path("results")
+
+
+class UsageError(Exception):
+    """Bad command-line input that is not about a scenario key."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def cmd_run(args) -> None:
+    from sim import metrics, outputs, report, results, scenario as scenarios
+    from sim.runner import replicate_seed, run_scenario
+
+    overrides = list(args.set)
+    for name in ("replicates", "steps", "seed", "engine"):
+        if getattr(args, name) is not None:
+            overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
+    scenario = scenarios.load(args.scenario, overrides)
+    target = Path(args.out) if args.out else RESULTS / scenario.name
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out: {target} exists and is not a directory")
+
+    started = now()
+    runs = run_scenario(scenario, progress=not args.quiet)
+    rows = [row for run in runs for row in run.rows]
+    events = [{"replicate": run.replicate, **event} for run in runs for event in run.events]
+    summaries = [results.summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
+    headline = results.headline(summaries)
+    with outputs.staged_directory(target) as staging:
+        outputs.write_csv(staging / "timeseries.csv", metrics.columns(scenario), rows)
+        outputs.write_csv(staging / "summary.csv", list(summaries[0]), summaries)
+        outputs.write_csv(staging / "events.csv",
+                          ["replicate", "step", "event", "platform", "detail"], events)
+        report.write_report(staging / "report.html", scenario, rows, headline)
+        seeds = {"root": scenario.seed, "derivation": "SeedSequence(root, spawn_key=(replicate,))",
+                 "replicates": {r: replicate_seed(scenario.seed, r).generate_state(2).tolist()
+                                for r in range(scenario.replicates)}}
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            command=sys.argv, inputs={"scenario": Path(args.scenario)},
+            parameters=scenario.to_dict(), seeds=seeds, started=started, finished=now(),
+            directory=staging))
+    print_headline(scenario, headline, target)
+
+
+def print_headline(scenario, headline: list[dict], target: Path) -> None:
+    shown = {"steps_to_open", "total_fines", "total_reblocks", "abandoned_rate",
+             "final_links_blocked", "final_hhi", "final_multihoming_rate",
+             "mean_consumer_surplus"} | {f"final_users_{p.name}" for p in scenario.messaging}
+    print(f"{scenario.name}: {scenario.replicates} replicate(s) x {scenario.steps} weeks")
+    print(f"{'metric':<28}{'mean':>12}  95% CI")
+    for h in headline:
+        if h["metric"] in shown:
+            interval = f"[{h['ci_low']:.4g}, {h['ci_high']:.4g}]" if h["n"] else "never"
+            print(f"{h['metric']:<28}{h['mean']:>12.4g}  {interval}  (n={h['n']})")
+    print(f"results in {target}/ (report.html, timeseries.csv, summary.csv, manifest.json)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="run.py", description="The walled-garden simulator.")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a scenario's replicates and write its results")
+    run.add_argument("scenario", help="scenario TOML file, e.g. scenarios/china_2021.toml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a key, e.g. regulator.fine=0.04 or platforms.QQ.strategy=static")
+    run.add_argument("--replicates", type=int)
+    run.add_argument("--steps", type=int)
+    run.add_argument("--seed", type=int)
+    run.add_argument("--engine")
+    run.add_argument("--out", help="output directory (default results/<scenario name>/)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=cmd_run)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ScenarioError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,120 @@
+"""Writing results: deterministic files, staged and renamed into place, with a manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+PACKAGES = ("mesa", "numpy", "scipy", "plotly", "pyarrow", "pandas", "kaleido")
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path):
+    """Write into a hidden sibling directory; on success swap it in for `target`.
+
+    An interrupted run leaves only a `.partial` directory, never a `target` that
+    looks complete but is not.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def format_value(value) -> str:
+    """One cell: integers as integers, floats by their shortest round-trip repr."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def csv_text(columns: list[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_value(row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    Path(path).write_text(csv_text(columns, rows), encoding="utf-8")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_state() -> dict:
+    """The commit of the code that ran, and whether the work tree had changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sim", "run.py",
+                                "pyproject.toml"], cwd=root, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
+
+
+def versions() -> dict:
+    found = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def manifest(*, command: list[str], inputs: dict[str, Path], parameters: dict, seeds: dict,
+             started: str, finished: str, directory: Path) -> dict:
+    """What produced the files in `directory`, and their checksums."""
+    return {
+        "command": command,
+        "git": git_state(),
+        "versions": versions(),
+        "platform": platform.platform(),
+        "inputs": {name: {"path": str(path), "sha256": sha256(path)}
+                   for name, path in inputs.items()},
+        "parameters": parameters,
+        "seeds": seeds,
+        "started": started,
+        "finished": finished,
+        "files": {p.name: sha256(p) for p in sorted(Path(directory).iterdir())
+                  if p.is_file() and p.name != "manifest.json"},
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,47 @@
+"""Running replicates of a scenario: seeds, steps, rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.model import WalledGardenModel
+from sim.scenario import Scenario
+
+
+def replicate_seed(root: int, replicate: int) -> np.random.SeedSequence:
+    """The replicate's own stream, derived by key so it does not depend on run order
+    (the same stream as SeedSequence(root).spawn(n)[replicate])."""
+    return np.random.SeedSequence(root, spawn_key=(replicate,))
+
+
+@dataclass
+class ReplicateResult:
+    replicate: int
+    rows: list[dict]
+    events: list[dict]
+
+
+def run_replicate(scenario: Scenario, replicate: int,
+                  on_step: Callable[[], None] | None = None) -> ReplicateResult:
+    """Run one replicate for scenario.steps weeks and return its rows and events."""
+    model = WalledGardenModel(scenario, rng=replicate_seed(scenario.seed, replicate))
+    for _ in range(scenario.steps):
+        model.step()
+        if on_step:
+            on_step()
+    for row in model.rows:
+        row["replicate"] = replicate
+    return ReplicateResult(replicate, model.rows, model.events)
+
+
+def run_scenario(scenario: Scenario, progress: bool = True) -> list[ReplicateResult]:
+    """Every replicate of a scenario, in replicate order, with a progress bar."""
+    from tqdm import tqdm
+
+    with tqdm(total=scenario.replicates * scenario.steps, unit="week", disable=not progress,
+              desc=scenario.name, leave=False) as bar:
+        return [run_replicate(scenario, r, on_step=lambda: bar.update(1))
+                for r in range(scenario.replicates)]

@@ -1,0 +1,486 @@
+"""Scenario files: the schema, loading, validation and `--set` overrides.
+
+A scenario is a TOML file. Every key it may hold is declared once, below, as a
+dataclass field with its default, unit, allowed range and meaning; validation,
+`--set` and the key reference in `scenarios/README.md` are all derived from these
+declarations, so they cannot drift apart.
+
+Bad input raises `ScenarioError`, whose message is one line naming the file, the
+key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SURFACES = ("chat", "group", "feed")
+
+
+class ScenarioError(Exception):
+    """Bad scenario input: one line naming the file, the key and what is allowed."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message)
+
+
+# --- Declaring keys -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """What a key accepts: a type, an optional numeric range, optional choices."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        name = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+                list: "a list of strings", dict: "a table of numbers",
+                tuple: "a list of tables"}[self.kind]
+        if self.low is not None and self.high is not None:
+            opening = "(" if self.low_open else "["
+            return f"{name} in {opening}{_fmt(self.low)}, {_fmt(self.high)}]"
+        if self.low is not None:
+            return f"{name} {'>' if self.low_open else '≥'} {_fmt(self.low)}"
+        return name
+
+    def validate(self, value: Any) -> Any:
+        """Return the value coerced to its kind, or raise ValueError with what is allowed."""
+        allowed = self.describe()
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            return value
+        if self.kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            if self.kind is int and not float(value).is_integer():
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            value = self.kind(value)
+            too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+            too_high = self.high is not None and value > self.high
+            if too_low or too_high:
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            return value
+        if self.kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            return value
+        if self.kind is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            return tuple(value)
+        if self.kind is dict:
+            if not isinstance(value, dict):
+                raise ValueError(f"must be {allowed}, got {value!r}")
+            return dict(value)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError(f"must be {allowed}, got {value!r}")
+        return tuple(value)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def key(default: Any, check: Check, unit: str, doc: str):
+    """A scenario key: its default, what it accepts, its unit and what it means."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default),
+                     metadata={"check": check, "unit": unit, "doc": doc})
+    return field(default=default, metadata={"check": check, "unit": unit, "doc": doc})
+
+
+def number(low=None, high=None, low_open=False):
+    return Check(float, low, high, low_open)
+
+
+def integer(low=None, high=None):
+    return Check(int, low, high)
+
+
+def probability():
+    return Check(float, 0.0, 1.0)
+
+
+FLAG = Check(bool)
+TEXT = Check(str)
+
+
+# --- The schema -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GridSpec:
+    width: int = key(40, integer(3, 20000), "cells", "Width of the torus grid.")
+    height: int = key(40, integer(3, 20000), "cells", "Height of the torus grid.")
+    density: float = key(1.0, number(0.0, 1.0, low_open=True), "fraction",
+                         "Chance that a cell holds a user; below 1 leaves cells empty.")
+    radius: int = key(1, integer(1, 5), "cells",
+                      "Moore neighbourhood radius: a user's ties are the users within it.")
+    rewire: float = key(0.05, probability(), "fraction",
+                        "Fraction of ties replaced by a tie to a random user (small world).")
+    well_mixed: bool = key(False, FLAG, "",
+                           "Draw every partner from the whole population (the mean-field limit).")
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    share_rate: float = key(1.0, number(0.0, 50.0), "shares per week",
+                            "Mean number of links a user shares per week (Poisson).")
+    surface_weights: dict = key({"chat": 0.6, "group": 0.3, "feed": 0.1}, Check(dict), "weights",
+                                "Relative frequency of shares on each surface: chat, group, feed.")
+    share_value: float = key(1.0, number(0.0, None, low_open=True), "money per share",
+                             "Mean value to the sender of a share reaching its content (exponential).")
+    token_cost: float = key(0.3, number(0.0), "money per token",
+                            "Time cost of routing a blocked share through a copy-paste token.")
+    token_success: float = key(0.8, probability(), "probability",
+                               "Chance that a token share reaches its content.")
+    revision_rate: float = key(0.1, probability(), "per week",
+                               "Fraction of users who reconsider their platforms each week.")
+    choice_intensity: float = key(4.0, number(0.0, 1000.0), "1 / utility",
+                                  "Logit intensity of platform choice (Brock-Durlauf beta).")
+    network_weight: float = key(2.0, number(0.0), "utility",
+                                "Value of reaching all of one's ties (Brock-Durlauf J).")
+    switching_cost: float = key(0.5, number(0.0), "utility", "One-off cost of joining a platform.")
+    multihoming_cost: float = key(0.4, number(0.0), "utility per week",
+                                  "Cost of each platform used beyond the first.")
+    max_platforms: int = key(2, integer(1, 8), "platforms",
+                             "Most messaging platforms one user may use at once.")
+    initial_multihoming: float = key(0.0, probability(), "fraction",
+                                     "Fraction of users who start on a second messaging platform.")
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    name: str = key("", TEXT, "", "Unique name; output columns use it (users_<name>).")
+    owner: str = key("", TEXT, "", "The group that owns it; profits are per owner (profit_<owner>).")
+    messaging: bool = key(False, FLAG, "", "Users chat and share links on it.")
+    content: bool = key(False, FLAG, "", "Its links get shared (a shop, short video, search).")
+    initial_share: float = key(0.0, probability(), "fraction",
+                               "Messaging: fraction of users who start on it (they sum to 1).")
+    quality: float = key(0.0, number(-100.0, 100.0), "utility per week",
+                         "Messaging: intrinsic appeal to users.")
+    content_weight: float = key(0.0, number(0.0), "weight",
+                                "Content: relative frequency with which its links are shared.")
+    revenue_per_visit: float = key(1.0, number(0.0), "money per visit",
+                                   "Content: what a completed share earns its owner.")
+    revenue_per_user: float = key(0.5, number(0.0), "money per user-week",
+                                  "Messaging: weekly revenue from each user on it.")
+    diversion: float = key(0.3, probability(), "fraction",
+                           "Messaging: share of blocked visits diverted to the owner's own services.")
+    blocks: tuple = key([], Check(list), "platform names",
+                        "Messaging: rival content platforms blocked on every surface at the start.")
+    strategy: str = key("static", Check(str, choices=("static", "best_response", "learning", "comply")),
+                        "", "How it sets its link policy (see sim/strategies.py).")
+    review_period: int = key(4, integer(1, 520), "weeks", "How often it reviews its link policy.")
+    strategy_intensity: float = key(20.0, number(0.0, 10000.0), "1 / weekly revenue",
+                                    "Logit intensity on profit differences (best_response).")
+    adjustment_cost: float = key(0.05, number(0.0), "weekly revenue",
+                                 "Cost of changing a link's policy (best_response).")
+    audit_belief: float = key(0.1, probability(), "probability",
+                              "Prior belief of the weekly audit probability after a deadline.")
+    belief_weight: float = key(10.0, number(0.0), "weeks",
+                               "Weight of that prior against observed audits (pseudo-observations).")
+    recency: float = key(0.1, probability(), "fraction",
+                         "Learning: how fast old reinforcement is forgotten (Roth-Erev phi).")
+    experimentation: float = key(0.05, probability(), "probability",
+                                 "Learning: chance of trying an action at random (Roth-Erev epsilon).")
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    step: int = key(0, integer(0), "week", "Week from which the surfaces must be open.")
+    surfaces: tuple = key(list(SURFACES), Check(list), "surface names",
+                          "Surfaces the phase requires open: chat, group, feed.")
+
+
+@dataclass(frozen=True)
+class RegulatorSpec:
+    policy: str = key("none", Check(str, choices=("none", "order")), "",
+                      "none, or an order to open rival links.")
+    announce_step: int = key(10, integer(0), "week", "Week the order is announced.")
+    deadline_step: int = key(11, integer(0), "week",
+                             "Week by which every surface must be open (unless phases say otherwise).")
+    phases: tuple = key([], Check(tuple), "tables",
+                        "Optional phased opening: a list of {step, surfaces}; replaces the deadline.")
+    deadline_audit: float = key(1.0, probability(), "probability",
+                                "Audit probability per platform on a deadline week (the blitz).")
+    audit_probability: float = key(0.05, probability(), "per platform-week",
+                                   "Audit probability per platform each week after a deadline.")
+    fine: float = key(0.04, number(0.0), "share of annual revenue, or money",
+                      "Fine per detected violation (see fine_kind).")
+    fine_kind: str = key("revenue_share", Check(str, choices=("revenue_share", "fixed")), "",
+                         "revenue_share: fine x owner's annual revenue; fixed: fine in money.")
+    fine_escalation: float = key(1.5, number(1.0), "factor",
+                                 "Multiplies the fine for each earlier detected violation.")
+    fine_cap: float = key(0.10, number(0.0), "share of annual revenue",
+                          "Cap on one owner's fines over any 52 weeks (Anti-Monopoly Law: 10%).")
+    naming: bool = key(True, FLAG, "", "Measure: publicly name a platform caught repeatedly.")
+    naming_after: int = key(2, integer(1), "audits", "Audits with violations before naming.")
+    naming_penalty: float = key(0.3, number(0.0), "utility per week",
+                                "Quality penalty with users while named.")
+    naming_steps: int = key(8, integer(1), "weeks", "How long naming lasts.")
+    suspend_registrations: bool = key(True, FLAG, "",
+                                      "Measure: suspend new registrations (WeChat, July 2021).")
+    suspend_after: int = key(3, integer(1), "audits", "Audits with violations before suspension.")
+    suspension_steps: int = key(2, integer(1), "weeks", "How long registrations stay suspended.")
+    forced_open: bool = key(True, FLAG, "", "Measure: the regulator opens the links itself.")
+    forced_open_after: int = key(4, integer(1), "audits",
+                                 "Audits with violations before links are forced open.")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = key("scenario", TEXT, "", "Scenario name; results go to results/<name>/.")
+    description: str = key("", TEXT, "", "What the scenario is for.")
+    start_date: str = key("", TEXT, "ISO date", "Calendar date of week 1, for the report's axis.")
+    steps: int = key(104, integer(1, 100000), "weeks", "Weeks to simulate.")
+    replicates: int = key(10, integer(1, 100000), "runs", "Independent replicates.")
+    seed: int = key(0, integer(0), "", "Root seed; replicates get streams spawned from it.")
+    engine: str = key("agent", Check(str, choices=("agent",)), "", "Which engine simulates the users.")
+    grid: GridSpec = field(default_factory=GridSpec)
+    users: UserSpec = field(default_factory=UserSpec)
+    platforms: tuple[PlatformSpec, ...] = ()
+    regulator: RegulatorSpec = field(default_factory=RegulatorSpec)
+    source: str = field(default="<scenario>", compare=False)
+
+    # Derived views the model uses everywhere.
+    @property
+    def messaging(self) -> tuple[PlatformSpec, ...]:
+        return tuple(p for p in self.platforms if p.messaging)
+
+    @property
+    def content(self) -> tuple[PlatformSpec, ...]:
+        return tuple(p for p in self.platforms if p.content)
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.owner for p in self.platforms))
+
+    def to_dict(self) -> dict:
+        """The resolved parameters as plain data (for manifests and TOML)."""
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return _plain(data)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+SECTIONS = {"grid": GridSpec, "users": UserSpec, "regulator": RegulatorSpec}
+
+
+# --- Loading --------------------------------------------------------------------------
+
+def load(path: str | Path, overrides: list[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file."""
+    source = str(path)
+    data = read_table(Path(path), source)
+    data.setdefault("name", Path(path).stem)
+    for assignment in overrides:
+        if "=" not in assignment:
+            raise ScenarioError(source, assignment, "--set takes KEY=VALUE, e.g. regulator.fine=0.04")
+        dotted, text = assignment.split("=", 1)
+        apply_override(data, dotted.strip(), parse_value(text.strip()), source)
+    return from_dict(data, source)
+
+
+def read_table(path: Path, source: str, depth: int = 0) -> dict:
+    """A scenario file's data, with its `base` file merged under it and its
+    `overrides` (dotted keys, as with --set) applied."""
+    if not path.is_file():
+        raise ScenarioError(source, "", f"no such scenario file: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(str(path), "", f"malformed TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+    base = data.pop("base", None)
+    overrides = data.pop("overrides", {})
+    if base is not None:
+        if not isinstance(base, str) or depth >= 5:
+            raise ScenarioError(str(path), "base", "must name another scenario file "
+                                "(at most 5 levels deep)")
+        merged = read_table(path.parent / base, str(path), depth + 1)
+        for name, value in data.items():
+            if name in SECTIONS and isinstance(value, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **value}
+            else:
+                merged[name] = value
+        data = merged
+    if not isinstance(overrides, dict):
+        raise ScenarioError(str(path), "overrides", 'must be a table of "dotted.key" = value')
+    for dotted, value in overrides.items():
+        apply_override(data, dotted, value, str(path))
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML syntax (0.04, true, [1, 2], "x"), else a bare string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, dotted: str, value: Any, source: str) -> None:
+    """Set one dotted key in raw scenario data; platforms are addressed by name."""
+    parts = dotted.split(".")
+    if parts[0] == "platforms":
+        if len(parts) != 3:
+            raise ScenarioError(source, dotted, "platform keys read platforms.<name>.<key>")
+        names = [p.get("name") for p in data.get("platforms", []) if isinstance(p, dict)]
+        if parts[1] not in names:
+            raise ScenarioError(source, dotted, f"unknown platform {parts[1]!r}; platforms are "
+                                + ", ".join(map(str, names)))
+        data["platforms"][names.index(parts[1])][parts[2]] = value
+        return
+    target = data
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ScenarioError(source, dotted, f"{part!r} is not a section")
+    target[parts[-1]] = value
+
+
+def _build(cls, raw: Any, source: str, prefix: str):
+    """Validate a table against a spec dataclass and build it."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(source, prefix.rstrip("."), "must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+    for name in raw:
+        if name not in fields:
+            hint = difflib.get_close_matches(name, fields, n=1)
+            allowed = f"did you mean {hint[0]!r}?" if hint else "allowed: " + ", ".join(fields)
+            raise ScenarioError(source, prefix + name, f"unknown key; {allowed}")
+    values = {}
+    for name, value in raw.items():
+        try:
+            values[name] = fields[name].metadata["check"].validate(value)
+        except ValueError as err:
+            raise ScenarioError(source, prefix + name, str(err)) from None
+    return cls(**values)
+
+
+def from_dict(data: dict, source: str = "<scenario>") -> Scenario:
+    """Validate raw scenario data (as read from TOML) into a Scenario."""
+    data = dict(data)
+    nested = {}
+    for section, spec in SECTIONS.items():
+        nested[section] = _build(spec, data.pop(section, {}), source, section + ".")
+    raw_platforms = data.pop("platforms", [])
+    if not isinstance(raw_platforms, list) or not raw_platforms:
+        raise ScenarioError(source, "platforms", "needs at least one [[platforms]] table")
+    platforms = tuple(_build(PlatformSpec, p, source, f"platforms[{i}].")
+                      for i, p in enumerate(raw_platforms))
+    phases = tuple(_build(PhaseSpec, p, source, f"regulator.phases[{i}].")
+                   for i, p in enumerate(nested["regulator"].phases))
+    nested["regulator"] = dataclasses.replace(nested["regulator"], phases=phases)
+    top = _build(Scenario, data, source, "")
+    scenario = dataclasses.replace(top, platforms=platforms, source=source, **nested)
+    check_consistency(scenario)
+    return scenario
+
+
+def check_consistency(s: Scenario) -> None:
+    """Rules that tie keys together."""
+    src = s.source
+    names = [p.name for p in s.platforms]
+    for i, p in enumerate(s.platforms):
+        where = f"platforms[{i}]"
+        if not p.name:
+            raise ScenarioError(src, f"{where}.name", "every platform needs a name")
+        if not p.owner:
+            raise ScenarioError(src, f"{where}.owner", f"platform {p.name!r} needs an owner")
+        if names.count(p.name) > 1:
+            raise ScenarioError(src, f"{where}.name", f"platform name {p.name!r} is used twice")
+        if not (p.messaging or p.content):
+            raise ScenarioError(src, f"{where}", f"{p.name!r} must be messaging, content or both")
+        rivals = [c.name for c in s.content if c.owner != p.owner]
+        for blocked in p.blocks:
+            if not p.messaging:
+                raise ScenarioError(src, f"{where}.blocks", f"{p.name!r} is not a messaging platform")
+            if blocked not in rivals:
+                raise ScenarioError(src, f"{where}.blocks", f"unknown rival content platform "
+                                    f"{blocked!r}; allowed: " + ", ".join(rivals))
+    if not s.messaging:
+        raise ScenarioError(src, "platforms", "at least one platform needs messaging = true")
+    if not s.content:
+        raise ScenarioError(src, "platforms", "at least one platform needs content = true")
+    total = sum(p.initial_share for p in s.messaging)
+    if abs(total - 1.0) > 1e-6:
+        raise ScenarioError(src, "platforms.initial_share", "messaging platforms' initial shares "
+                            f"must sum to 1, got {total:g}")
+    if sum(p.content_weight for p in s.content) <= 0:
+        raise ScenarioError(src, "platforms.content_weight", "content weights must not all be 0")
+    if len(s.messaging) > 8:
+        raise ScenarioError(src, "platforms", "at most 8 messaging platforms are supported")
+    if s.users.max_platforms > len(s.messaging):
+        raise ScenarioError(src, "users.max_platforms", "must be at most the number of messaging "
+                            f"platforms ({len(s.messaging)})")
+    weights = s.users.surface_weights
+    for surface, w in weights.items():
+        if surface not in SURFACES:
+            raise ScenarioError(src, f"users.surface_weights.{surface}",
+                                "unknown surface; allowed: " + ", ".join(SURFACES))
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or not math.isfinite(w):
+            raise ScenarioError(src, f"users.surface_weights.{surface}", f"must be a number ≥ 0, got {w!r}")
+    if sum(weights.values()) <= 0:
+        raise ScenarioError(src, "users.surface_weights", "weights must not all be 0")
+    r = s.regulator
+    if r.deadline_step < r.announce_step:
+        raise ScenarioError(src, "regulator.deadline_step", f"must be ≥ announce_step "
+                            f"({r.announce_step}), got {r.deadline_step}")
+    for i, phase in enumerate(r.phases):
+        if phase.step < r.announce_step:
+            raise ScenarioError(src, f"regulator.phases[{i}].step",
+                                f"must be ≥ announce_step ({r.announce_step}), got {phase.step}")
+        for surface in phase.surfaces:
+            if surface not in SURFACES:
+                raise ScenarioError(src, f"regulator.phases[{i}].surfaces",
+                                    f"unknown surface {surface!r}; allowed: " + ", ".join(SURFACES))
+    if s.grid.radius * 2 + 1 > min(s.grid.width, s.grid.height):
+        raise ScenarioError(src, "grid.radius", "the neighbourhood (2 x radius + 1) must fit in "
+                            f"the grid ({s.grid.width} x {s.grid.height})")
+
+
+def surface_weights(s: Scenario) -> tuple[float, ...]:
+    """Surface weights in SURFACES order, normalised to sum to 1."""
+    raw = [float(s.users.surface_weights.get(name, 0.0)) for name in SURFACES]
+    return tuple(w / sum(raw) for w in raw)
+
+
+def schema_rows():
+    """(key, default, unit, allowed, meaning) for every key, for the key reference."""
+    def rows(cls, prefix):
+        for f in dataclasses.fields(cls):
+            if "check" not in f.metadata:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            yield (prefix + f.name, default, f.metadata["unit"], f.metadata["check"].describe(),
+                   f.metadata["doc"])
+    yield from rows(Scenario, "")
+    for section, spec in SECTIONS.items():
+        yield from rows(spec, section + ".")
+    yield from rows(PhaseSpec, "regulator.phases[].")
+    yield from rows(PlatformSpec, "platforms[].")
