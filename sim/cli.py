@@ -68,6 +68,21 @@ def print_headline(scenario, headline: list[dict], target: Path) -> None:
     print(f"results in {target}/ (report.html, timeseries.csv, summary.csv, manifest.json)")
 
 
+def cmd_keys(args) -> None:
+    from sim.scenario import schema_rows
+
+    print(keys_markdown(schema_rows()))
+
+
+def keys_markdown(rows) -> str:
+    """The key reference table of scenarios/README.md."""
+    lines = ["| key | default | unit | allowed | meaning |", "|---|---|---|---|---|"]
+    for key, default, unit, allowed, doc in rows:
+        shown = repr(default).replace("'", '"') if default != "" else '""'
+        lines.append(f"| `{key}` | `{shown}` | {unit} | {allowed} | {doc} |")
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="run.py", description="The walled-garden simulator.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -83,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default results/<scenario name>/)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
+
+    keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
+    keys.set_defaults(handler=cmd_keys)
     return top
 
 

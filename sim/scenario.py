@@ -12,6 +12,7 @@ key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import tomllib
@@ -447,6 +448,12 @@ def check_consistency(s: Scenario) -> None:
             raise ScenarioError(src, f"users.surface_weights.{surface}", f"must be a number ≥ 0, got {w!r}")
     if sum(weights.values()) <= 0:
         raise ScenarioError(src, "users.surface_weights", "weights must not all be 0")
+    if s.start_date:
+        try:
+            datetime.date.fromisoformat(s.start_date)
+        except ValueError:
+            raise ScenarioError(src, "start_date", f"must be an ISO date like 2021-07-05, "
+                                f"got {s.start_date!r}") from None
     r = s.regulator
     if r.deadline_step < r.announce_step:
         raise ScenarioError(src, "regulator.deadline_step", f"must be ≥ announce_step "

@@ -1,0 +1,23 @@
+"""Shared helpers: small, fast variants of the shipped scenarios."""
+
+from pathlib import Path
+
+import pytest
+
+from sim.scenario import load
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+
+def small(name: str = "china_2021", *overrides: str, size: int = 16, steps: int = 30,
+          replicates: int = 2):
+    """A shipped scenario on a small grid, for tests."""
+    return load(SCENARIOS / f"{name}.toml",
+                [f"grid.width={size}", f"grid.height={size}", f"steps={steps}",
+                 f"replicates={replicates}", *overrides])
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
