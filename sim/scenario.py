@@ -188,7 +188,7 @@ class PlatformSpec:
     strategy: str = key("static", Check(str, choices=("static", "best_response", "learning", "comply")),
                         "", "How it sets its link policy (see sim/strategies.py).")
     review_period: int = key(4, integer(1, 520), "weeks", "How often it reviews its link policy.")
-    strategy_intensity: float = key(20.0, number(0.0, 10000.0), "1 / weekly revenue",
+    strategy_intensity: float = key(100.0, number(0.0, 10000.0), "1 / weekly revenue",
                                     "Logit intensity on profit differences (best_response).")
     adjustment_cost: float = key(0.05, number(0.0), "weekly revenue",
                                  "Cost of changing a link's policy (best_response).")
