@@ -14,7 +14,8 @@ from sim.scenario import SURFACES, Scenario
 PANELS = ("Users by platform (share of users)", "Links blocked",
           "Share outcomes (fraction of attempts)", "Consumer surplus per week",
           "Fines per week", "Token costs paid per week (friction)")
-OUTCOME_COLUMNS = ("shares_direct", "shares_token", "shares_abandoned", "shares_unreachable")
+OUTCOME_COLORS = {"shares_direct": "#17becf", "shares_token": "#bcbd22",
+                  "shares_abandoned": "#e377c2", "shares_unreachable": "#7f7f7f"}
 
 
 def week_axis(scenario: Scenario, steps: np.ndarray):
@@ -48,17 +49,15 @@ def timeline_figure(scenario: Scenario, rows: list[dict]) -> go.Figure:
     replicates = 1 + max(r["replicate"] for r in rows)
     steps = max(r["step"] for r in rows)
     x = week_axis(scenario, np.arange(1, steps + 1))
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f"]
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#393b79", "#637939", "#8c6d31"]
     fig = make_subplots(rows=3, cols=2, subplot_titles=PANELS, vertical_spacing=0.09)
     get = lambda column: series(rows, column, replicates, steps)  # noqa: E731
     for i, p in enumerate(scenario.messaging):
         add_band(fig, x, get(f"users_{p.name}"), p.name, 1, 1, palette[i % len(palette)])
     add_band(fig, x, get("links_blocked"), "links blocked", 1, 2, "#d62728")
     attempted = np.maximum(get("shares_attempted"), 1)
-    for i, column in enumerate(OUTCOME_COLUMNS):
-        add_band(fig, x, get(column) / attempted, column.removeprefix("shares_"), 2, 1,
-                 palette[(i + 3) % len(palette)])
+    for column, color in OUTCOME_COLORS.items():
+        add_band(fig, x, get(column) / attempted, column.removeprefix("shares_"), 2, 1, color)
     add_band(fig, x, get("consumer_surplus"), "consumer surplus", 2, 2, "#2ca02c")
     add_band(fig, x, get("fines"), "fines", 3, 1, "#9467bd")
     add_band(fig, x, get("friction_cost"), "token costs", 3, 2, "#8c564b")
@@ -90,6 +89,7 @@ def headline_table(headline: list[dict]) -> str:
     cells = "".join(
         f"<tr><td>{html.escape(h['metric'])}</td><td>{h['mean']:.4g}</td>"
         f"<td>[{h['ci_low']:.4g}, {h['ci_high']:.4g}]</td><td>{h['n']}</td></tr>"
+        if h["n"] else f"<tr><td>{html.escape(h['metric'])}</td><td>never</td><td></td><td>0</td></tr>"
         for h in headline)
     return ("<table><tr><th>metric</th><th>mean</th><th>95% CI</th><th>n</th></tr>"
             f"{cells}</table>")
