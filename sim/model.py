@@ -6,12 +6,13 @@ import numpy as np
 from mesa import Model
 
 from sim.agents import AgentUsers, Platform, Regulator
+from sim.array_engine import ArrayUsers
 from sim.market import OUTCOMES, LinkPolicy, ShareLedger, market_view, popcount
 from sim.metrics import step_row
 from sim.scenario import Scenario
 
 TRAFFIC_MEMORY = 0.25   # weight of the newest week in the platforms' traffic estimate
-ENGINES = {"agent": AgentUsers}
+ENGINES = {"agent": AgentUsers, "array": ArrayUsers}
 
 
 class WalledGardenModel(Model):

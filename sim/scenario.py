@@ -252,7 +252,8 @@ class Scenario:
     steps: int = key(104, integer(1, 100000), "weeks", "Weeks to simulate.")
     replicates: int = key(10, integer(1, 100000), "runs", "Independent replicates.")
     seed: int = key(0, integer(0), "", "Root seed; replicates get streams spawned from it.")
-    engine: str = key("agent", Check(str, choices=("agent",)), "", "Which engine simulates the users.")
+    engine: str = key("array", Check(str, choices=("array", "agent")), "",
+                      "Which engine simulates the users: array (fast) or agent (one object each).")
     grid: GridSpec = field(default_factory=GridSpec)
     users: UserSpec = field(default_factory=UserSpec)
     platforms: tuple[PlatformSpec, ...] = ()
