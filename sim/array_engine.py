@@ -238,6 +238,7 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
     token_value = np.zeros(blocks)
     for block in numba.prange(blocks):
         rng = rngs[block]
+        lost, reached, valued = 0, 0, 0.0     # locals: no cache line shared between threads
         for sender in range(bounds[block], bounds[block + 1]):
             shares = _draw_index(poisson_cdf, rng.random())
             if shares == len(poisson_cdf) - 1:       # the far tail: draw it exactly
@@ -251,19 +252,20 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
                 content, surface = category // n_surfaces, category % n_surfaces
                 common = masks[sender] & masks[partner]
                 if common == 0:
-                    unreachable[block] += 1
+                    lost += 1
                 elif open_any[common, content, surface]:
                     counts[block, common, content, surface, DIRECT] += 1
-                    direct[block] += 1
+                    reached += 1
                 else:
                     value = rng.exponential(share_value)
                     if value <= token_cost:
                         counts[block, common, content, surface, ABANDONED] += 1
                     elif rng.random() < token_success:
                         counts[block, common, content, surface, TOKEN_OK] += 1
-                        token_value[block] += value
+                        valued += value
                     else:
                         counts[block, common, content, surface, TOKEN_FAIL] += 1
+        unreachable[block], direct[block], token_value[block] = lost, reached, valued
     return unreachable.sum(), direct.sum(), token_value.sum()
 
 

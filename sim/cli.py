@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -68,6 +69,36 @@ def print_headline(scenario, headline: list[dict], target: Path) -> None:
     print(f"results in {target}/ (report.html, timeseries.csv, summary.csv, manifest.json)")
 
 
+def cmd_bench(args) -> None:
+    from sim import bench, outputs
+
+    started = now()
+    rows, summary = bench.run(quick=args.quick, progress=not args.quiet)
+    target = Path(args.out) if args.out else RESULTS / "bench"
+    with outputs.staged_directory(target) as staging:
+        outputs.write_json(staging / "bench.json", {"quick": args.quick, "cores": os.cpu_count(),
+                                                    "measurements": rows, **summary})
+        bench.figure(rows).write_html(staging / "bench.html", include_plotlyjs=True,
+                                      div_id="bench")
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            command=sys.argv, inputs={"scenario": bench.SCENARIO}, parameters={"quick": args.quick},
+            seeds={"model": 1}, started=started, finished=now(), directory=staging))
+    print(f"{'engine':<7}{'users':>11}{'s/step':>10}{'user-steps/s':>15}{'peak MiB':>10}"
+          f"{'B/user':>8}")
+    for r in rows:
+        print(f"{r['engine']:<7}{r['users']:>11,}{r['seconds_per_step']:>10.4f}"
+              f"{r['user_steps_per_second']:>15,.0f}{r['peak_rss_mib']:>10.0f}"
+              f"{r['bytes_per_user']:>8.1f}")
+    ratios = ", ".join(f"{side}x{side}: {ratio:.0f}x"
+                       for side, ratio in summary["speed_ratio_array_over_agent"].items())
+    print(f"array / agent speed: {ratios}")
+    print("cost growth (seconds per step ~ users^b): " + ", ".join(
+        f"{engine} b={b:.2f}" for engine, b in summary["growth_exponent"].items() if b is not None))
+    for name, value in summary["reached"].items():
+        print(f"{name}: {value:,.2f} (target {summary['targets'][name]:,})")
+    print(f"results in {target}/ (bench.json, bench.html, manifest.json)")
+
+
 def cmd_keys(args) -> None:
     from sim.scenario import schema_rows
 
@@ -98,6 +129,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default results/<scenario name>/)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
+
+    bench = commands.add_parser("bench", help="measure both engines' speed and memory")
+    bench.add_argument("--quick", action="store_true", help="a smaller plan, under a minute")
+    bench.add_argument("--out", help="output directory (default results/bench/)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=cmd_bench)
 
     keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
     keys.set_defaults(handler=cmd_keys)

@@ -42,9 +42,10 @@ def option_utilities(view: MarketView, users: UserSpec, current, neighbour_count
     cost per platform joined - multihoming cost per extra platform. Options that
     join a platform with suspended registrations get -inf.
     """
-    counts = np.asarray(neighbour_counts, dtype=float)
-    ties = np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)
-    reachable = (counts @ view.reach.T) / ties
+    counts = np.asarray(neighbour_counts, dtype=np.int64)
+    ties = np.maximum(counts.sum(axis=-1, keepdims=True), 1)
+    # an integer product: exact, and it keeps BLAS threads out of the engines' way
+    reachable = (counts @ view.reach.T.astype(np.int64)) / ties
     friction = users.share_rate * users.token_cost * view.option_blocked
     utility = (view.option_quality + users.network_weight * reachable - friction
                - users.switching_cost * view.new_platforms[current]

@@ -1,0 +1,137 @@
+"""The performance benchmark: both engines on china_2021's rules at growing sizes.
+
+Each measurement runs in a fresh process, so its peak memory (RSS) is its own.
+Speed and memory targets live here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "china_2021.toml"
+
+# (engine, grid side, weeks timed)
+FULL = [("agent", 25, 10), ("agent", 50, 10), ("agent", 100, 5),
+        ("array", 25, 20), ("array", 50, 20), ("array", 100, 20), ("array", 316, 20),
+        ("array", 1000, 10), ("array", 3536, 104)]
+QUICK = [("agent", 25, 5), ("agent", 50, 3),
+         ("array", 25, 10), ("array", 50, 10), ("array", 316, 5), ("array", 1000, 3)]
+TARGETS = {"array_user_steps_per_s_at_1000": 20e6, "array_over_agent_at_100": 300,
+           "case_1_100_seconds": 120, "case_1_100_peak_gib": 2.0}
+
+
+def state_bytes(model) -> float:
+    """Bytes the array engine keeps per user (its arrays, nothing else)."""
+    users = model.users
+    arrays = [users.platforms, users.user_cell, users.cell_user, users.n_ties, users.revising,
+              users.rewired_start, users.rewired_slot, users.rewired_target]
+    return sum(a.nbytes for a in arrays) / max(model.population, 1)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def measure(engine: str, side: int, weeks: int) -> dict:
+    """Build and step one model; report its speed and memory."""
+    from sim.model import WalledGardenModel
+    from sim.scenario import load
+
+    overrides = [f"grid.width={side}", f"grid.height={side}", f'engine="{engine}"']
+    if engine == "array":       # compile (or load the cached kernels) before timing
+        warm = WalledGardenModel(load(SCENARIO, ["grid.width=8", "grid.height=8", 'engine="array"']),
+                                 rng=np.random.SeedSequence(0))
+        warm.step()
+    before = rss_mib()
+    started = time.perf_counter()
+    model = WalledGardenModel(load(SCENARIO, overrides), rng=np.random.SeedSequence(1))
+    built = time.perf_counter()
+    after_init = rss_mib()
+    for _ in range(weeks):
+        model.step()
+    finished = time.perf_counter()
+    users = model.population
+    seconds_per_step = (finished - built) / weeks
+    return {
+        "engine": engine, "side": side, "users": users, "weeks": weeks,
+        "init_seconds": built - started,
+        "total_seconds": finished - started,
+        "seconds_per_step": seconds_per_step,
+        "user_steps_per_second": users / seconds_per_step,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bytes_per_user": state_bytes(model) if engine == "array"
+        else (after_init - before) * 2 ** 20 / max(users, 1),
+    }
+
+
+def _child(args, queue):
+    queue.put(measure(*args))
+
+
+def measure_in_fresh_process(args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def growth(rows: list[dict], engine: str) -> float | None:
+    """Exponent b in seconds_per_step ~ users^b (1 = linear)."""
+    points = [(r["users"], r["seconds_per_step"]) for r in rows if r["engine"] == engine]
+    if len(points) < 2:
+        return None
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def summarise(rows: list[dict]) -> dict:
+    by = {(r["engine"], r["side"]): r for r in rows}
+    ratios = {side: by[("array", side)]["user_steps_per_second"]
+              / by[("agent", side)]["user_steps_per_second"]
+              for (engine, side) in by if engine == "agent" and ("array", side) in by}
+    reached = {}
+    if ("array", 1000) in by:
+        reached["array_user_steps_per_s_at_1000"] = by[("array", 1000)]["user_steps_per_second"]
+    if 100 in ratios:
+        reached["array_over_agent_at_100"] = ratios[100]
+    if ("array", 3536) in by:
+        case = by[("array", 3536)]
+        reached["case_1_100_seconds"] = case["total_seconds"]
+        reached["case_1_100_peak_gib"] = case["peak_rss_mib"] / 1024
+    return {"speed_ratio_array_over_agent": {str(k): v for k, v in sorted(ratios.items())},
+            "growth_exponent": {e: growth(rows, e) for e in ("agent", "array")},
+            "targets": TARGETS, "reached": reached}
+
+
+def figure(rows: list[dict]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for engine in ("agent", "array"):
+        points = [r for r in rows if r["engine"] == engine]
+        fig.add_trace(go.Scatter(x=[r["users"] for r in points],
+                                 y=[r["user_steps_per_second"] for r in points],
+                                 mode="lines+markers", name=f"{engine} engine"))
+    fig.update_layout(template="plotly_white", xaxis_type="log", yaxis_type="log",
+                      xaxis_title="users", yaxis_title="user-steps per second",
+                      title=f"china_2021 rules on {os.cpu_count()} cores")
+    return fig
+
+
+def run(quick: bool, progress: bool = True) -> tuple[list[dict], dict]:
+    from tqdm import tqdm
+
+    plan = QUICK if quick else FULL
+    rows = [measure_in_fresh_process(args)
+            for args in tqdm(plan, desc="bench", unit="size", disable=not progress)]
+    return rows, summarise(rows)

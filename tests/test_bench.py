@@ -1,0 +1,28 @@
+"""The benchmark's machinery (its numbers are reported, never asserted on speed)."""
+
+import pytest
+
+from sim import bench
+
+
+@pytest.mark.parametrize("engine", ["agent", "array"])
+def test_measure_reports_speed_and_memory_for_a_small_grid(engine):
+    row = bench.measure(engine, 8, 2)
+    assert row["users"] == 64 and row["weeks"] == 2
+    assert row["seconds_per_step"] > 0 and row["user_steps_per_second"] > 0
+    assert row["peak_rss_mib"] > 0
+
+
+def test_array_engine_state_stays_within_64_bytes_per_user():
+    row = bench.measure("array", 60, 1)
+    assert 0 < row["bytes_per_user"] <= 64
+
+
+def test_summary_recovers_ratio_and_linear_growth():
+    rows = [{"engine": e, "side": side, "users": side * side, "weeks": 1,
+             "seconds_per_step": cost * side * side, "user_steps_per_second": 1 / cost,
+             "total_seconds": 1.0, "peak_rss_mib": 1.0}
+            for e, cost in (("agent", 1e-4), ("array", 1e-6)) for side in (10, 100)]
+    summary = bench.summarise(rows)
+    assert summary["speed_ratio_array_over_agent"]["100"] == pytest.approx(100)
+    assert summary["growth_exponent"]["array"] == pytest.approx(1.0)
