@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from sim.compare import CompareError
 from sim.scenario import ScenarioError
 
 RESULTS = Path("results")
@@ -67,6 +68,61 @@ def print_headline(scenario, headline: list[dict], target: Path) -> None:
             interval = f"[{h['ci_low']:.4g}, {h['ci_high']:.4g}]" if h["n"] else "never"
             print(f"{h['metric']:<28}{h['mean']:>12.4g}  {interval}  (n={h['n']})")
     print(f"results in {target}/ (report.html, timeseries.csv, summary.csv, manifest.json)")
+
+
+def cmd_sweep(args) -> None:
+    from sim import figures, outputs
+    from sim import sweep as sweeps
+
+    sweep = sweeps.load_sweep(args.sweep)
+    target = Path(args.out) if args.out else RESULTS / sweep.name
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out: {target} exists and is not a directory")
+    workers = args.workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UsageError("--workers: must be at least 1")
+    started = now()
+    status = sweeps.run_sweep(sweep, target, workers, args.scheduler, progress=not args.quiet)
+    runs = sweeps.collect(sweep, target)
+    if not runs:
+        raise UsageError(f"{args.sweep}: every run failed; see {target}/runs/*.error.json")
+    summary = sweeps.summary_rows(sweep, runs)
+    columns = ["point", "point_id", *sweep.parameters, "metric", "mean", "sd", "ci_low",
+               "ci_high", "n"]
+    outputs.write_csv_atomic(target / "summary.csv", columns, summary)
+    with outputs.staged_directory(target / "figures") as staging:
+        figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging,
+                              png=not args.no_png)
+    failed = sweeps.errors(sweep, target)
+    manifest = outputs.manifest(
+        command=sys.argv, inputs={"sweep": Path(args.sweep), "base": sweep.base},
+        parameters={"design": sweep.design, "parameters": {k: list(v) for k, v in
+                                                           sweep.parameters.items()},
+                    "fixed": sweep.fixed, "points": list(sweep.points),
+                    "replicates": sweep.replicates, "metrics": list(sweep.metrics)},
+        seeds={"root": sweep.seed, "common_random_numbers": sweep.common_random_numbers,
+               "derivation": "SeedSequence(root, spawn_key=(replicate,))"
+               if sweep.common_random_numbers else
+               "SeedSequence(root, spawn_key=(int(point_id, 16), replicate))",
+               "point_ids": [sweeps.point_id(p) for p in sweep.points]},
+        started=started, finished=now(), directory=target)
+    manifest["backend"] = {"workers": workers, "scheduler": args.scheduler or "processes"}
+    manifest["failed_runs"] = [{k: e[k] for k in ("index", "replicate", "error")} for e in failed]
+    outputs.write_json_atomic(target / "manifest.json", manifest)
+    print(f"{sweep.name}: {len(sweep.points)} point(s) x {sweep.replicates} replicate(s); "
+          f"ran {status['ran']} now, {len(failed)} failed in all")
+    print(f"results in {target}/ (runs.parquet, summary.csv, figures/, manifest.json)")
+
+
+def cmd_compare(args) -> None:
+    from sim.compare import compare_runs
+
+    rows = compare_runs(Path(args.a), Path(args.b))
+    print(f"{'metric':<28}{'mean A':>11}{'mean B':>11}{'B - A':>11}{'Cohen d':>9}"
+          f"{'Welch p':>10}{'M-W p':>10}")
+    for r in rows:
+        print(f"{r['metric']:<28}{r['mean_a']:>11.4g}{r['mean_b']:>11.4g}{r['difference']:>11.4g}"
+              f"{r['cohen_d']:>9.2f}{r['welch_p']:>10.3g}{r['mann_whitney_p']:>10.3g}")
 
 
 def cmd_bench(args) -> None:
@@ -130,6 +186,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
 
+    sweep = commands.add_parser("sweep", help="run a sweep of scenarios (resumable)")
+    sweep.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/fine_deadline.toml")
+    sweep.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS|local",
+                       help="run on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins one")
+    sweep.add_argument("--out", help="output directory (default results/<sweep name>/)")
+    sweep.add_argument("--no-png", action="store_true", help="figures as HTML only")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    compare = commands.add_parser("compare", help="test the difference between two runs' outcomes")
+    compare.add_argument("a", help="a run's output directory (with summary.csv)")
+    compare.add_argument("b", help="another run's output directory")
+    compare.set_defaults(handler=cmd_compare)
+
     bench = commands.add_parser("bench", help="measure both engines' speed and memory")
     bench.add_argument("--quick", action="store_true", help="a smaller plan, under a minute")
     bench.add_argument("--out", help="output directory (default results/bench/)")
@@ -145,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ScenarioError, UsageError) as err:
+    except (ScenarioError, UsageError, CompareError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

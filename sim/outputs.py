@@ -69,6 +69,21 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     Path(path).write_text(csv_text(columns, rows), encoding="utf-8")
 
 
+def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
+    write_text_atomic(path, csv_text(columns, rows))
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: never a half-written file."""
+    temporary = Path(path).with_name(Path(path).name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

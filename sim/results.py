@@ -17,6 +17,16 @@ def tracked_columns(scenario: Scenario) -> list[str]:
     return list(TRACKED[:1]) + [f"users_{p.name}" for p in scenario.messaging] + list(TRACKED[1:])
 
 
+TOTALS = ("steps_to_open", "total_fines", "total_violations", "total_reblocks", "total_friction",
+          "abandoned_rate")
+
+
+def summary_metrics(scenario: Scenario) -> list[str]:
+    """The names of a run's summary metrics (the columns of summary.csv)."""
+    return list(TOTALS) + [f"{kind}_{column}" for column in tracked_columns(scenario)
+                           for kind in ("final", "mean")]
+
+
 def steps_to_open(rows: list[dict]) -> float:
     """First week from which no link is blocked for the rest of the run (NaN if never)."""
     first = math.nan

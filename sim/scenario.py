@@ -472,6 +472,21 @@ def check_consistency(s: Scenario) -> None:
                             f"the grid ({s.grid.width} x {s.grid.height})")
 
 
+def key_check(dotted: str) -> Check | None:
+    """What a dotted key (as in --set) accepts, or None if there is no such key."""
+    parts = dotted.split(".")
+    if parts[0] == "platforms" and len(parts) == 3:
+        cls, name = PlatformSpec, parts[2]
+    elif parts[0] in SECTIONS and len(parts) == 2:
+        cls, name = SECTIONS[parts[0]], parts[1]
+    elif len(parts) == 1:
+        cls, name = Scenario, parts[0]
+    else:
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+    return fields[name].metadata["check"] if name in fields else None
+
+
 def surface_weights(s: Scenario) -> tuple[float, ...]:
     """Surface weights in SURFACES order, normalised to sum to 1."""
     raw = [float(s.users.surface_weights.get(name, 0.0)) for name in SURFACES]

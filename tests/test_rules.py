@@ -107,3 +107,12 @@ def test_derived_scenarios_take_their_base_and_apply_overrides(root):
     assert derived.regulator.policy == "none" and base.regulator.policy == "order"
     assert all(not p.blocks for p in derived.platforms)
     assert derived.users == base.users and derived.grid == base.grid
+
+
+def test_summary_metric_names_match_the_summaries():
+    from sim.results import summarize_replicate, summary_metrics
+    from sim.runner import run_replicate
+
+    scenario = small("china_2021", steps=3)
+    summary = summarize_replicate(scenario, 0, run_replicate(scenario, 0).rows)
+    assert list(summary)[2:] == summary_metrics(scenario)

@@ -1,0 +1,354 @@
+"""Scenario sweeps: designs, replicates, any executor, resumable, streamed to disk.
+
+A sweep file names a base scenario, the parameters to vary (dotted keys, as with
+`--set`), a design (`grid`, `lhs`, `sobol` or `morris`), replicates and metrics.
+Every run is saved as soon as it finishes (`runs/<point>-r<replicate>.parquet`,
+written under a temporary name and renamed), so an interrupted sweep loses only
+the runs in flight and the same command finishes only what is missing. The runs
+are then streamed, in canonical order, into `runs.parquet`, and summarised.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import itertools
+import json
+import os
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sim.results import summary_metrics
+from sim.scenario import ScenarioError, key_check, load
+
+DESIGNS = ("grid", "lhs", "sobol", "morris")
+DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
+                   "mean_consumer_surplus", "final_hhi", "abandoned_rate")
+SWEEP_KEYS = {"name", "description", "base", "replicates", "seed", "common_random_numbers",
+              "metrics", "set", "design", "parameters"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    source: str
+    name: str
+    base: Path
+    replicates: int
+    seed: int
+    common_random_numbers: bool
+    metrics: tuple[str, ...]
+    fixed: dict
+    design: str
+    samples: int
+    parameters: dict          # dotted key -> list of values (grid) or (low, high) (others)
+    points: tuple[dict, ...] = field(default=())
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file, and lay out its design points."""
+    path, source = Path(path), str(path)
+    if not path.is_file():
+        raise ScenarioError(source, "", "no such sweep file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(source, "", f"malformed TOML: {err}") from None
+    for name in data:
+        if name not in SWEEP_KEYS:
+            raise ScenarioError(source, name, "unknown key; allowed: " + ", ".join(sorted(SWEEP_KEYS)))
+    if not isinstance(data.get("base"), str):
+        raise ScenarioError(source, "base", "must name the base scenario file (relative to the sweep)")
+    design = data.get("design", {})
+    kind = design.get("kind", "grid") if isinstance(design, dict) else None
+    if kind not in DESIGNS:
+        raise ScenarioError(source, "design.kind", "must be one of " + ", ".join(DESIGNS))
+    samples = design.get("samples", 16)
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise ScenarioError(source, "design.samples", f"must be an integer ≥ 1, got {samples!r}")
+    replicates, seed = data.get("replicates", 10), data.get("seed", 0)
+    for key, value in (("replicates", replicates), ("seed", seed)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
+            raise ScenarioError(source, key, f"must be a whole number ≥ {int(key == 'replicates')}")
+    metrics = tuple(data.get("metrics", DEFAULT_METRICS))
+    parameters = _parameters(data.get("parameters"), kind, source)
+    sweep = Sweep(source=source, name=data.get("name", path.stem), base=path.parent / data["base"],
+                  replicates=replicates, seed=seed,
+                  common_random_numbers=bool(data.get("common_random_numbers", False)),
+                  metrics=metrics, fixed=dict(data.get("set", {})), design=kind, samples=samples,
+                  parameters=parameters)
+    sweep = Sweep(**{**sweep.__dict__, "points": tuple(design_points(sweep))})
+    for point in sweep.points:            # every point must make a valid scenario
+        scenario = point_scenario(sweep, point)
+    known = summary_metrics(scenario)
+    for metric in metrics:
+        if metric not in known:
+            raise ScenarioError(source, "metrics", f"unknown metric {metric!r}; allowed: "
+                                + ", ".join(known))
+    return sweep
+
+
+def _parameters(raw, kind: str, source: str) -> dict:
+    if not isinstance(raw, dict) or not raw:
+        raise ScenarioError(source, "parameters", "needs at least one parameter to vary")
+    parameters = {}
+    for key, spec in raw.items():
+        check = key_check(key)
+        if check is None:
+            raise ScenarioError(source, f"parameters.{key}", "not a scenario key (see scenarios/README.md)")
+        if kind == "grid":
+            if not isinstance(spec, list) or not spec:
+                raise ScenarioError(source, f"parameters.{key}", "a grid needs a non-empty list of values")
+            parameters[key] = [_coerce(check, v, source, key) for v in spec]
+        else:
+            if (not isinstance(spec, dict) or set(spec) != {"low", "high"}
+                    or not all(isinstance(spec[b], (int, float)) for b in spec)):
+                raise ScenarioError(source, f"parameters.{key}", f"a {kind} design needs "
+                                    "{ low = ..., high = ... }")
+            if not spec["low"] < spec["high"]:
+                raise ScenarioError(source, f"parameters.{key}", "empty range: low must be below high")
+            if check.kind not in (int, float):
+                raise ScenarioError(source, f"parameters.{key}", "only numeric keys take a range")
+            parameters[key] = (float(spec["low"]), float(spec["high"]))
+    return parameters
+
+
+def _coerce(check, value, source, key):
+    try:
+        return check.validate(value)
+    except ValueError as err:
+        raise ScenarioError(source, f"parameters.{key}", str(err)) from None
+
+
+def design_points(sweep: Sweep) -> list[dict]:
+    """The design's points, each a dict of dotted key -> value, in canonical order."""
+    keys = list(sweep.parameters)
+    if sweep.design == "grid":
+        return [dict(zip(keys, values))
+                for values in itertools.product(*(sweep.parameters[k] for k in keys))]
+    problem = salib_problem(sweep)
+    if sweep.design == "lhs":
+        from scipy.stats import qmc
+
+        unit = qmc.LatinHypercube(d=len(keys), seed=sweep.seed).random(sweep.samples)
+        lows, highs = np.array(problem["bounds"]).T
+        matrix = qmc.scale(unit, lows, highs)
+    elif sweep.design == "sobol":
+        from SALib.sample import sobol
+
+        matrix = sobol.sample(problem, sweep.samples, calc_second_order=False, seed=sweep.seed)
+    else:
+        from SALib.sample import morris
+
+        matrix = morris.sample(problem, sweep.samples, num_levels=4, seed=sweep.seed)
+    points = []
+    for row in matrix:
+        point = {}
+        for key, value in zip(keys, row):
+            point[key] = int(round(value)) if key_check(key).kind is int else float(value)
+        points.append(point)
+    return points
+
+
+def salib_problem(sweep: Sweep) -> dict:
+    return {"num_vars": len(sweep.parameters), "names": list(sweep.parameters),
+            "bounds": [list(sweep.parameters[k]) for k in sweep.parameters]}
+
+
+def point_id(point: dict) -> str:
+    """A stable name for a design point: a hash of its parameters, not its position."""
+    text = json.dumps(point, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_seed(sweep: Sweep, point: dict, replicate: int) -> np.random.SeedSequence:
+    """Keyed by the point's hash and the replicate, so adding points never shifts
+    existing seeds; with common random numbers every point shares the replicate's."""
+    if sweep.common_random_numbers:
+        return np.random.SeedSequence(sweep.seed, spawn_key=(replicate,))
+    return np.random.SeedSequence(sweep.seed, spawn_key=(int(point_id(point), 16), replicate))
+
+
+def point_scenario(sweep: Sweep, point: dict):
+    overrides = [f"{k}={json.dumps(v)}" for k, v in {**sweep.fixed, **point}.items()]
+    return load(sweep.base, overrides)
+
+
+# --- Running --------------------------------------------------------------------------
+
+def run_task(sweep: Sweep, index: int, replicate: int) -> dict:
+    """One run of one design point (in a worker). Returns rows and summary, or the error."""
+    from sim.model import WalledGardenModel
+    from sim.results import summarize_replicate
+
+    point = sweep.points[index]
+    try:
+        scenario = point_scenario(sweep, point)
+        model = WalledGardenModel(scenario, rng=run_seed(sweep, point, replicate))
+        for _ in range(scenario.steps):
+            model.step()
+        for row in model.rows:
+            row["replicate"] = replicate
+        summary = summarize_replicate(scenario, replicate, model.rows)
+        return {"index": index, "replicate": replicate, "rows": model.rows, "summary": summary}
+    except Exception as err:  # a failing run is recorded, and the sweep goes on
+        return {"index": index, "replicate": replicate, "error": repr(err),
+                "traceback": traceback.format_exc()}
+
+
+def run_path(directory: Path, sweep: Sweep, index: int, replicate: int, suffix: str) -> Path:
+    return directory / "runs" / f"{index:06d}-{point_id(sweep.points[index])}-r{replicate:04d}{suffix}"
+
+
+def pending_tasks(sweep: Sweep, directory: Path) -> list[tuple[int, int]]:
+    return [(i, r) for i in range(len(sweep.points)) for r in range(sweep.replicates)
+            if not run_path(directory, sweep, i, r, ".parquet").exists()]
+
+
+def save_run(directory: Path, sweep: Sweep, result: dict) -> None:
+    """Write one finished run (or its error) under a temporary name, then rename."""
+    import pyarrow.parquet as pq
+
+    index, replicate = result["index"], result["replicate"]
+    if "error" in result:
+        path = run_path(directory, sweep, index, replicate, ".error.json")
+        _atomic_write_text(path, json.dumps(result, indent=2))
+        return
+    table = run_table(sweep, index, result["rows"], result["summary"])
+    path = run_path(directory, sweep, index, replicate, ".parquet")
+    temporary = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+    run_path(directory, sweep, index, replicate, ".error.json").unlink(missing_ok=True)
+
+
+def run_table(sweep: Sweep, index: int, rows: list[dict], summary: dict):
+    """A run's time series with its design point's parameters, as an Arrow table; its
+    summary travels in the schema metadata."""
+    import pyarrow as pa
+
+    point = sweep.points[index]
+    columns = {"point": [index] * len(rows), "point_id": [point_id(point)] * len(rows)}
+    for key, value in point.items():
+        columns[key] = [value] * len(rows)
+    for name in rows[0]:
+        columns[name] = [row[name] for row in rows]
+    table = pa.table(columns)
+    return table.replace_schema_metadata({"summary": json.dumps(summary)})
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def executor(workers: int, scheduler: str | None):
+    """One executor interface for every backend: a local process pool, an embedded
+    Dask LocalCluster (`local`), or an existing Dask cluster (`tcp://HOST:PORT`)."""
+    if scheduler is None:
+        import multiprocessing
+
+        return cf.ProcessPoolExecutor(max_workers=workers,
+                                      mp_context=multiprocessing.get_context("spawn")), None
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client, cluster = Client(scheduler), None
+    return client.get_executor(), (client, cluster)
+
+
+def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None,
+              progress: bool = True) -> dict:
+    """Run every missing run; at most a few per worker are in flight at once."""
+    from tqdm import tqdm
+
+    (directory / "runs").mkdir(parents=True, exist_ok=True)
+    tasks = pending_tasks(sweep, directory)
+    total = len(sweep.points) * sweep.replicates
+    failures = 0
+    pool, handles = executor(workers, scheduler)
+    bar = tqdm(total=total, initial=total - len(tasks), unit="run", desc=sweep.name,
+               disable=not progress)
+    try:
+        queue = iter(tasks)
+        in_flight = set()
+        while True:
+            while len(in_flight) < 4 * workers:
+                task = next(queue, None)
+                if task is None:
+                    break
+                in_flight.add(pool.submit(run_task, sweep, *task))
+            if not in_flight:
+                break
+            done, in_flight = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                save_run(directory, sweep, result)
+                failures += "error" in result
+                bar.update(1)
+                bar.set_postfix(failed=failures)
+    finally:
+        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if handles:
+            client, cluster = handles
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return {"runs": total, "ran": len(tasks), "failed": failures}
+
+
+# --- Collecting -----------------------------------------------------------------------
+
+def collect(sweep: Sweep, directory: Path) -> list[dict]:
+    """Stream every saved run, in canonical order, into runs.parquet; return the
+    per-run summaries (with their point), which are small."""
+    import pyarrow.parquet as pq
+
+    summaries, writer = [], None
+    temporary = directory / "runs.parquet.tmp"
+    try:
+        for index in range(len(sweep.points)):
+            for replicate in range(sweep.replicates):
+                path = run_path(directory, sweep, index, replicate, ".parquet")
+                if not path.exists():
+                    continue
+                table = pq.read_table(path)
+                summary = json.loads(table.schema.metadata[b"summary"])
+                table = table.replace_schema_metadata(None)
+                if writer is None:
+                    writer = pq.ParquetWriter(temporary, table.schema)
+                writer.write_table(table)
+                summaries.append({"point": index, **sweep.points[index], **summary})
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        os.replace(temporary, directory / "runs.parquet")
+    return summaries
+
+
+def summary_rows(sweep: Sweep, summaries: list[dict]) -> list[dict]:
+    """Per design point and metric: mean, sd, 95% confidence interval and n."""
+    from sim.results import confidence_interval
+
+    rows = []
+    for index, point in enumerate(sweep.points):
+        runs = [s for s in summaries if s["point"] == index]
+        for metric in sweep.metrics:
+            stats = confidence_interval([s[metric] for s in runs])
+            rows.append({"point": index, "point_id": point_id(point), **point,
+                         "metric": metric, **stats})
+    return rows
+
+
+def errors(sweep: Sweep, directory: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((directory / "runs").glob("*.error.json"))]
