@@ -277,9 +277,9 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
     pool, handles = executor(workers, scheduler)
     bar = tqdm(total=total, initial=total - len(tasks), unit="run", desc=sweep.name,
                disable=not progress)
+    in_flight = set()
     try:
         queue = iter(tasks)
-        in_flight = set()
         while True:
             while len(in_flight) < 4 * workers:
                 task = next(queue, None)
@@ -297,7 +297,9 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
                 bar.set_postfix(failed=failures)
     finally:
         bar.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in in_flight:          # interrupted: drop what has not started
+            future.cancel()
+        pool.shutdown(wait=True)
         if handles:
             client, cluster = handles
             client.close()
