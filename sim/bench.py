@@ -23,7 +23,8 @@ FULL = [("agent", 25, 10), ("agent", 50, 10), ("agent", 100, 5),
 QUICK = [("agent", 25, 5), ("agent", 50, 3),
          ("array", 25, 10), ("array", 50, 10), ("array", 316, 5), ("array", 1000, 3)]
 TARGETS = {"array_user_steps_per_s_at_1000": 20e6, "array_over_agent_at_100": 300,
-           "case_1_100_seconds": 120, "case_1_100_peak_gib": 2.0}
+           "case_1_100_seconds": 120, "case_1_100_peak_gib": 2.0,
+           "sweep_2_workers_over_1": 1.8, "sweep_dask_over_processes": 0.9}
 
 
 def state_bytes(model) -> float:
@@ -85,6 +86,42 @@ def measure_in_fresh_process(args) -> dict:
     return result
 
 
+SWEEP_BENCH = """
+name = "bench_sweep"
+base = "{base}"
+replicates = {replicates}
+seed = 1
+[set]
+"grid.width" = 60
+"grid.height" = 60
+"steps" = 104
+[parameters]
+"regulator.fine" = [0.0, 0.01, 0.02, 0.04]
+"""
+
+
+def sweep_throughput(replicates: int) -> list[dict]:
+    """Runs per minute of one fixed sweep with 1 and 2 worker processes and on Dask."""
+    import tempfile
+
+    from sim import sweep as sweeps
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench_sweep.toml"
+        path.write_text(SWEEP_BENCH.format(base=SCENARIO, replicates=replicates))
+        sweep = sweeps.load_sweep(path)
+        for workers, scheduler in ((1, None), (2, None), (2, "local")):
+            out = Path(tmp) / f"{workers}-{scheduler}"
+            started = time.perf_counter()
+            sweeps.run_sweep(sweep, out, workers, scheduler, progress=False)
+            seconds = time.perf_counter() - started
+            runs = len(sweep.points) * sweep.replicates
+            results.append({"workers": workers, "backend": scheduler or "processes",
+                            "runs": runs, "seconds": seconds, "runs_per_minute": 60 * runs / seconds})
+    return results
+
+
 def growth(rows: list[dict], engine: str) -> float | None:
     """Exponent b in seconds_per_step ~ users^b (1 = linear)."""
     points = [(r["users"], r["seconds_per_step"]) for r in rows if r["engine"] == engine]
@@ -134,4 +171,10 @@ def run(quick: bool, progress: bool = True) -> tuple[list[dict], dict]:
     plan = QUICK if quick else FULL
     rows = [measure_in_fresh_process(args)
             for args in tqdm(plan, desc="bench", unit="size", disable=not progress)]
-    return rows, summarise(rows)
+    summary = summarise(rows)
+    sweep = sweep_throughput(replicates=5 if quick else 15)
+    one, two, dask = (r["runs_per_minute"] for r in sweep)
+    summary["sweeps"] = sweep
+    summary["reached"]["sweep_2_workers_over_1"] = two / one
+    summary["reached"]["sweep_dask_over_processes"] = dask / two
+    return rows, summary

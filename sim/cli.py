@@ -150,6 +150,9 @@ def cmd_bench(args) -> None:
     print(f"array / agent speed: {ratios}")
     print("cost growth (seconds per step ~ users^b): " + ", ".join(
         f"{engine} b={b:.2f}" for engine, b in summary["growth_exponent"].items() if b is not None))
+    for r in summary["sweeps"]:
+        print(f"sweep of {r['runs']} runs, {r['workers']} worker(s), {r['backend']}: "
+              f"{r['runs_per_minute']:.1f} runs/minute")
     for name, value in summary["reached"].items():
         print(f"{name}: {value:,.2f} (target {summary['targets'][name]:,})")
     print(f"results in {target}/ (bench.json, bench.html, manifest.json)")

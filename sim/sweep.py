@@ -179,10 +179,17 @@ def point_scenario(sweep: Sweep, point: dict):
 
 # --- Running --------------------------------------------------------------------------
 
-def run_task(sweep: Sweep, index: int, replicate: int) -> dict:
-    """One run of one design point (in a worker). Returns rows and summary, or the error."""
+def run_task(sweep: Sweep, index: int, replicate: int, threads: int = 0) -> dict:
+    """One run of one design point (in a worker). Returns rows and summary, or the error.
+    `threads` caps the engine's threads so that workers do not oversubscribe cores;
+    results do not depend on it."""
     from sim.model import WalledGardenModel
     from sim.results import summarize_replicate
+
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
     point = sweep.points[index]
     try:
@@ -274,6 +281,7 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
     tasks = pending_tasks(sweep, directory)
     total = len(sweep.points) * sweep.replicates
     failures = 0
+    threads = max(1, (os.cpu_count() or 1) // workers)
     pool, handles = executor(workers, scheduler)
     bar = tqdm(total=total, initial=total - len(tasks), unit="run", desc=sweep.name,
                disable=not progress)
@@ -285,7 +293,7 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
                 task = next(queue, None)
                 if task is None:
                     break
-                in_flight.add(pool.submit(run_task, sweep, *task))
+                in_flight.add(pool.submit(run_task, sweep, *task, threads))
             if not in_flight:
                 break
             done, in_flight = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
