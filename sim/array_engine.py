@@ -72,9 +72,10 @@ class ArrayUsers:
             view.open_any, joint_cdf, view.share_weights.shape[1], users.token_cost,
             users.token_success, users.share_value, counts)
         ledger.counts += counts.sum(axis=0)
-        ledger.unreachable = unreachable
-        ledger.value_delivered = token_value + (float(rng.gamma(direct, users.share_value))
-                                                if direct else 0.0)
+        direct = int(direct.sum())
+        ledger.unreachable = int(unreachable.sum())
+        ledger.value_delivered = sum(token_value.tolist()) + (
+            float(rng.gamma(direct, users.share_value)) if direct else 0.0)
         token_shares = ledger.counts[..., TOKEN_OK].sum() + ledger.counts[..., TOKEN_FAIL].sum()
         ledger.token_costs = users.token_cost * int(token_shares)
         return ledger
@@ -189,25 +190,30 @@ def _rewire(rng, user_cell, cell_user, width, height, offsets, p):
 
 
 @numba.njit(cache=True, inline="always")
-def _partner(rng, sender, n, user_cell, cell_user, width, height, offsets, n_ties, r_start,
+def _partner(u, sender, n, user_cell, cell_user, width, height, offsets, n_ties, r_start,
              r_slot, r_target, well_mixed):
-    """A tie drawn uniformly among the sender's ties (-1 if none)."""
+    """A tie drawn uniformly among the sender's ties by the uniform u (-1 if none),
+    and what is left of u: u x k less its integer part is again uniform on [0, 1),
+    with at least 29 of its 53 bits, enough to draw the share's content and surface."""
     if well_mixed:
-        return _random_other(sender, rng.random(), n)
+        scaled = u * (n - 1)
+        return (sender + 1 + int(scaled)) % n, scaled - int(scaled)
     ties = n_ties[sender]
     if ties == 0:
-        return -1
-    pick = int(rng.random() * ties)
+        return -1, u
+    scaled = u * ties
+    pick = int(scaled)
+    rest = scaled - pick
     if ties == len(offsets):                     # a full neighbourhood: every slot is a tie
         return _tie(sender, pick, user_cell, cell_user, width, height, offsets, r_start,
-                    r_slot, r_target)
+                    r_slot, r_target), rest
     for slot in range(len(offsets)):
         if _neighbour(user_cell[sender], slot, width, height, offsets, cell_user) >= 0:
             if pick == 0:
                 return _tie(sender, slot, user_cell, cell_user, width, height, offsets,
-                            r_start, r_slot, r_target)
+                            r_start, r_slot, r_target), rest
             pick -= 1
-    return -1
+    return -1, rest
 
 
 @numba.njit(cache=True)
@@ -230,7 +236,9 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
 
     Senders are visited in order (so memory is read as a stream); each shares a
     Poisson number of links, drawn by inverse CDF from `poisson_cdf`.
-    Returns (unreachable shares, direct shares, value of token shares delivered).
+    Returns per block: unreachable shares, direct shares, value of token shares
+    delivered. (Summing them here would be a parallel reduction, whose order, and so
+    whose last float digits, would depend on the number of threads.)
     """
     n, blocks = len(masks), len(bounds) - 1
     unreachable = np.zeros(blocks, np.int64)
@@ -244,11 +252,12 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
             if shares == len(poisson_cdf) - 1:       # the far tail: draw it exactly
                 shares = rng.poisson(-np.log(poisson_cdf[0]))
             for _ in range(shares):
-                partner = _partner(rng, sender, n, user_cell, cell_user, width, height,
-                                   offsets, n_ties, r_start, r_slot, r_target, well_mixed)
+                partner, rest = _partner(rng.random(), sender, n, user_cell, cell_user, width,
+                                         height, offsets, n_ties, r_start, r_slot, r_target,
+                                         well_mixed)
                 if partner < 0:
                     continue
-                category = _draw_index(joint_cdf, rng.random())
+                category = _draw_index(joint_cdf, rest)
                 content, surface = category // n_surfaces, category % n_surfaces
                 common = masks[sender] & masks[partner]
                 if common == 0:
@@ -266,7 +275,7 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
                     else:
                         counts[block, common, content, surface, TOKEN_FAIL] += 1
         unreachable[block], direct[block], token_value[block] = lost, reached, valued
-    return unreachable.sum(), direct.sum(), token_value.sum()
+    return unreachable, direct, token_value
 
 
 @numba.njit(cache=True, inline="always")

@@ -125,3 +125,20 @@ def test_same_seed_same_rows_and_replicates_differ():
     first = [r["shares_attempted"] for r in rows_of(scenario, 0)]
     second = [r["shares_attempted"] for r in rows_of(scenario, 1)]
     assert first != second
+
+
+def test_array_engine_results_do_not_depend_on_the_number_of_threads():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least two threads to compare")
+    scenario = small("china_2021", "engine=\"array\"", size=20)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = rows_of(scenario)
+        numba.set_num_threads(2)
+        two = rows_of(scenario)
+    finally:
+        numba.set_num_threads(before)
+    assert one == two
