@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sim.compare import CompareError
+from sim.verify import VerifyError
 from sim.scenario import ScenarioError
 
 RESULTS = Path("results")
@@ -16,6 +17,10 @@ RESULTS = Path("results")
 
 class UsageError(Exception):
     """Bad command-line input that is not about a scenario key."""
+
+
+class VerificationFailed(Exception):
+    """verify found differences (exit status 1, not 2: the input was fine)."""
 
 
 def now() -> str:
@@ -50,8 +55,10 @@ def cmd_run(args) -> None:
         seeds = {"root": scenario.seed, "derivation": "SeedSequence(root, spawn_key=(replicate,))",
                  "replicates": {r: replicate_seed(scenario.seed, r).generate_state(2).tolist()
                                 for r in range(scenario.replicates)}}
+        recipe = ["run", outputs.portable(args.scenario)] + [
+            part for override in overrides for part in ("--set", override)]
         outputs.write_json(staging / "manifest.json", outputs.manifest(
-            command=sys.argv, inputs={"scenario": Path(args.scenario)},
+            recipe=recipe, inputs={"scenario": Path(args.scenario)},
             parameters=scenario.to_dict(), seeds=seeds, started=started, finished=now(),
             directory=staging))
     print_headline(scenario, headline, target)
@@ -74,7 +81,7 @@ def cmd_sweep(args) -> None:
     from sim import figures, outputs
     from sim import sweep as sweeps
 
-    sweep = sweeps.load_sweep(args.sweep)
+    sweep = sweeps.load_sweep(args.sweep, args.set, args.replicates)
     target = Path(args.out) if args.out else RESULTS / sweep.name
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out: {target} exists and is not a directory")
@@ -95,7 +102,10 @@ def cmd_sweep(args) -> None:
                               png=not args.no_png)
     failed = sweeps.errors(sweep, target)
     manifest = outputs.manifest(
-        command=sys.argv, inputs={"sweep": Path(args.sweep), "base": sweep.base},
+        recipe=["sweep", outputs.portable(args.sweep), *[
+            part for override in args.set for part in ("--set", override)]]
+        + (["--replicates", str(args.replicates)] if args.replicates else []),
+        inputs={"sweep": Path(args.sweep), "base": sweep.base},
         parameters={"design": sweep.design, "parameters": {k: list(v) for k, v in
                                                            sweep.parameters.items()},
                     "fixed": sweep.fixed, "points": list(sweep.points),
@@ -125,6 +135,38 @@ def cmd_compare(args) -> None:
               f"{r['cohen_d']:>9.2f}{r['welch_p']:>10.3g}{r['mann_whitney_p']:>10.3g}")
 
 
+def cmd_reproduce(args) -> None:
+    from sim import outputs, paper
+
+    spec_path = Path(args.spec)
+    spec = paper.load_spec(spec_path)
+    name = spec.get("name", spec_path.stem) + ("_quick" if args.quick else "")
+    target = Path(args.out) if args.out else RESULTS / "papers" / name
+    started = now()
+    with outputs.staged_directory(target) as staging:
+        paper.run_experiments(spec, spec_path, staging, args.quick)
+        paper.make_outputs(spec, staging, png=not args.no_png)
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["reproduce", outputs.portable(spec_path)] + (["--quick"] if args.quick else [])
+            + (["--no-png"] if args.no_png else []),
+            inputs={"spec": spec_path}, parameters={"quick": args.quick, "spec": spec},
+            seeds={"experiments": "each experiment's manifest.json"}, started=started,
+            finished=now(), directory=staging))
+    print(f"{name}: {len(spec.get('figures', []))} figure(s), {len(spec.get('tables', []))} "
+          f"table(s) in {target}/")
+
+
+def cmd_verify(args) -> None:
+    from sim.verify import verify
+
+    problems = verify(Path(args.directory))
+    if problems:
+        for problem in problems:
+            print(f"DIFFERS {problem}")
+        raise VerificationFailed(f"{args.directory}: {len(problems)} difference(s)")
+    print(f"{args.directory}: every file reproduces byte for byte")
+
+
 def cmd_bench(args) -> None:
     from sim import bench, outputs
 
@@ -137,7 +179,8 @@ def cmd_bench(args) -> None:
         bench.figure(rows).write_html(staging / "bench.html", include_plotlyjs=True,
                                       div_id="bench")
         outputs.write_json(staging / "manifest.json", outputs.manifest(
-            command=sys.argv, inputs={"scenario": bench.SCENARIO}, parameters={"quick": args.quick},
+            recipe=["bench"] + (["--quick"] if args.quick else []),
+            inputs={"scenario": bench.SCENARIO}, parameters={"quick": args.quick},
             seeds={"model": 1}, started=started, finished=now(), directory=staging))
     print(f"{'engine':<7}{'users':>11}{'s/step':>10}{'user-steps/s':>15}{'peak MiB':>10}"
           f"{'B/user':>8}")
@@ -195,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="ADDRESS|local",
                        help="run on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins one")
     sweep.add_argument("--out", help="output directory (default results/<sweep name>/)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a fixed override for every point, as in the sweep's [set] table")
+    sweep.add_argument("--replicates", type=int, help="replicates per point (overrides the file)")
     sweep.add_argument("--no-png", action="store_true", help="figures as HTML only")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)
@@ -203,6 +249,19 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("a", help="a run's output directory (with summary.csv)")
     compare.add_argument("b", help="another run's output directory")
     compare.set_defaults(handler=cmd_compare)
+
+    reproduce = commands.add_parser("reproduce", help="regenerate a paper's figures and tables")
+    reproduce.add_argument("spec", help="paper spec, e.g. scenarios/papers/walled_gardens.toml")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="the same figures from smaller, faster experiments")
+    reproduce.add_argument("--out", help="output directory (default results/papers/<name>/)")
+    reproduce.add_argument("--no-png", action="store_true", help="figures as HTML only")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
+    reproduce.set_defaults(handler=cmd_reproduce)
+
+    verify = commands.add_parser("verify", help="re-run what a manifest describes and compare")
+    verify.add_argument("directory", help="a run, sweep or paper output directory")
+    verify.set_defaults(handler=cmd_verify)
 
     bench = commands.add_parser("bench", help="measure both engines' speed and memory")
     bench.add_argument("--quick", action="store_true", help="a smaller plan, under a minute")
@@ -219,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ScenarioError, UsageError, CompareError) as err:
+    except (ScenarioError, UsageError, CompareError, VerifyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except VerificationFailed as err:
+        print(f"verify: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGES = ("mesa", "numpy", "scipy", "plotly", "pyarrow", "pandas", "kaleido")
+PACKAGES = ("mesa", "numpy", "scipy", "numba", "plotly", "kaleido", "pyarrow", "pandas",
+            "SALib", "dask", "distributed")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
@@ -112,22 +114,46 @@ def versions() -> dict:
     return found
 
 
-def manifest(*, command: list[str], inputs: dict[str, Path], parameters: dict, seeds: dict,
+def portable(path: Path) -> str:
+    """A path relative to the repository when it lies inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def data_files(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file below `directory` (relative paths, sorted), leaving out
+    manifests (they hold times) and a sweep's per-run store (runs.parquet holds it)."""
+    directory = Path(directory)
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if (path.is_file() and path.name != "manifest.json" and "runs" not in relative.parts[:-1]
+                and not path.name.endswith(".tmp")):
+            found[relative.as_posix()] = sha256(path)
+    return found
+
+
+def manifest(*, recipe: list[str], inputs: dict[str, Path], parameters: dict, seeds: dict,
              started: str, finished: str, directory: Path) -> dict:
-    """What produced the files in `directory`, and their checksums."""
+    """What produced the files in `directory`, and their checksums. `recipe` is the
+    command (after `run.py`) that makes them again, with `--out` left to the caller."""
     return {
-        "command": command,
+        "recipe": recipe,
+        "command": sys.argv,
+        "cwd": os.getcwd(),
         "git": git_state(),
         "versions": versions(),
         "platform": platform.platform(),
-        "inputs": {name: {"path": str(path), "sha256": sha256(path)}
+        "inputs": {name: {"path": portable(path), "sha256": sha256(path)}
                    for name, path in inputs.items()},
         "parameters": parameters,
         "seeds": seeds,
         "started": started,
         "finished": finished,
-        "files": {p.name: sha256(p) for p in sorted(Path(directory).iterdir())
-                  if p.is_file() and p.name != "manifest.json"},
+        "files": data_files(directory),
     }
 
 

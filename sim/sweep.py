@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.results import summary_metrics
-from sim.scenario import ScenarioError, key_check, load
+from sim.scenario import ScenarioError, key_check, load, parse_value
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
@@ -48,8 +48,9 @@ class Sweep:
     points: tuple[dict, ...] = field(default=())
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep file, and lay out its design points."""
+def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | None = None) -> Sweep:
+    """Read and validate a sweep file, and lay out its design points. `overrides`
+    (KEY=VALUE, as with --set) join its [set] table; `replicates` replaces its own."""
     path, source = Path(path), str(path)
     if not path.is_file():
         raise ScenarioError(source, "", "no such sweep file")
@@ -69,6 +70,14 @@ def load_sweep(path: str | Path) -> Sweep:
     samples = design.get("samples", 16)
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise ScenarioError(source, "design.samples", f"must be an integer ≥ 1, got {samples!r}")
+    if replicates is not None:
+        data["replicates"] = replicates
+    fixed = dict(data.get("set", {}))
+    for assignment in overrides:
+        if "=" not in assignment:
+            raise ScenarioError(source, assignment, "--set takes KEY=VALUE")
+        key, text = assignment.split("=", 1)
+        fixed[key.strip()] = parse_value(text.strip())
     replicates, seed = data.get("replicates", 10), data.get("seed", 0)
     for key, value in (("replicates", replicates), ("seed", seed)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
@@ -78,7 +87,7 @@ def load_sweep(path: str | Path) -> Sweep:
     sweep = Sweep(source=source, name=data.get("name", path.stem), base=path.parent / data["base"],
                   replicates=replicates, seed=seed,
                   common_random_numbers=bool(data.get("common_random_numbers", False)),
-                  metrics=metrics, fixed=dict(data.get("set", {})), design=kind, samples=samples,
+                  metrics=metrics, fixed=fixed, design=kind, samples=samples,
                   parameters=parameters)
     sweep = Sweep(**{**sweep.__dict__, "points": tuple(design_points(sweep))})
     for point in sweep.points:            # every point must make a valid scenario

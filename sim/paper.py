@@ -1,0 +1,244 @@
+"""Reproducing a paper: a spec names experiments (scenarios and sweeps), and the
+figures and tables made from them; `run.py reproduce SPEC` makes them all again.
+
+Output: `experiments/<name>/` (each a normal run or sweep folder), `figures/`
+(HTML and PNG), `tables/` (CSV and LaTeX) and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from sim.scenario import ScenarioError
+
+SPEC_KEYS = {"name", "title", "quick", "experiments", "figures", "tables"}
+
+
+def load_spec(path: Path) -> dict:
+    source = str(path)
+    if not Path(path).is_file():
+        raise ScenarioError(source, "", "no such paper spec")
+    try:
+        spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(source, "", f"malformed TOML: {err}") from None
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise ScenarioError(source, key, "unknown key; allowed: " + ", ".join(sorted(SPEC_KEYS)))
+    names = set()
+    for i, experiment in enumerate(spec.get("experiments", [])):
+        if not isinstance(experiment.get("name"), str) or (
+                ("scenario" in experiment) == ("sweep" in experiment)):
+            raise ScenarioError(source, f"experiments[{i}]",
+                                "needs a name and exactly one of scenario or sweep")
+        names.add(experiment["name"])
+    for section in ("figures", "tables"):
+        for i, item in enumerate(spec.get(section, [])):
+            kind = item.get("kind")
+            allowed = FIGURES if section == "figures" else TABLES
+            if kind not in allowed:
+                raise ScenarioError(source, f"{section}[{i}].kind", "must be one of "
+                                    + ", ".join(allowed))
+            for role in ("experiment", "closed", "open", "without", "with"):
+                if role in item and item[role] not in names:
+                    raise ScenarioError(source, f"{section}[{i}].{role}",
+                                        f"unknown experiment {item[role]!r}; experiments are "
+                                        + ", ".join(sorted(names)))
+    return spec
+
+
+def run_experiments(spec: dict, spec_path: Path, directory: Path, quick: bool) -> None:
+    """Each experiment through the ordinary command line, into experiments/<name>/."""
+    from sim.cli import main
+
+    quick_spec = spec.get("quick", {}) if quick else {}
+    for experiment in spec.get("experiments", []):
+        out = directory / "experiments" / experiment["name"]
+        if "scenario" in experiment:
+            args = ["run", str(spec_path.parent / experiment["scenario"]), "--quiet"]
+            for key, value in quick_spec.get("set", {}).items():
+                args += ["--set", f"{key}={json.dumps(value)}"]
+            if "replicates" in quick_spec:
+                args += ["--replicates", str(quick_spec["replicates"])]
+        else:
+            args = ["sweep", str(spec_path.parent / experiment["sweep"]), "--quiet", "--no-png"]
+            if quick_spec:
+                args += ["--replicates", str(quick_spec.get("replicates", 2))]
+                for key, value in quick_spec.get("set", {}).items():
+                    args += ["--set", f"{key}={json.dumps(value)}"]
+        with contextlib.redirect_stdout(io.StringIO()):     # each prints its own headline
+            status = main([*args, "--out", str(out)])
+        if status != 0:
+            raise ScenarioError(str(spec_path), f"experiments.{experiment['name']}",
+                                "the experiment failed")
+
+
+# --- Reading experiment results -------------------------------------------------------
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str):
+    if text == "":
+        return math.nan
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def sweep_summary(directory: Path, name: str, metric: str) -> list[dict]:
+    return [r for r in read_csv(directory / "experiments" / name / "summary.csv")
+            if r["metric"] == metric]
+
+
+def run_summary(directory: Path, name: str) -> list[dict]:
+    return read_csv(directory / "experiments" / name / "summary.csv")
+
+
+# --- Figures --------------------------------------------------------------------------
+
+def fig_timeline(item: dict, directory: Path) -> go.Figure:
+    """The 2021 timeline: users by platform, links blocked, share outcomes, surplus,
+    fines and friction under the order, with the real dates marked."""
+    from sim.report import timeline_figure
+    from sim.scenario import from_dict
+
+    folder = directory / "experiments" / item["experiment"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    scenario = from_dict(manifest["parameters"])
+    return timeline_figure(scenario, read_csv(folder / "timeseries.csv"))
+
+
+def fig_heatmap(item: dict, directory: Path) -> go.Figure:
+    from sim.figures import heatmap
+
+    rows = sweep_summary(directory, item["experiment"], item["metric"])
+    keys = [k for k in rows[0] if "." in k]
+    return heatmap(rows, keys, item["metric"])
+
+
+def fig_lines(item: dict, directory: Path) -> go.Figure:
+    from sim.figures import lines
+
+    rows = sweep_summary(directory, item["experiment"], item["metric"])
+    keys = [k for k in rows[0] if "." in k]
+    return lines(rows, keys, item["metric"])
+
+
+def fig_welfare_gain(item: dict, directory: Path) -> go.Figure:
+    """The consumer-surplus gain from opening every link against the multihoming rate
+    of the closed market, point by point (mean difference and 95% interval)."""
+    gains = welfare_gain(directory, item["closed"], item["open"])
+    fig = go.Figure(go.Scatter(
+        x=[g["multihoming_rate"] for g in gains], y=[g["gain"] for g in gains],
+        error_y={"array": [g["ci_half_width"] for g in gains]}, mode="lines+markers",
+        text=[f"multihoming_cost={g['multihoming_cost']}" for g in gains]))
+    fig.update_layout(template="plotly_white", xaxis_title="multihoming rate without opening",
+                      yaxis_title="consumer surplus gain from opening, per week",
+                      title="Welfare gain from opening against multihoming (95% CI)")
+    return fig
+
+
+def welfare_gain(directory: Path, closed: str, opened: str) -> list[dict]:
+    surplus_closed = sweep_summary(directory, closed, "mean_consumer_surplus")
+    surplus_open = sweep_summary(directory, opened, "mean_consumer_surplus")
+    multihoming = sweep_summary(directory, closed, "final_multihoming_rate")
+    gains = []
+    for c, o, m in zip(surplus_closed, surplus_open, multihoming):
+        se = math.hypot(c["sd"] / math.sqrt(c["n"]), o["sd"] / math.sqrt(o["n"]))
+        gains.append({"multihoming_cost": c["users.multihoming_cost"],
+                      "multihoming_rate": m["mean"], "gain": o["mean"] - c["mean"],
+                      "ci_half_width": 1.96 * se})
+    return sorted(gains, key=lambda g: g["multihoming_rate"])
+
+
+def fig_order_effect(item: dict, directory: Path) -> go.Figure:
+    """Each metric with and without the order: replicate means and 95% intervals."""
+    from plotly.subplots import make_subplots
+
+    from sim.results import confidence_interval
+
+    metrics = item["metrics"]
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
+    for col, metric in enumerate(metrics, start=1):
+        for label, name in (("without order", item["without"]), ("with order", item["with"])):
+            ci = confidence_interval([r[metric] for r in run_summary(directory, name)])
+            fig.add_trace(go.Bar(x=[label], y=[ci["mean"]], showlegend=False,
+                                 error_y={"array": [ci["ci_high"] - ci["mean"]]}),
+                          row=1, col=col)
+    fig.update_layout(template="plotly_white", title="The order's effect (mean, 95% CI)")
+    return fig
+
+
+FIGURES = {"timeline": fig_timeline, "heatmap": fig_heatmap, "lines": fig_lines,
+           "welfare_gain": fig_welfare_gain, "order_effect": fig_order_effect}
+
+
+# --- Tables ---------------------------------------------------------------------------
+
+def table_compare(item: dict, directory: Path) -> list[dict]:
+    """Per metric: mean and 95% CI without and with the order, difference, Welch p,
+    Cohen's d."""
+    from sim.compare import compare_runs
+    from sim.results import confidence_interval
+
+    base = directory / "experiments"
+    tests = {r["metric"]: r for r in compare_runs(base / item["without"], base / item["with"])}
+    rows = []
+    for metric in item["metrics"]:
+        without = confidence_interval([r[metric] for r in run_summary(directory, item["without"])])
+        with_ = confidence_interval([r[metric] for r in run_summary(directory, item["with"])])
+        test = tests.get(metric, {})
+        rows.append({"metric": metric, "without_mean": without["mean"],
+                     "without_ci": f"[{without['ci_low']:.4g}, {without['ci_high']:.4g}]",
+                     "with_mean": with_["mean"],
+                     "with_ci": f"[{with_['ci_low']:.4g}, {with_['ci_high']:.4g}]",
+                     "difference": with_["mean"] - without["mean"],
+                     "welch_p": test.get("welch_p", math.nan),
+                     "cohen_d": test.get("cohen_d", math.nan)})
+    return rows
+
+
+TABLES = {"compare": table_compare}
+
+
+def latex_table(rows: list[dict], caption: str) -> str:
+    columns = list(rows[0])
+    def cell(v):
+        text = f"{v:.4g}" if isinstance(v, float) else str(v)
+        return text.replace("_", r"\_").replace("%", r"\%")
+    lines = [r"\begin{table}", r"\centering", f"\\caption{{{cell(caption)}}}",
+             r"\begin{tabular}{l" + "r" * (len(columns) - 1) + "}", r"\hline",
+             " & ".join(cell(c) for c in columns) + r" \\", r"\hline"]
+    lines += [" & ".join(cell(r[c]) for c in columns) + r" \\" for r in rows]
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def make_outputs(spec: dict, directory: Path, png: bool = True) -> None:
+    from sim import outputs
+    from sim.figures import write_figures
+
+    figures = {item["name"]: FIGURES[item["kind"]](item, directory)
+               for item in spec.get("figures", [])}
+    write_figures(figures, directory / "figures", png=png)
+    (directory / "tables").mkdir(exist_ok=True)
+    for item in spec.get("tables", []):
+        rows = TABLES[item["kind"]](item, directory)
+        outputs.write_csv(directory / "tables" / f"{item['name']}.csv", list(rows[0]), rows)
+        (directory / "tables" / f"{item['name']}.tex").write_text(
+            latex_table(rows, item.get("caption", item["name"])), encoding="utf-8")
