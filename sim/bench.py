@@ -24,7 +24,8 @@ QUICK = [("agent", 25, 5), ("agent", 50, 3),
          ("array", 25, 10), ("array", 50, 10), ("array", 316, 5), ("array", 1000, 3)]
 TARGETS = {"array_user_steps_per_s_at_1000": 20e6, "array_over_agent_at_100": 300,
            "case_1_100_seconds": 120, "case_1_100_peak_gib": 2.0,
-           "sweep_2_workers_over_1": 1.8, "sweep_dask_over_processes": 0.9}
+           "sweep_2_workers_over_1": 1.8, "sweep_dask_over_processes": 0.9,
+           "server_50x50_step_and_redraw_seconds": 0.5}
 
 
 def state_bytes(model) -> float:
@@ -122,6 +123,20 @@ def sweep_throughput(replicates: int) -> list[dict]:
     return results
 
 
+def server_redraw(side: int = 50, weeks: int = 10) -> dict:
+    """Seconds for the student page to step a side x side grid and rebuild (and
+    serialise) every figure it shows: the server's share of one redraw."""
+    from sim.server.app import ClassroomModel, grid_figure, policy_figure, time_figure
+
+    model = ClassroomModel(size=side)
+    started = time.perf_counter()
+    for _ in range(weeks):
+        model.step()
+        for figure in (grid_figure, time_figure, policy_figure):
+            figure(model).to_json()
+    return {"side": side, "seconds_per_step_and_redraw": (time.perf_counter() - started) / weeks}
+
+
 def growth(rows: list[dict], engine: str) -> float | None:
     """Exponent b in seconds_per_step ~ users^b (1 = linear)."""
     points = [(r["users"], r["seconds_per_step"]) for r in rows if r["engine"] == engine]
@@ -175,6 +190,9 @@ def run(quick: bool, progress: bool = True) -> tuple[list[dict], dict]:
     sweep = sweep_throughput(replicates=5 if quick else 15)
     one, two, dask = (r["runs_per_minute"] for r in sweep)
     summary["sweeps"] = sweep
+    summary["server"] = server_redraw()
+    summary["reached"]["server_50x50_step_and_redraw_seconds"] = \
+        summary["server"]["seconds_per_step_and_redraw"]
     summary["reached"]["sweep_2_workers_over_1"] = two / one
     summary["reached"]["sweep_dask_over_processes"] = dask / two
     return rows, summary

@@ -201,6 +201,15 @@ def cmd_bench(args) -> None:
     print(f"results in {target}/ (bench.json, bench.html, manifest.json)")
 
 
+def cmd_serve(args) -> None:
+    import subprocess
+
+    app = Path(__file__).resolve().parent / "server" / "app.py"
+    print(f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+                    "--port", str(args.port), "--production", "--no-open"], check=False)
+
+
 def cmd_keys(args) -> None:
     from sim.scenario import schema_rows
 
@@ -268,6 +277,11 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="output directory (default results/bench/)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=cmd_bench)
+
+    serve = commands.add_parser("serve", help="the interactive page for students (Mesa/Solara)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.set_defaults(handler=cmd_serve)
 
     keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
     keys.set_defaults(handler=cmd_keys)

@@ -1,0 +1,138 @@
+"""The student server in a real browser: Playwright driving Debian's chromium."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "results" / "test-artifacts"
+PLOT_DATA = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(d => (d.data || []).map(t => [t.name, t.y ? Array.from(t.y) : null]))"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "run.py", "serve", "--port", str(port)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("the server did not start within 90 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.problems = []
+    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 else None)
+    page.goto(url)
+    page.wait_for_selector("text=Week 0", timeout=60000)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    return page
+
+
+def press(page, label: str, week: int):
+    """Press a control, then wait until the charts show that week."""
+    page.get_by_role("button", name=label, exact=True).click()
+    page.wait_for_selector(f"text=Week {week}", timeout=30000)
+    page.wait_for_function("""week => {
+        const plots = document.querySelectorAll('.js-plotly-plot');
+        if (plots.length < 3 || !plots[1].data) return false;
+        const token = plots[1].data.find(t => t.name === 'token');
+        return token && (token.y ? token.y.length : 0) === week;
+    }""", arg=week, timeout=30000)
+
+
+def token_shares(page) -> list:
+    time_chart = page.evaluate(PLOT_DATA)[1]
+    return next(y for name, y in time_chart if name == "token")
+
+
+def test_page_loads_offline_without_errors_and_shows_grid_and_charts(server, chromium):
+    page = open_page(chromium, server)
+    assert page.locator(".js-plotly-plot").count() >= 3
+    assert page.get_by_text("Users on the grid, week 0").count() == 1
+    assert page.get_by_text("copy-paste").count() >= 1          # the help beside the controls
+    page.wait_for_timeout(1000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "server.png"), full_page=True)
+    assert page.problems == []
+    page.close()
+
+
+def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
+    page = open_page(chromium, server)
+    press(page, "Step", 1)
+    default = token_shares(page)
+    slider = page.get_by_role("slider", name="Token cost")
+    slider.focus()
+    page.keyboard.press("End")                                  # the highest token cost
+    page.wait_for_function("document.querySelector('[aria-label=\"Token cost\"]')"
+                           ".getAttribute('aria-valuenow') === '2'")
+    press(page, "Reset", 0)
+    press(page, "Step", 1)
+    expensive = token_shares(page)
+    assert len(default) == len(expensive) == 1
+    assert expensive[0] < default[0] / 2                         # far fewer tokens used
+    assert page.problems == []
+    page.close()
+
+
+def test_reset_returns_to_week_zero(server, chromium):
+    page = open_page(chromium, server)
+    press(page, "Step", 1)
+    press(page, "Step", 2)
+    press(page, "Reset", 0)
+    assert page.get_by_text("Users on the grid, week 0").count() == 1
+    page.close()
+
+
+def test_two_tabs_have_their_own_models(server, chromium):
+    first, second = open_page(chromium, server), open_page(chromium, server)
+    press(first, "Step", 1)
+    press(first, "Step", 2)
+    second.reload()
+    second.wait_for_selector("text=Week 0", timeout=60000)
+    assert second.get_by_text("Week 2").count() == 0
+    press(second, "Step", 1)
+    assert first.get_by_text("Users on the grid, week 2").count() == 1
+    first.close()
+    second.close()
