@@ -36,6 +36,7 @@ def cmd_run(args) -> None:
         if getattr(args, name) is not None:
             overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
     scenario = scenarios.load(args.scenario, overrides)
+    refuse_if_too_large(scenario, args.scenario, args.force)
     target = Path(args.out) if args.out else RESULTS / scenario.name
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out: {target} exists and is not a directory")
@@ -64,6 +65,17 @@ def cmd_run(args) -> None:
     print_headline(scenario, headline, target)
 
 
+def refuse_if_too_large(scenario, source, force: bool, runs_at_once: int = 1) -> None:
+    """Refuse, before anything runs, a run the machine cannot hold (unless forced)."""
+    from sim.runner import available_memory, memory_estimate
+
+    need, have = memory_estimate(scenario) * runs_at_once, available_memory()
+    if need > 0.8 * have and not force:
+        raise ScenarioError(str(source), "grid", f"this run needs about {need / 2**30:.1f} GiB "
+                            f"(grid x replicates x steps) and {have / 2**30:.1f} GiB are free; "
+                            "make it smaller, or pass --force")
+
+
 def print_headline(scenario, headline: list[dict], target: Path) -> None:
     shown = {"steps_to_open", "total_fines", "total_reblocks", "abandoned_rate",
              "final_links_blocked", "final_hhi", "final_multihoming_rate",
@@ -82,6 +94,9 @@ def cmd_sweep(args) -> None:
     from sim import sweep as sweeps
 
     sweep = sweeps.load_sweep(args.sweep, args.set, args.replicates)
+    for point in sweep.points:
+        refuse_if_too_large(sweeps.point_scenario(sweep, point), args.sweep, args.force,
+                            runs_at_once=args.workers or os.cpu_count() or 1)
     target = Path(args.out) if args.out else RESULTS / sweep.name
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out: {target} exists and is not a directory")
@@ -239,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--engine")
     run.add_argument("--out", help="output directory (default results/<scenario name>/)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--force", action="store_true", help="run even if it looks too large")
     run.set_defaults(handler=cmd_run)
 
     sweep = commands.add_parser("sweep", help="run a sweep of scenarios (resumable)")
@@ -251,6 +267,7 @@ def parser() -> argparse.ArgumentParser:
                        help="a fixed override for every point, as in the sweep's [set] table")
     sweep.add_argument("--replicates", type=int, help="replicates per point (overrides the file)")
     sweep.add_argument("--no-png", action="store_true", help="figures as HTML only")
+    sweep.add_argument("--force", action="store_true", help="run even if it looks too large")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)
 

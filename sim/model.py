@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 from mesa import Model
 
@@ -11,6 +14,7 @@ from sim.market import OUTCOMES, LinkPolicy, ShareLedger, market_view, popcount
 from sim.metrics import step_row
 from sim.scenario import Scenario
 
+DEBUG = os.environ.get("WALLED_GARDEN_DEBUG", "") not in ("", "0")
 TRAFFIC_MEMORY = 0.25   # weight of the newest week in the platforms' traffic estimate
 ENGINES = {"agent": AgentUsers, "array": ArrayUsers}
 
@@ -54,6 +58,8 @@ class WalledGardenModel(Model):
         self.joined = self.users.choose_platforms(self.view)
         self.count_users()
         self.rows.append(step_row(self))
+        if DEBUG:
+            check_invariants(self)
 
     def market_view(self):
         week = self.steps
@@ -117,3 +123,31 @@ class WalledGardenModel(Model):
     def log(self, event: str, platform: str, detail: str) -> None:
         self.events.append({"step": self.steps, "event": event, "platform": platform,
                             "detail": detail})
+
+
+class InvariantError(AssertionError):
+    """The model broke one of its own invariants: a bug, reported with its week."""
+
+
+def check_invariants(model) -> None:
+    """The accounting identity, counts that cannot be negative, shares that must lie
+    in [0, 1], and no NaN or infinity in the week's row."""
+    row, week = model.rows[-1], model.steps
+    problems = []
+    parts = ("shares_direct", "shares_token", "shares_abandoned", "shares_unreachable")
+    if row["shares_attempted"] != sum(row[p] for p in parts):
+        problems.append("shares attempted are not direct + token + abandoned + unreachable")
+    counts = ("links_blocked", "violations", "reblocks", *parts)
+    problems += [f"{c} is negative" for c in counts if row[c] < 0]
+    problems += [f"{k} is {v}" for k, v in row.items()
+                 if isinstance(v, float) and not math.isfinite(v)]
+    problems += [f"{k} = {v} is outside [0, 1]" for k, v in row.items()
+                 if (k.startswith("users_") or k == "multihoming_rate") and not 0 <= v <= 1]
+    if not 0 < row["hhi"] <= 1:
+        problems.append(f"hhi = {row['hhi']} is outside (0, 1]")
+    if model.mask_counts[0] != 0:
+        problems.append("some users are on no messaging platform")
+    if (model.ledger.counts < 0).any() or row["fines"] < 0:
+        problems.append("negative share counts or fines")
+    if problems:
+        raise InvariantError(f"week {week}: " + "; ".join(problems))

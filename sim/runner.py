@@ -11,6 +11,26 @@ from sim.model import WalledGardenModel
 from sim.scenario import Scenario
 
 
+BYTES_PER_USER = {"agent": 4000, "array": 64}   # state and working memory, measured by bench
+BYTES_PER_ROW = 3000                            # one week's row as Python objects
+
+
+def memory_estimate(scenario: Scenario) -> float:
+    """Bytes a run of this scenario needs at its peak (one replicate's users at a
+    time, every replicate's rows)."""
+    users = scenario.grid.width * scenario.grid.height * scenario.grid.density
+    return (users * BYTES_PER_USER[scenario.engine]
+            + scenario.replicates * scenario.steps * BYTES_PER_ROW)
+
+
+def available_memory() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return float("inf")
+
+
 def replicate_seed(root: int, replicate: int) -> np.random.SeedSequence:
     """The replicate's own stream, derived by key so it does not depend on run order
     (the same stream as SeedSequence(root).spawn(n)[replicate])."""

@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import difflib
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,9 +405,15 @@ def from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
 def check_consistency(s: Scenario) -> None:
     """Rules that tie keys together."""
     src = s.source
+    if not SAFE_NAME.match(s.name):
+        raise ScenarioError(src, "name", "must be letters, digits, '_', '-' or '.', starting with "
+                            f"a letter or digit (it names the results folder), got {s.name!r}")
     names = [p.name for p in s.platforms]
     for i, p in enumerate(s.platforms):
         where = f"platforms[{i}]"

@@ -1,10 +1,15 @@
 """Shared helpers: small, fast variants of the shipped scenarios."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-from sim.scenario import load
+# Every model in the tests checks its invariants each week (sim.model.check_invariants);
+# worker processes inherit the setting. Set before anything imports sim.model.
+os.environ["WALLED_GARDEN_DEBUG"] = "1"
+
+from sim.scenario import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -136,3 +136,23 @@ def test_two_tabs_have_their_own_models(server, chromium):
     assert first.get_by_text("Users on the grid, week 2").count() == 1
     first.close()
     second.close()
+
+
+def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
+    pages = [open_page(chromium, server) for _ in range(20)]
+    for n, page in enumerate(pages):
+        for week in range(1, n % 2 + 2):
+            press(page, "Step", week)
+    for n, page in enumerate(pages):
+        assert page.get_by_text(f"Users on the grid, week {n % 2 + 1}").count() == 1
+    # one student types a bad seed: their page shows why, the others go on
+    broken = pages[0]
+    seed = broken.get_by_label("Random seed")
+    seed.fill("abc")
+    seed.press("Enter")
+    broken.get_by_role("button", name="Reset", exact=True).click()
+    broken.wait_for_selector("text=must be a whole number", timeout=30000)
+    press(pages[1], "Step", 3)
+    assert urllib.request.urlopen(server, timeout=10).status == 200
+    for page in pages:
+        page.close()

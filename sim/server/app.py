@@ -40,6 +40,10 @@ class ClassroomModel(WalledGardenModel):
                  WeChat="as in scenario", QQ="as in scenario", DingTalk="as in scenario"):
         if scenario not in scenario_names():        # names only: no paths from the page
             raise ValueError(f"unknown scenario {scenario!r}")
+        try:
+            seed = int(seed)                         # the text field returns a string
+        except ValueError:
+            raise ValueError(f"the random seed must be a whole number, got {seed!r}") from None
         overrides = [f"seed={int(seed)}", f"grid.width={int(size)}", f"grid.height={int(size)}",
                      'engine="agent"', f'regulator.policy="{"order" if order else "none"}"',
                      f"regulator.deadline_step={int(deadline_step)}",
