@@ -359,9 +359,12 @@ def summary_rows(sweep: Sweep, summaries: list[dict]) -> list[dict]:
     """Per design point and metric: mean, sd, 95% confidence interval and n."""
     from sim.results import confidence_interval
 
+    by_point = {}
+    for summary in summaries:
+        by_point.setdefault(summary["point"], []).append(summary)
     rows = []
     for index, point in enumerate(sweep.points):
-        runs = [s for s in summaries if s["point"] == index]
+        runs = by_point.get(index, [])
         for metric in sweep.metrics:
             stats = confidence_interval([s[metric] for s in runs])
             rows.append({"point": index, "point_id": point_id(point), **point,
