@@ -66,3 +66,54 @@ def test_bistable_regime_reaches_the_equilibrium_its_start_selects():
     # the middle root is unstable: starting just on either side leads away from it
     assert long_run_share(two_platform_world(beta, dq, J, middle + 0.05)) > middle + 0.2
     assert long_run_share(two_platform_world(beta, dq, J, middle - 0.05)) < middle - 0.2
+
+
+# --- Stylized facts of the case (../shared/CASE.md), across replicates --------------
+
+from scipy import stats  # noqa: E402
+
+from sim.model import WalledGardenModel  # noqa: E402
+from sim.runner import replicate_seed  # noqa: E402
+
+from conftest import small  # noqa: E402
+
+REPLICATES = range(20)
+
+
+def test_without_an_order_the_largest_platform_blocks_and_the_smallest_opens():
+    """Katz & Shapiro; Crémer, Rey & Tirole: the large network prefers incompatibility."""
+    scenario = small("no_regulation", size=20, steps=60)
+    largest, smallest = [], []
+    for replicate in REPLICATES:
+        model = WalledGardenModel(scenario, rng=replicate_seed(scenario.seed, replicate))
+        for _ in range(scenario.steps):
+            model.step()
+        blocked = (model.links.blocked & model.links.rival).sum(axis=(1, 2))
+        largest.append(blocked[0])             # WeChat
+        smallest.append(blocked[2])            # DingTalk
+    assert np.mean(largest) > 5 * np.mean(smallest)
+    assert stats.wilcoxon(largest, smallest, alternative="greater").pvalue < 0.001
+
+
+def test_weak_auditing_after_the_deadline_blitz_brings_reblocking():
+    """QQ, 17 September 2021: opened for the blitz, blocked again when audits are rare."""
+    def reblocks(audit_probability):
+        scenario = small("china_2021", "regulator.phases=[]", "regulator.forced_open=false",
+                         f"regulator.audit_probability={audit_probability}", size=20, steps=60)
+        return [sum(r["reblocks"] for r in run_replicate(scenario, k).rows) for k in REPLICATES]
+    weak, strong = reblocks(0.0), reblocks(0.3)
+    assert np.mean(weak) > 1 and np.mean(strong) < np.mean(weak) / 4
+    assert stats.mannwhitneyu(weak, strong, alternative="greater").pvalue < 0.001
+
+
+def test_a_credible_deadline_collapses_friction():
+    scenario = small("china_2021", "regulator.phases=[]", "regulator.announce_step=10",
+                     "regulator.deadline_step=12", "regulator.audit_probability=1.0",
+                     "regulator.fine=5.0", "regulator.fine_cap=100", "regulator.forced_open=false",
+                     size=20, steps=40)
+    before, after = [], []
+    for replicate in REPLICATES:
+        rows = run_replicate(scenario, replicate).rows
+        before.append(np.mean([r["friction_cost"] for r in rows[:9]]))
+        after.append(np.mean([r["friction_cost"] for r in rows[12:]]))
+    assert min(before) > 0 and max(after) == 0
