@@ -88,12 +88,6 @@ class ShareLedger:
         self.value_delivered += float(np.asarray(value, dtype=float)[delivered].sum())
         self.token_costs += token_cost * int(((outcome == TOKEN_OK) | (outcome == TOKEN_FAIL)).sum())
 
-    def merge(self, other: ShareLedger) -> None:
-        self.counts += other.counts
-        self.unreachable += other.unreachable
-        self.value_delivered += other.value_delivered
-        self.token_costs += other.token_costs
-
     @property
     def by_outcome(self) -> dict[str, int]:
         direct, token_ok, token_fail, abandoned = self.counts.sum(axis=(0, 1, 2))

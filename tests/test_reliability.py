@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 
 import pyarrow.parquet as pq
 import pytest
