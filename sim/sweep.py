@@ -11,6 +11,7 @@ are then streamed, in canonical order, into `runs.parquet`, and summarised.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -89,7 +90,7 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
                   common_random_numbers=bool(data.get("common_random_numbers", False)),
                   metrics=metrics, fixed=fixed, design=kind, samples=samples,
                   parameters=parameters)
-    sweep = Sweep(**{**sweep.__dict__, "points": tuple(design_points(sweep))})
+    sweep = dataclasses.replace(sweep, points=tuple(design_points(sweep)))
     for point in sweep.points:            # every point must make a valid scenario
         scenario = point_scenario(sweep, point)
     known = summary_metrics(scenario)

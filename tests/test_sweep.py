@@ -99,8 +99,8 @@ def test_adding_points_keeps_existing_points_seeds(tmp_path):
     second = sweeps.run_task(large, 2, 0)
     assert small.points[1] == large.points[2]
     assert first["rows"] == second["rows"]
-    seeds = {sweeps.run_seed(small, p, 0).entropy for p in small.points}
-    assert len({s for s in seeds}) == 1           # one root ...
+    roots = {sweeps.run_seed(small, p, 0).entropy for p in small.points}
+    assert len(roots) == 1                         # one root ...
     keys = {sweeps.run_seed(small, p, 0).spawn_key for p in small.points}
     assert len(keys) == 2                          # ... different streams per point
 
