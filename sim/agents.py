@@ -34,7 +34,7 @@ class UserAgent(CellAgent):
             content = draw_category(view.content_cdf, rng.random())
             surface = draw_category(view.surface_cdf, rng.random())
             value = rng.exponential(users.share_value)
-            common = self.platforms & partner.platforms
+            common = view.route[self.platforms, partner.platforms]
             outcome = share_outcome(view, users, common, content, surface, value, rng.random())
             shares.append((common, content, surface, int(outcome), value))
         self.paid_token = any(s[3] in (TOKEN_OK, TOKEN_FAIL) for s in shares)
@@ -179,6 +179,10 @@ class Regulator(Agent):
         """Surfaces that must be open in this week."""
         return week >= self.start
 
+    def interoperable(self, week: int) -> bool:
+        """Messaging interoperability is in force from the first deadline, if ordered."""
+        return bool(self.spec.interoperability and week >= self.start.min())
+
     def deadline_next(self, week: int) -> bool:
         return bool(np.any(self.start == week + 1))
 
@@ -261,14 +265,16 @@ class Regulator(Agent):
     def expected_fine(self, model, host: int, surface: int, horizon: int) -> float:
         """Expected fine over the next weeks for keeping one link blocked, as the
         platform sees it: announced blitzes at their probability, routine audits at
-        its belief, nothing before the order is announced."""
+        its belief, nothing before the order is announced. An announced blitz is
+        believed as far as the deadline is credible to the platform."""
         week = model.steps
         if self.spec.policy != "order" or week < self.spec.announce_step:
             return 0.0
         spec = model.scenario.messaging[host]
         owner = model.scenario.owners.index(spec.owner)
         belief = self.belief(spec)
+        blitz = self.spec.deadline_audit * spec.deadline_credibility
         audits = sum(
-            (self.spec.deadline_audit if self.blitz(t) else belief)
+            (blitz if self.blitz(t) else belief)
             for t in range(week + 1, week + horizon + 1) if self.required(t)[surface])
         return audits * min(self.fine_per_violation(host), self.cap_room(owner))

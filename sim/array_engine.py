@@ -69,7 +69,7 @@ class ArrayUsers:
         counts = np.zeros((len(self.block_rngs),) + ledger.counts.shape, np.int64)
         unreachable, direct, token_value = _share_kernel(
             self.block_rngs, self.bounds, self.poisson_cdf, self.platforms, *self.neighbourhood(),
-            view.open_any, joint_cdf, view.share_weights.shape[1], users.token_cost,
+            view.route, view.open_any, joint_cdf, view.share_weights.shape[1], users.token_cost,
             users.token_success, users.share_value, counts)
         ledger.counts += counts.sum(axis=0)
         direct = int(direct.sum())
@@ -229,8 +229,8 @@ def _count_ties(user_cell, cell_user, width, height, offsets):
 
 @numba.njit(cache=True, parallel=True)
 def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width, height,
-                  offsets, n_ties, r_start, r_slot, r_target, well_mixed, open_any, joint_cdf,
-                  n_surfaces, token_cost, token_success, share_value, counts):
+                  offsets, n_ties, r_start, r_slot, r_target, well_mixed, route, open_any,
+                  joint_cdf, n_surfaces, token_cost, token_success, share_value, counts):
     """The week's shares, by the rule of `sim.rules.share_outcome`, into `counts`
     (one slice per block of users, each block with its own generator).
 
@@ -259,7 +259,7 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
                     continue
                 category = _draw_index(joint_cdf, rest)
                 content, surface = category // n_surfaces, category % n_surfaces
-                common = masks[sender] & masks[partner]
+                common = route[masks[sender], masks[partner]]
                 if common == 0:
                     lost += 1
                 elif open_any[common, content, surface]:

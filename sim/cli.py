@@ -20,7 +20,8 @@ class UsageError(Exception):
 
 
 class VerificationFailed(Exception):
-    """verify found differences (exit status 1, not 2: the input was fine)."""
+    """verify found differences, or validate failed checks (exit status 1, not 2: the
+    input was fine)."""
 
 
 def now() -> str:
@@ -182,6 +183,84 @@ def cmd_verify(args) -> None:
     print(f"{args.directory}: every file reproduces byte for byte")
 
 
+def cmd_validate(args) -> None:
+    from sim import outputs, validation
+    from sim.scenario import load
+    from sim.validation_report import write_validation_report
+
+    case = load(args.scenario)
+    unknown = [name for name in args.check if name not in validation.CHECKS]
+    if unknown:
+        raise UsageError(f"--check: unknown check {unknown[0]!r}; checks are "
+                         + ", ".join(validation.CHECKS))
+    effort_name = "quick" if args.quick else "full"
+    effort = validation.QUICK if args.quick else validation.FULL
+    target = Path(args.out) if args.out else RESULTS / "validation" / case.name
+    started = now()
+    rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
+    with outputs.staged_directory(target) as staging:
+        outputs.write_csv(staging / "validation.csv", list(rows[0]), rows)
+        write_validation_report(staging / "report.html", rows, case.name, effort_name)
+        recipe = ["validate", "--scenario", outputs.portable(args.scenario)] + (
+            ["--quick"] if args.quick else []) + [
+            part for name in args.check for part in ("--check", name)]
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=recipe, inputs={"scenario": Path(args.scenario)},
+            parameters={"case": case.to_dict(), "effort": vars(effort)},
+            seeds={"root": case.seed, "derivation": "SeedSequence(seed, spawn_key=(replicate,)) "
+                   "of each experiment's scenario; replicate r is paired across scenarios"},
+            started=started, finished=now(), directory=staging))
+    failed = [r for r in rows if not r["passed"]]
+    for r in rows:
+        mark = "pass" if r["passed"] else "FAIL"
+        print(f"{mark:<5} {r['check']:<26} {r['measure'][:64]:<64} {r['value']:>10.4g}")
+    print(f"{len(rows) - len(failed)} of {len(rows)} checks pass; report in {target}/report.html")
+    if failed:
+        raise VerificationFailed(f"{len(failed)} check(s) failed")
+
+
+def cmd_calibrate(args) -> None:
+    import os.path
+
+    from sim import calibration, outputs
+    from sim.scenario import load
+    from sim.validation_report import write_calibration_report
+
+    case = load(args.scenario)
+    budget = calibration.QUICK_BUDGET if args.quick else calibration.Budget()
+    target = Path(args.out) if args.out else RESULTS / "calibration" / case.name
+    fitted_name = f"{case.name}_fitted"
+    started = now()
+    result = calibration.calibrate(case, budget, progress=not args.quiet)
+    base = os.path.relpath(Path(args.scenario).resolve(), target.resolve())
+    lines = [f"# {case.name} with the parameters fitted by `python run.py calibrate`",
+             f"# (method of simulated moments; objective {result['objective']:.4g}).",
+             f'base = "{base}"', f'name = "{fitted_name}"',
+             f'description = "{case.name}, calibrated to the record by simulated moments."',
+             "", "[overrides]"]
+    lines += [f'"{key}" = {value!r}' for key, value in result["overrides"].items()]
+    with outputs.staged_directory(target) as staging:
+        outputs.write_csv(staging / "fit.csv", list(result["fit"][0]), result["fit"])
+        outputs.write_csv(staging / "moments.csv", list(result["moments"][0]), result["moments"])
+        (staging / f"{fitted_name}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_calibration_report(staging / "report.html", result, case.name,
+                                 str(target / f"{fitted_name}.toml"))
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["calibrate", "--scenario", outputs.portable(args.scenario)]
+            + (["--quick"] if args.quick else []),
+            inputs={"scenario": Path(args.scenario)},
+            parameters={"case": case.to_dict(), "budget": vars(budget),
+                        "jacobian": result["jacobian"]},
+            seeds={"root": case.seed, "derivation": "the case's replicate streams at every "
+                   "evaluation (common random numbers); the Sobol design scrambled by seed"},
+            started=started, finished=now(), directory=staging))
+    for p in result["fit"]:
+        print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g})")
+    for m in result["moments"]:
+        print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}")
+    print(f"fitted scenario: {target / (fitted_name + '.toml')}")
+
+
 def cmd_bench(args) -> None:
     from sim import bench, outputs
 
@@ -300,6 +379,27 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.set_defaults(handler=cmd_serve)
 
+    validate = commands.add_parser(
+        "validate", help="check the model against theory and the record; write a report")
+    validate.add_argument("--scenario", default="scenarios/china_2021.toml",
+                          help="the case to validate (default scenarios/china_2021.toml)")
+    validate.add_argument("--quick", action="store_true",
+                          help="fewer replicates and a smaller grid (a few minutes)")
+    validate.add_argument("--check", action="append", default=[], metavar="NAME",
+                          help="run only this check (repeatable)")
+    validate.add_argument("--out", help="output directory (default results/validation/<name>/)")
+    validate.add_argument("--quiet", action="store_true", help="no progress bar")
+    validate.set_defaults(handler=cmd_validate)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the unpinned parameters to the record (simulated moments)")
+    calibrate.add_argument("--scenario", default="scenarios/china_2021.toml",
+                           help="the case to calibrate (default scenarios/china_2021.toml)")
+    calibrate.add_argument("--quick", action="store_true", help="a small search, for testing")
+    calibrate.add_argument("--out", help="output directory (default results/calibration/<name>/)")
+    calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
     keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
     keys.set_defaults(handler=cmd_keys)
     return top
@@ -313,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except VerificationFailed as err:
-        print(f"verify: {err}", file=sys.stderr)
+        print(f"{args.command}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

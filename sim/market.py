@@ -104,17 +104,27 @@ class MarketView:
     surface_cdf: np.ndarray       # (S,) cumulative surface weights
     share_weights: np.ndarray     # (C, S) chance that a share is of this content and surface
     options: np.ndarray           # (K,) masks a user may choose (1..max_platforms platforms)
-    reach: np.ndarray             # (K, 2**M): option shares a platform with a user on mask m
+    route: np.ndarray             # (2**M, 2**M): platforms a share from mask a to mask b
+                                  # travels on (0: unreachable)
+    reach: np.ndarray             # (K, 2**M): worth of a tie on mask m to a user on option k
     option_quality: np.ndarray    # (K,) summed quality less naming penalties
-    option_blocked: np.ndarray    # (K,) weighted fraction of shares every platform blocks
+    blocked_with: np.ndarray      # (K, 2**M): fraction of shares to a user on mask m that
+                                  # every platform the two have in common blocks
     option_size: np.ndarray       # (K,) number of platforms
     new_platforms: np.ndarray     # (2**M, K) platforms an option adds to a current mask
     allowed: np.ndarray           # (2**M, K) option joins no suspended platform
 
 
 def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
-                suspended: np.ndarray) -> MarketView:
-    """Build the view from the link policy, naming penalties (M,) and suspensions (M,)."""
+                suspended: np.ndarray, interoperable: bool = False) -> MarketView:
+    """Build the view from the link policy, naming penalties (M,), suspensions (M,)
+    and whether messaging interoperability is in force.
+
+    Two users share on the platforms they have in common. Under interoperability,
+    users with none in common still reach each other: the share travels on the
+    sender's and the receiver's platforms together (open if either end leaves the
+    link open), and the tie is worth `interoperability_reach` of a shared one.
+    """
     n_hosts = len(scenario.messaging)
     masks = np.arange(2 ** n_hosts)
     in_mask = (masks[:, None] >> np.arange(n_hosts)[None, :]) & 1  # (2**M, M)
@@ -130,17 +140,24 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     quality = np.array([h.quality for h in scenario.messaging]) - penalties
     share_weights = weights[:, None] * surfaces[None, :]
     blocked_share = ((~open_any) * share_weights[None]).sum(axis=(1, 2))
+    blocked_share[0] = 0.0     # no platform in common: unreachable, not blocked
     adds = options[None, :] & ~masks[:, None]
     suspended_bits = int(np.sum((1 << np.arange(n_hosts))[np.asarray(suspended, bool)]))
+    common = masks[:, None] & masks[None, :]
+    bridged = interoperable & (common == 0) & (masks[:, None] > 0) & (masks[None, :] > 0)
+    route = np.where(bridged, masks[:, None] | masks[None, :], common)
+    tie_worth = np.where(common != 0, 1.0,
+                         np.where(bridged, scenario.regulator.interoperability_reach, 0.0))
     return MarketView(
         open_any=open_any,
         content_cdf=np.cumsum(weights),
         share_weights=share_weights,
         surface_cdf=np.cumsum(surfaces),
         options=options,
-        reach=(options[:, None] & masks[None, :]) != 0,
+        route=route,
+        reach=tie_worth[options],
         option_quality=in_mask[options] @ quality,
-        option_blocked=blocked_share[options],
+        blocked_with=blocked_share[route[options]],
         option_size=sizes[options],
         new_platforms=popcount(adds),
         allowed=(adds & suspended_bits) == 0,

@@ -64,7 +64,7 @@ class WalledGardenModel(Model):
     def market_view(self):
         week = self.steps
         return market_view(self.scenario, self.links, self.regulator.penalties(week),
-                           self.regulator.suspended(week))
+                           self.regulator.suspended(week), self.regulator.interoperable(week))
 
     def settle_accounts(self) -> None:
         """This week's revenue by owner: visits, diversion and users; then fines."""

@@ -41,13 +41,18 @@ def option_utilities(view: MarketView, users: UserSpec, current, neighbour_count
     + network_weight x fraction of ties reachable - expected friction - switching
     cost per platform joined - multihoming cost per extra platform. Options that
     join a platform with suspended registrations get -inf.
+
+    Expected friction is reckoned tie by tie: a share to a neighbour is blocked only
+    if every platform the two have in common blocks it, so joining a platform that
+    leaves links open spares friction only with the neighbours who are on it too.
     """
     counts = np.asarray(neighbour_counts, dtype=np.int64)
     ties = np.maximum(counts.sum(axis=-1, keepdims=True), 1)
-    # an integer product: exact, and it keeps BLAS threads out of the engines' way
-    reachable = (counts @ view.reach.T.astype(np.int64)) / ties
-    friction = users.share_rate * users.token_cost * view.option_blocked
-    utility = (view.option_quality + users.network_weight * reachable - friction
+    per_tie = (users.network_weight * view.reach
+               - users.share_rate * users.token_cost * view.blocked_with)    # (K, 2**M)
+    # einsum, not a BLAS product: it keeps BLAS threads out of the engines' way
+    social = np.einsum("...m,km->...k", counts, per_tie) / ties
+    utility = (view.option_quality + social
                - users.switching_cost * view.new_platforms[current]
                - users.multihoming_cost * (view.option_size - 1))
     return np.where(view.allowed[current], utility, -np.inf)

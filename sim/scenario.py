@@ -195,6 +195,9 @@ class PlatformSpec:
                                  "Cost of changing a link's policy (best_response).")
     audit_belief: float = key(0.1, probability(), "probability",
                               "Prior belief of the weekly audit probability after a deadline.")
+    deadline_credibility: float = key(
+        1.0, probability(), "probability",
+        "Belief that an announced deadline check will come (times regulator.deadline_audit).")
     belief_weight: float = key(10.0, number(0.0), "weeks",
                                "Weight of that prior against observed audits (pseudo-observations).")
     recency: float = key(0.1, probability(), "fraction",
@@ -243,6 +246,13 @@ class RegulatorSpec:
     forced_open: bool = key(True, FLAG, "", "Measure: the regulator opens the links itself.")
     forced_open_after: int = key(4, integer(1), "audits",
                                  "Audits with violations before links are forced open.")
+    interoperability: bool = key(
+        False, FLAG, "",
+        "Also order messaging interoperability (as EU DMA Art. 7): from the first deadline, "
+        "users with no platform in common reach each other across platforms.")
+    interoperability_reach: float = key(
+        0.8, probability(), "fraction",
+        "Worth of a tie reached only across platforms, relative to one on a shared platform.")
 
 
 @dataclass(frozen=True)
@@ -382,6 +392,10 @@ def _build(cls, raw: Any, source: str, prefix: str):
             values[name] = fields[name].metadata["check"].validate(value)
         except ValueError as err:
             raise ScenarioError(source, prefix + name, str(err)) from None
+    for name, f in fields.items():        # defaults take the same normal form (lists as tuples)
+        if name not in values:
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            values[name] = f.metadata["check"].validate(default)
     return cls(**values)
 
 

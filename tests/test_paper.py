@@ -60,11 +60,11 @@ def test_a_changed_byte_in_a_data_file_fails_and_names_the_file(run_dir, capsys)
 
 def test_a_changed_parameter_fails_and_says_which(run_dir, capsys):
     scenario, out = run_dir
-    scenario.write_text(scenario.read_text().replace("token_cost = 0.3", "token_cost = 0.6"))
+    scenario.write_text(scenario.read_text().replace("token_cost = 0.768", "token_cost = 0.6"))
     assert main(["verify", str(out)]) == 1
     report = capsys.readouterr().out
     assert "timeseries.csv: differs when re-run; likely cause: parameters: users.token_cost" in report
-    assert "recorded 0.3, re-run 0.6" in report
+    assert "recorded 0.768, re-run 0.6" in report
 
 
 def test_a_changed_seed_fails_and_says_so(run_dir, capsys):

@@ -57,11 +57,28 @@ def test_utilities_reward_reach_and_charge_switching_and_friction(scenario):
     counts[1] = 8                                       # every tie on WeChat only
     u = option_utilities(view, users, 2, counts)        # a QQ user
     wechat, qq = options.index(1), options.index(2)
+    weights = {c.name: c.content_weight for c in scenario.content}
+    blocked_on_wechat = (sum(weights[name] for name in scenario.messaging[0].blocks)
+                         / sum(weights.values()))
     expected = (scenario.messaging[0].quality - scenario.messaging[1].quality
                 + users.network_weight - users.switching_cost
-                - users.share_rate * users.token_cost
-                * (view.option_blocked[wechat] - view.option_blocked[qq]))
+                - users.share_rate * users.token_cost * blocked_on_wechat)
     assert u[wechat] - u[qq] == pytest.approx(expected)
+
+
+def test_an_open_platform_spares_friction_only_with_the_ties_who_use_it(scenario):
+    view, users = view_of(scenario), scenario.users
+    options = list(view.options)
+    wechat, both = options.index(0b001), options.index(0b101)      # 0b100: DingTalk
+    only_wechat_ties, dingtalk_ties = np.zeros(8), np.zeros(8)
+    only_wechat_ties[0b001] = 8
+    dingtalk_ties[0b101] = 8
+    extra_platform = users.switching_cost + users.multihoming_cost
+    quality = scenario.messaging[2].quality
+    u = option_utilities(view, users, 0b001, only_wechat_ties)
+    assert u[both] - u[wechat] == pytest.approx(quality - extra_platform)
+    u = option_utilities(view, users, 0b001, dingtalk_ties)
+    assert u[both] - u[wechat] > quality - extra_platform + 0.1
 
 
 def test_suspended_platform_cannot_be_joined_but_can_be_kept(scenario):

@@ -1,119 +1,165 @@
-"""Validation against theory: the analytical limit of Brock & Durlauf (2001)."""
+"""Validation against theory and the record: every check of `sim.validation` must pass
+on the shipped case, and the machinery behind `validate` and `calibrate` must hold."""
+
+import csv
+import dataclasses
+import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from scipy import optimize
 
-from sim.runner import run_replicate
-from sim.scenario import from_dict
+from sim import calibration, validation
+from sim.scenario import load
 
-N_SIDE = 100          # 10,000 users
-
-
-def brock_durlauf_roots(beta: float, dq: float, J: float) -> list[float]:
-    """Every solution of x = 1 / (1 + exp(-beta (dq + J (2x - 1)))) in (0, 1)."""
-    def gap(x):
-        return 1.0 / (1.0 + np.exp(-beta * (dq + J * (2 * x - 1)))) - x
-    grid = np.linspace(1e-9, 1 - 1e-9, 2001)
-    values = gap(grid)
-    return [optimize.brentq(gap, a, b) for a, b, fa, fb in
-            zip(grid, grid[1:], values, values[1:]) if fa * fb < 0]
+from conftest import ROOT, SCENARIOS
 
 
-def two_platform_world(beta: float, dq: float, J: float, start: float) -> dict:
-    """Two messaging platforms, one each, nothing blocked, no friction or switching
-    cost, everyone meets everyone: the model reduced to Brock & Durlauf's."""
-    return {
-        "name": "brock_durlauf", "steps": 160, "replicates": 1, "seed": 3, "engine": "array",
-        "grid": {"width": N_SIDE, "height": N_SIDE, "well_mixed": True, "rewire": 0.0},
-        "users": {"share_rate": 0.0, "token_cost": 0.0, "revision_rate": 0.2,
-                  "choice_intensity": beta, "network_weight": J, "switching_cost": 0.0,
-                  "multihoming_cost": 0.0, "max_platforms": 1},
-        "platforms": [
-            {"name": "A", "owner": "a", "messaging": True, "initial_share": start, "quality": dq},
-            {"name": "B", "owner": "b", "messaging": True, "initial_share": 1 - start,
-             "quality": 0.0},
-            {"name": "C", "owner": "c", "content": True, "content_weight": 1.0}],
-    }
+@pytest.fixture(scope="module")
+def case():
+    return load(SCENARIOS / "china_2021.toml")
 
 
-def long_run_share(world: dict, replicate: int = 0) -> float:
-    rows = run_replicate(from_dict(world), replicate).rows
-    return float(np.mean([r["users_A"] for r in rows[-60:]]))
+@pytest.mark.parametrize("name", list(validation.CHECKS))
+def test_every_check_passes_on_the_shipped_case(case, name):
+    rows = validation.CHECKS[name](case, validation.QUICK)
+    assert rows, f"{name} produced no evidence"
+    failed = [f"{r.measure}: {r.value:.4g} (needs {r.expected}; p = {r.p_value:.3g})"
+              for r in rows if not r.passed]
+    assert not failed, "\n".join(failed)
 
 
-def tolerance(x: float) -> float:
-    """Four standard errors of a share among N users, plus the roots' own precision."""
-    return 4 * np.sqrt(x * (1 - x) / N_SIDE**2) + 1e-3
+def test_roots_solve_the_brock_durlauf_equation():
+    for beta, dq, J, count in ((2.0, 0.2, 0.4, 1), (2.0, 0.1, 1.5, 3)):
+        roots = validation.brock_durlauf_roots(beta, dq, J)
+        assert len(roots) == count
+        for x in roots:
+            assert x == pytest.approx(1 / (1 + math.exp(-beta * (dq + J * (2 * x - 1)))),
+                                      abs=1e-9)
 
 
-def test_single_equilibrium_regime_matches_the_unique_fixed_point():
-    beta, dq, J = 2.0, 0.2, 0.4                     # beta J < 1: one equilibrium
-    (root,) = brock_durlauf_roots(beta, dq, J)
-    for start in (0.1, 0.9):                        # wherever it starts
-        share = long_run_share(two_platform_world(beta, dq, J, start))
-        assert share == pytest.approx(root, abs=tolerance(root))
+def test_counterfactuals_are_the_shipped_scenario_files(case):
+    """Validation derives its counterfactuals from the case; for the shipped case they
+    are exactly the shipped no_regulation, open_by_default and interoperability files."""
+    effort = validation.QUICK
+    size = [f"grid.width={effort.size}", f"grid.height={effort.size}", f"steps={effort.weeks}"]
+
+    def same_market(derived, shipped):
+        return dataclasses.replace(derived, name=shipped.name,
+                                   description=shipped.description) == shipped
+    assert same_market(validation.no_order(case, effort),
+                       load(SCENARIOS / "no_regulation.toml", size))
+    assert same_market(validation.open_world(case, effort),
+                       load(SCENARIOS / "open_by_default.toml", size))
+    assert same_market(validation.sized(case, effort, ("regulator.interoperability", True)),
+                       load(SCENARIOS / "interoperability.toml", size))
+    assert not same_market(validation.no_order(case, effort), validation.sized(case, effort))
 
 
-def test_bistable_regime_reaches_the_equilibrium_its_start_selects():
-    beta, dq, J = 2.0, 0.1, 1.5                     # beta J > 1: three fixed points
-    low, middle, high = brock_durlauf_roots(beta, dq, J)
-    assert low < 0.5 < high
-    assert long_run_share(two_platform_world(beta, dq, J, 0.8)) == pytest.approx(
-        high, abs=tolerance(high))
-    assert long_run_share(two_platform_world(beta, dq, J, 0.2)) == pytest.approx(
-        low, abs=tolerance(low))
-    # the middle root is unstable: starting just on either side leads away from it
-    assert long_run_share(two_platform_world(beta, dq, J, middle + 0.05)) > middle + 0.2
-    assert long_run_share(two_platform_world(beta, dq, J, middle - 0.05)) < middle - 0.2
+def test_case_moments_read_the_link_history(case):
+    """A hand-made history: QQ opens for the deadline check and blocks again two weeks
+    later; WeChat opens chat five weeks after the deadline and never opens the feed."""
+    deadline = validation.first_deadline(case)
+    weeks, hosts, contents = 30, len(case.messaging), len(case.content)
+    blocked = np.zeros((weeks, hosts, contents, 3), bool)
+    wechat, qq = 0, 1
+    blocked[:deadline - 1 + 5, wechat, :, 0] = True          # chat open from deadline + 5
+    blocked[:, wechat, :, 2] = True                          # feed never
+    blocked[:deadline - 2, qq, 1, 0] = True                  # QQ opens Taobao for the check
+    blocked[deadline + 1:, qq, 1, 0] = True                  # and blocks it again
+    rows = [{"users_WeChat": 0.6, "users_QQ": 0.3, "users_DingTalk": 0.1}] * weeks
+    moments = validation.case_moments(case, validation.Run(rows, blocked))
+    assert moments["chat_lag"] == 5
+    assert moments["qq_opened"] == 1 and moments["reblock"] == 1 and moments["feed_closed"] == 1
+    assert moments["wechat_share"] == pytest.approx(0.6)
 
 
-# --- Stylized facts of the case (../shared/CASE.md), across replicates --------------
+class LinearProblem:
+    """Moments linear in the search position plus replicate noise, for which the
+    sandwich formula has a closed form."""
 
-from scipy import stats  # noqa: E402
+    def __init__(self, slope, noise):
+        self.slope, self.noise = np.asarray(slope, float), np.asarray(noise, float)
+        self.params = [calibration.Parameter(f"p{i}", (), 0.0, 1.0, "") for i in range(2)]
 
-from sim.model import WalledGardenModel  # noqa: E402
-from sim.runner import replicate_seed  # noqa: E402
-
-from conftest import small  # noqa: E402
-
-REPLICATES = range(20)
-
-
-def test_without_an_order_the_largest_platform_blocks_and_the_smallest_opens():
-    """Katz & Shapiro; Crémer, Rey & Tirole: the large network prefers incompatibility."""
-    scenario = small("no_regulation", size=20, steps=60)
-    largest, smallest = [], []
-    for replicate in REPLICATES:
-        model = WalledGardenModel(scenario, rng=replicate_seed(scenario.seed, replicate))
-        for _ in range(scenario.steps):
-            model.step()
-        blocked = (model.links.blocked & model.links.rival).sum(axis=(1, 2))
-        largest.append(blocked[0])             # WeChat
-        smallest.append(blocked[2])            # DingTalk
-    assert np.mean(largest) > 5 * np.mean(smallest)
-    assert stats.wilcoxon(largest, smallest, alternative="greater").pvalue < 0.001
+    def moments(self, u):
+        return self.slope @ np.asarray(u) + self.noise
 
 
-def test_weak_auditing_after_the_deadline_blitz_brings_reblocking():
-    """QQ, 17 September 2021: opened for the blitz, blocked again when audits are rare."""
-    def reblocks(audit_probability):
-        scenario = small("china_2021", "regulator.phases=[]", "regulator.forced_open=false",
-                         f"regulator.audit_probability={audit_probability}", size=20, steps=60)
-        return [sum(r["reblocks"] for r in run_replicate(scenario, k).rows) for k in REPLICATES]
-    weak, strong = reblocks(0.0), reblocks(0.3)
-    assert np.mean(weak) > 1 and np.mean(strong) < np.mean(weak) / 4
-    assert stats.mannwhitneyu(weak, strong, alternative="greater").pvalue < 0.001
+def test_standard_errors_follow_the_sandwich_formula():
+    rng = np.random.default_rng(1)
+    slope = np.array([[2.0, 0.0], [0.5, 1.0], [0.0, 3.0]])
+    noise = rng.normal(size=(50, 3))
+    weights = np.array([1.0, 2.0, 0.5])
+    fitted = LinearProblem(slope, noise).moments(np.array([0.5, 0.5]))
+    errors, jacobian = calibration.standard_errors(LinearProblem(slope, noise),
+                                                   np.array([0.5, 0.5]), fitted, weights)
+    assert jacobian == pytest.approx(slope)
+    W, omega = np.diag(weights), np.cov(noise, rowvar=False)
+    bread = np.linalg.inv(slope.T @ W @ slope)
+    V = (1 + 1 / 50) * bread @ slope.T @ W @ omega @ W @ slope @ bread
+    assert errors == pytest.approx(np.sqrt(np.diag(V)))
 
 
-def test_a_credible_deadline_collapses_friction():
-    scenario = small("china_2021", "regulator.phases=[]", "regulator.announce_step=10",
-                     "regulator.deadline_step=12", "regulator.audit_probability=1.0",
-                     "regulator.fine=5.0", "regulator.fine_cap=100", "regulator.forced_open=false",
-                     size=20, steps=40)
-    before, after = [], []
-    for replicate in REPLICATES:
-        rows = run_replicate(scenario, replicate).rows
-        before.append(np.mean([r["friction_cost"] for r in rows[:9]]))
-        after.append(np.mean([r["friction_cost"] for r in rows[12:]]))
-    assert min(before) > 0 and max(after) == 0
+def test_a_parameter_the_moments_do_not_move_is_not_identified():
+    slope = np.array([[2.0, 0.0], [1.0, 0.0]])
+    noise = np.random.default_rng(2).normal(size=(20, 2))
+    errors, _ = calibration.standard_errors(LinearProblem(slope, noise), np.array([0.5, 0.5]),
+                                            noise, np.ones(2))
+    assert math.isfinite(errors[0]) and errors[1] == math.inf
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
+                          text=True)
+
+
+def test_validate_writes_a_table_and_a_report(tmp_path):
+    out = tmp_path / "validation"
+    done = run_cli("validate", "--quick", "--quiet", "--check", "largest_blocks",
+                   "--check", "record", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out / "validation.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["check"] for r in rows} == {"largest_blocks", "record"}
+    assert all(r["passed"] == "1" for r in rows)
+    page = (out / "report.html").read_text()
+    assert "largest_blocks" in page and "95% CI" in page and "plotly" in page
+    assert (out / "manifest.json").exists()
+
+
+def test_validate_refuses_an_unknown_check(tmp_path):
+    done = run_cli("validate", "--check", "no_such_check", "--out", str(tmp_path / "v"))
+    assert done.returncode == 2 and "no_such_check" in done.stderr
+    assert not (tmp_path / "v").exists()
+
+
+def test_validate_exits_1_when_a_check_fails(tmp_path):
+    """With no order at all, the record cannot be met: validate says so with status 1."""
+    bad = tmp_path / "never_opens.toml"
+    bad.write_text(f'base = "{SCENARIOS / "china_2021.toml"}"\nname = "never_opens"\n'
+                   '[overrides]\n"regulator.deadline_audit" = 0.0\n'
+                   '"regulator.audit_probability" = 0.0\n')
+    done = run_cli("validate", "--quick", "--quiet", "--check", "record", "--scenario",
+                   str(bad), "--out", str(tmp_path / "v"))
+    assert done.returncode == 1
+    assert "FAIL" in done.stdout
+
+
+def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
+    out = tmp_path / "calibration"
+    done = run_cli("calibrate", "--quick", "--quiet", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out / "fit.csv") as f:
+        fit = list(csv.DictReader(f))
+    assert [r["parameter"] for r in fit] == [p.name for p in calibration.parameters(
+        load(SCENARIOS / "china_2021.toml"))]
+    for r in fit:
+        assert float(r["low"]) <= float(r["estimate"]) <= float(r["high"])
+    fitted = load(out / "china_2021_fitted.toml")
+    token_cost = next(float(r["estimate"]) for r in fit if r["parameter"] == "token_cost")
+    assert fitted.users.token_cost == pytest.approx(token_cost)
+    assert fitted.name == "china_2021_fitted"
+    with open(out / "moments.csv") as f:
+        assert [r["moment"] for r in csv.DictReader(f)] == list(validation.RECORD)

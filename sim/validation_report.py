@@ -1,0 +1,149 @@
+"""The validation and calibration reports: self-contained HTML pages with plotly figures."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PASS, FAIL = "#2ca02c", "#d62728"
+STYLE = """<style>body{font-family:sans-serif;margin:2em;max-width:90em}
+td,th{padding:3px 8px;vertical-align:top;border-bottom:1px solid #ddd}
+th{text-align:left} .num{text-align:right;white-space:nowrap}
+.pass{color:#2ca02c;font-weight:bold} .fail{color:#d62728;font-weight:bold}</style>"""
+
+
+def number(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x:.4g}"
+
+
+def interval(low: float, high: float) -> str:
+    return "" if math.isnan(low) else f"[{number(low)}, {number(high)}]"
+
+
+def evidence_figure(rows: list[dict]) -> go.Figure:
+    """Each model value with its 95% interval, in a panel of its own (they have
+    different units)."""
+    columns = 2
+    panels = math.ceil(len(rows) / columns)
+    fig = make_subplots(rows=panels, cols=columns, vertical_spacing=0.6 / max(panels, 1),
+                        subplot_titles=[f"{r['check']}: {r['measure'][:60]}" for r in rows])
+    for k, r in enumerate(rows):
+        has_ci = not math.isnan(r["ci_low"])
+        fig.add_trace(go.Scatter(
+            x=[r["value"]], y=[0], mode="markers",
+            marker={"size": 11, "color": PASS if r["passed"] else FAIL},
+            error_x={"type": "data", "symmetric": False, "visible": has_ci,
+                     "array": [r["ci_high"] - r["value"] if has_ci else 0],
+                     "arrayminus": [r["value"] - r["ci_low"] if has_ci else 0]},
+            hovertext=[f"{r['claim']}<br>pass if {r['expected']}"], showlegend=False),
+            row=k // columns + 1, col=k % columns + 1)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=110 * panels + 120, title="Model values with 95% confidence "
+                      "intervals (green: pass, red: fail; hover for the claim)")
+    return fig
+
+
+def validation_table(rows: list[dict]) -> str:
+    head = ("<tr><th>check</th><th>what theory or the record says</th><th>source</th>"
+            "<th>model measure</th><th>pass if</th><th class=num>model</th>"
+            "<th class=num>95% CI</th><th class=num>n</th><th>test</th><th class=num>p</th>"
+            "<th>result</th></tr>")
+    body = "".join(
+        f"<tr><td>{html.escape(r['check'])}</td><td>{html.escape(r['claim'])}</td>"
+        f"<td>{html.escape(r['source'])}</td><td>{html.escape(r['measure'])}</td>"
+        f"<td>{html.escape(r['expected'])}</td><td class=num>{number(r['value'])}</td>"
+        f"<td class=num>{interval(r['ci_low'], r['ci_high'])}</td><td class=num>{r['n']}</td>"
+        f"<td>{html.escape(r['test'])}</td><td class=num>{number(r['p_value'])}</td>"
+        f"<td class={'pass' if r['passed'] else 'fail'}>{'pass' if r['passed'] else 'FAIL'}"
+        "</td></tr>" for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def write_validation_report(path, rows: list[dict], scenario_name: str, effort: str) -> None:
+    passed = sum(r["passed"] for r in rows)
+    figure = evidence_figure(rows).to_html(full_html=False, include_plotlyjs=True,
+                                           div_id="evidence")
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Validation: {html.escape(scenario_name)}</title>
+{STYLE}</head><body>
+<h1>Validation of {html.escape(scenario_name)}</h1>
+<p>{passed} of {len(rows)} checks pass ({html.escape(effort)} effort). Every comparison of two
+scenarios pairs replicate r of each (common random numbers); tests are at the 1% level.</p>
+{validation_table(rows)}
+{figure}
+</body></html>
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+
+
+def calibration_figure(result: dict) -> go.Figure:
+    moments = result["moments"]
+    fig = make_subplots(rows=1, cols=len(moments), subplot_titles=[m["moment"] for m in moments])
+    for i, m in enumerate(moments, start=1):
+        fig.add_trace(go.Bar(x=["record", "fitted model"], y=[m["target"], m["simulated"]],
+                             error_y={"type": "data", "array": [0, m["sd"]]},
+                             marker_color=["#7f7f7f", "#1f77b4"], showlegend=False),
+                      row=1, col=i)
+    fig.update_layout(height=360, title="Target moments and the fitted model's (± 1 sd across "
+                      "replicates)")
+    return fig
+
+
+def design_figure(result: dict) -> go.Figure:
+    """The objective over the Sobol design, against each parameter: where the fit is pinned."""
+    fit = result["fit"]
+    fig = make_subplots(rows=1, cols=len(fit), subplot_titles=[p["parameter"] for p in fit])
+    for i, p in enumerate(fit, start=1):
+        fig.add_trace(go.Scatter(x=[d[p["parameter"]] for d in result["design"]],
+                                 y=[d["objective"] for d in result["design"]], mode="markers",
+                                 marker={"color": "#1f77b4", "size": 6}, showlegend=False),
+                      row=1, col=i)
+        fig.add_trace(go.Scatter(x=[p["estimate"]], y=[result["objective"]], mode="markers",
+                                 marker={"color": FAIL, "size": 12, "symbol": "star"},
+                                 showlegend=False), row=1, col=i)
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=360, title="Objective over the search design (star: the fit)")
+    return fig
+
+
+def write_calibration_report(path, result: dict, scenario_name: str, fitted_file: str) -> None:
+    fit_rows = "".join(
+        f"<tr><td>{html.escape(p['parameter'])}</td><td class=num>{number(p['estimate'])}</td>"
+        f"<td class=num>{number(p['std_error'])}</td>"
+        f"<td class=num>[{number(p['low'])}, {number(p['high'])}]</td>"
+        f"<td>{html.escape(p['meaning'])}</td></tr>" for p in result["fit"])
+    moment_rows = "".join(
+        f"<tr><td>{html.escape(m['moment'])}</td><td class=num>{number(m['target'])}</td>"
+        f"<td class=num>{number(m['simulated'])}</td><td class=num>{number(m['sd'])}</td>"
+        f"<td class=num>{number(m['weight'])}</td></tr>" for m in result["moments"])
+    figures = "".join(
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=name)
+        for i, (name, fig) in enumerate((("moments", calibration_figure(result)),
+                                         ("design", design_figure(result)))))
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Calibration: {html.escape(scenario_name)}</title>
+{STYLE}</head><body>
+<h1>Calibration of {html.escape(scenario_name)} by simulated moments</h1>
+<p>Objective {number(result['objective'])} (best design point {number(result['start_objective'])}),
+{result['evaluations']} evaluations of {result['replicates']} replicates each, common random
+numbers throughout. Fitted scenario: <code>{html.escape(fitted_file)}</code>.
+A standard error of ∞ means the moments do not move that parameter near the fit
+(not identified).</p>
+<h2>Parameters</h2><table><tr><th>parameter</th><th class=num>estimate</th>
+<th class=num>std. error</th><th class=num>search range</th><th>meaning</th></tr>{fit_rows}</table>
+<h2>Moments</h2><table><tr><th>moment</th><th class=num>record</th><th class=num>fitted model</th>
+<th class=num>sd</th><th class=num>weight</th></tr>{moment_rows}</table>
+{figures}
+</body></html>
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
