@@ -57,6 +57,21 @@ def test_counterfactuals_are_the_shipped_scenario_files(case):
     assert not same_market(validation.no_order(case, effort), validation.sized(case, effort))
 
 
+def test_the_blocking_threshold_falls_as_diversion_rises(case):
+    """In this model the motive to block is diversion, so the size from which the largest
+    network blocks falls as diversion rises (same seeds at each diversion)."""
+    sizes = np.round(np.linspace(0.1, 0.9, 9), 2)
+
+    def threshold(diversion):
+        world = validation.derive(case, ("platforms.WeChat.diversion", diversion))
+        curve = [np.mean([run.blocked[3:, 0].mean() for run in validation.simulate(
+            validation.size_world(world, float(s), 12, 30), 10)]) for s in sizes]
+        return validation.threshold(sizes, np.array(curve))
+    low, middle, high = threshold(0.3), threshold(0.5), threshold(1.0)
+    assert low > middle > high
+    assert low > 0.5 > high
+
+
 def test_case_moments_read_the_link_history(case):
     """A hand-made history: QQ opens for the deadline check and blocks again two weeks
     later; WeChat opens chat five weeks after the deadline and never opens the feed."""
