@@ -101,7 +101,8 @@ class Problem:
         if self.progress:
             self.progress.update(1)
         runs = simulate(self.scenario(u), self.budget.replicates)
-        return np.array([[case_moments(self.case, run)[k] for k in MOMENTS] for run in runs])
+        per_run = [case_moments(self.case, run) for run in runs]
+        return np.array([[m[k] for k in MOMENTS] for m in per_run])
 
 
 def moment_weights() -> np.ndarray:

@@ -19,9 +19,11 @@ def draw_category(cdf: np.ndarray, uniform):
 
 
 def share_outcome(view: MarketView, users: UserSpec, common, content, surface, value, token_draw):
-    """What happens to a share, given the messaging platforms the two users have in common.
+    """What happens to a share, given the messaging platforms it travels on (`common`,
+    from `view.route`: those the two users have in common, or under interoperability
+    both users' platforms).
 
-    None in common: unreachable. Some common platform leaves the content's links open
+    None: unreachable. Some platform it travels on leaves the content's links open
     on this surface: direct. Otherwise the sender uses a copy-paste token if the share
     is worth more to them than the token's cost, and the token gets through with
     chance `token_success`; if not worth it, the share is abandoned.
