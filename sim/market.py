@@ -120,10 +120,11 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     """Build the view from the link policy, naming penalties (M,), suspensions (M,)
     and whether messaging interoperability is in force.
 
-    Two users share on the platforms they have in common. Under interoperability,
-    users with none in common still reach each other: the share travels on the
-    sender's and the receiver's platforms together (open if either end leaves the
-    link open), and the tie is worth `interoperability_reach` of a shared one.
+    Two users share on the platforms they have in common. Users with none in common
+    still reach each other if each is on an interconnected platform (every platform is,
+    under an interoperability order): the share travels on the interconnected platforms
+    of both ends (open if any of them leaves the link open), and the tie is worth
+    `interoperability_reach` of a shared one.
     """
     n_hosts = len(scenario.messaging)
     masks = np.arange(2 ** n_hosts)
@@ -144,8 +145,11 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     adds = options[None, :] & ~masks[:, None]
     suspended_bits = int(np.sum((1 << np.arange(n_hosts))[np.asarray(suspended, bool)]))
     common = masks[:, None] & masks[None, :]
-    bridged = interoperable & (common == 0) & (masks[:, None] > 0) & (masks[None, :] > 0)
-    route = np.where(bridged, masks[:, None] | masks[None, :], common)
+    interconnected = masks[-1] if interoperable else sum(
+        1 << h for h, p in enumerate(scenario.messaging) if p.interconnected)
+    ends = masks & interconnected
+    bridged = (common == 0) & (ends[:, None] > 0) & (ends[None, :] > 0)
+    route = np.where(bridged, ends[:, None] | ends[None, :], common)
     tie_worth = np.where(common != 0, 1.0,
                          np.where(bridged, scenario.regulator.interoperability_reach, 0.0))
     return MarketView(

@@ -20,8 +20,8 @@ def draw_category(cdf: np.ndarray, uniform):
 
 def share_outcome(view: MarketView, users: UserSpec, common, content, surface, value, token_draw):
     """What happens to a share, given the messaging platforms it travels on (`common`,
-    from `view.route`: those the two users have in common, or under interoperability
-    both users' platforms).
+    from `view.route`: those the two users have in common, or else both ends'
+    interconnected platforms).
 
     None: unreachable. Some platform it travels on leaves the content's links open
     on this surface: direct. Otherwise the sender uses a copy-paste token if the share

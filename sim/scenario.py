@@ -176,6 +176,10 @@ class PlatformSpec:
                                "Messaging: fraction of users who start on it (they sum to 1).")
     quality: float = key(0.0, number(-100.0, 100.0), "utility per week",
                          "Messaging: intrinsic appeal to users.")
+    interconnected: bool = key(
+        False, FLAG, "",
+        "Messaging: its users reach the users of other interconnected platforms they share no "
+        "platform with (voluntary compatibility, as among Malueg & Schwartz's rivals).")
     content_weight: float = key(0.0, number(0.0), "weight",
                                 "Content: relative frequency with which its links are shared.")
     revenue_per_visit: float = key(1.0, number(0.0), "money per visit",
@@ -249,10 +253,11 @@ class RegulatorSpec:
     interoperability: bool = key(
         False, FLAG, "",
         "Also order messaging interoperability (as EU DMA Art. 7): from the first deadline, "
-        "users with no platform in common reach each other across platforms.")
+        "every messaging platform is interconnected with every other.")
     interoperability_reach: float = key(
         0.8, probability(), "fraction",
-        "Worth of a tie reached only across platforms, relative to one on a shared platform.")
+        "Worth of a tie reached only across interconnected platforms, relative to one on a "
+        "shared platform.")
 
 
 @dataclass(frozen=True)
@@ -439,6 +444,9 @@ def check_consistency(s: Scenario) -> None:
             raise ScenarioError(src, f"{where}.name", f"platform name {p.name!r} is used twice")
         if not (p.messaging or p.content):
             raise ScenarioError(src, f"{where}", f"{p.name!r} must be messaging, content or both")
+        if p.interconnected and not p.messaging:
+            raise ScenarioError(src, f"{where}.interconnected",
+                                f"{p.name!r} is not a messaging platform")
         rivals = [c.name for c in s.content if c.owner != p.owner]
         for blocked in p.blocks:
             if not p.messaging:

@@ -74,6 +74,8 @@ BAD = {
                                   "WeChat, QQ, DingTalk"),
     "unknown platform in blocks": (["--set", "platforms.QQ.blocks=[\"Amazon\"]"], "blocks",
                                    "Taobao"),
+    "interconnected content": (["--set", "platforms.Taobao.interconnected=true"],
+                               "interconnected", "not a messaging platform"),
     "shares do not sum": (["--set", "platforms.QQ.initial_share=0.5"], "initial_share", "sum to 1"),
     "deadline before announcement": (["--set", "regulator.phases=[]", "--set",
                                       "regulator.deadline_step=3"], "deadline_step", "announce_step"),

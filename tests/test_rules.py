@@ -133,3 +133,24 @@ def test_summary_metric_names_match_the_summaries():
     scenario = small("china_2021", steps=3)
     summary = summarize_replicate(scenario, 0, run_replicate(scenario, 0).rows)
     assert list(summary)[2:] == summary_metrics(scenario)
+
+
+def test_interconnected_platforms_carry_shares_between_their_users():
+    """QQ and DingTalk interconnect, WeChat does not: their users reach each other
+    across platforms, a WeChat-only user reaches neither; an interoperability order
+    interconnects everyone."""
+    scenario = small("china_2021", "platforms.QQ.interconnected=true",
+                     "platforms.DingTalk.interconnected=true")
+    wechat, qq, dingtalk = 1, 2, 4                       # masks
+    route = view_of(scenario).route
+    assert route[qq, dingtalk] == route[dingtalk, qq] == qq | dingtalk
+    assert route[wechat, qq] == route[wechat, dingtalk] == 0
+    assert route[wechat | qq, dingtalk] == qq | dingtalk   # only interconnected ends carry it
+    assert route[wechat | qq, wechat] == wechat            # a common platform comes first
+    hosts = len(scenario.messaging)
+    ordered = market_view(small("china_2021"), LinkPolicy(scenario), np.zeros(hosts),
+                          np.zeros(hosts, bool), interoperable=True).route
+    assert ordered[wechat, qq] == wechat | qq
+    reach = view_of(scenario).reach[list(view_of(scenario).options).index(qq)]
+    assert reach[dingtalk] == scenario.regulator.interoperability_reach
+    assert reach[wechat] == 0 and reach[qq] == 1

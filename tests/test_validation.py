@@ -66,7 +66,7 @@ def test_the_blocking_threshold_falls_as_diversion_rises(case):
         world = validation.derive(case, ("platforms.WeChat.diversion", diversion))
         curve = [np.mean([run.blocked[3:, 0].mean() for run in validation.simulate(
             validation.size_world(world, float(s), 12, 30), 10)]) for s in sizes]
-        return validation.threshold(sizes, np.array(curve))
+        return validation.threshold(sizes, np.array(curve), level=0.5)
     low, middle, high = threshold(0.3), threshold(0.5), threshold(1.0)
     assert low > middle > high
     assert low > 0.5 > high
