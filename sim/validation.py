@@ -268,9 +268,9 @@ RIVALS = 3
 
 
 def size_world(case: Scenario, share: float, weeks: int, side: int) -> Scenario:
-    """Malueg & Schwartz's market: a largest network facing mutually compatible rivals.
-    The rivals split the rest equally, each sells content and leaves every link open;
-    all are alike but for size, with the case's largest platform's spec."""
+    """A largest network, with the case's largest platform's spec and strategy, facing
+    smaller rivals alike but for size: they split the rest equally, each sells content
+    and leaves every link open."""
     spec = case.messaging[largest(case)]
     large = asdict(spec)
     large.update(name="Large", owner="L", initial_share=share, blocks=[], content=False)
