@@ -3,7 +3,7 @@
 The parameters that no source pins down are fitted so that the case's simulated
 moments match the record (`sim.validation.RECORD`): how long the largest platform
 took to open one-on-one chat after the deadline, QQ's opening for the deadline and
-its re-block, the feed staying closed. Every evaluation uses the same replicate
+its re-block, the feed staying closed, and WeChat's and QQ's 2021 sizes. Every evaluation uses the same replicate
 seeds (common random numbers), so the objective is a fixed function of the
 parameters. A scrambled Sobol design over the search box finds a start, Nelder-Mead
 polishes it, and the standard errors come from the sandwich formula with a
@@ -64,7 +64,6 @@ def parameters(case: Scenario) -> list[Parameter]:
 
 
 MOMENTS = tuple(RECORD)
-TARGETS = RECORD
 
 
 @dataclass(frozen=True)
@@ -109,12 +108,12 @@ def moment_weights() -> np.ndarray:
     """Each moment's miss is measured in units of 10% of its target (of 0.01 for
     targets below 0.1): a week of lag, a re-block probability and a market share
     then weigh alike as relative errors."""
-    scale = 0.1 * np.array([max(abs(TARGETS[k]), 0.1) for k in MOMENTS])
+    scale = 0.1 * np.array([max(abs(RECORD[k]), 0.1) for k in MOMENTS])
     return 1.0 / scale ** 2
 
 
 def objective(mean: np.ndarray, weights: np.ndarray) -> float:
-    gap = mean - np.array([TARGETS[k] for k in MOMENTS])
+    gap = mean - np.array([RECORD[k] for k in MOMENTS])
     return float(gap @ (weights * gap))
 
 
@@ -164,7 +163,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
             "ci_low": float(v - 1.96 * e), "ci_high": float(v + 1.96 * e),
             "low": p.low, "high": p.high, "meaning": p.doc}
            for p, v, e in zip(problem.params, theta, errors)]
-    moments = [{"moment": k, "target": TARGETS[k], "simulated": float(mean[i]),
+    moments = [{"moment": k, "target": RECORD[k], "simulated": float(mean[i]),
                 "sd": float(sd[i]), "weight": float(weights[i])} for i, k in enumerate(MOMENTS)]
     return {"fit": fit, "moments": moments, "jacobian": jacobian.tolist(),
             "objective": objective(mean, weights), "start_objective": start_score,

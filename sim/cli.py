@@ -198,6 +198,9 @@ def cmd_validate(args) -> None:
     target = Path(args.out) if args.out else RESULTS / "validation" / case.name
     started = now()
     rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
+    if not rows:
+        raise UsageError(f"{args.scenario}: the selected checks do not apply to this scenario "
+                         "(the record check needs WeChat, QQ and regulator.policy = \"order\")")
     with outputs.staged_directory(target) as staging:
         outputs.write_csv(staging / "validation.csv", list(rows[0]), rows)
         write_validation_report(staging / "report.html", rows, case.name, effort_name)

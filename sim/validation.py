@@ -426,53 +426,46 @@ def small_platforms(case: Scenario, rows: list[dict]) -> float:
     return 1.0 - users[big] / sum(users.values())
 
 
-@check("opening_effects")
-def opening_effects(case: Scenario, effort: Effort) -> list[Evidence]:
-    """The order as shipped against the same market without it, paired by seed."""
-    ordered = simulate(sized(case, effort), effort.replicates)
-    unordered = simulate(no_order(case, effort), effort.replicates)
-    source = "CASE.md fact 5; Scott Morton et al. (2023)"
-
+def market_effects(check: str, cause: str, source: str, contrast: str, case: Scenario,
+                   treated: list[Run], control: list[Run], traffic: str, traffic_label: str,
+                   traffic_measure: Callable[[list[dict]], float]) -> list[Evidence]:
+    """Cross-platform traffic and small platforms' shares rise and HHI falls, treated
+    against control, paired by seed."""
     def change(measure):
-        return [measure(a.rows) - measure(b.rows) for a, b in zip(ordered, unordered)]
+        return [measure(a.rows) - measure(b.rows) for a, b in zip(treated, control)]
     return [
-        paired_change("opening_effects", "after opening, cross-platform sharing rises", source,
-                      "direct shares of rival content per week (order minus no order)",
-                      change(lambda rows: late(rows, "shares_direct"))),
-        paired_change("opening_effects", "after opening, small platforms' shares rise", source,
-                      "market share of all but the largest platform (order minus no order)",
+        paired_change(check, f"{cause} raises cross-platform {traffic}", source,
+                      f"{traffic_label} per week ({contrast})", change(traffic_measure)),
+        paired_change(check, f"{cause} raises small platforms' shares", source,
+                      f"market share of all but the largest platform ({contrast})",
                       change(lambda rows: small_platforms(case, rows))),
-        paired_change("opening_effects", "after opening, concentration (HHI) falls", source,
-                      "HHI of messaging users (order minus no order)",
+        paired_change(check, f"{cause} lowers concentration (HHI)", source,
+                      f"HHI of messaging users ({contrast})",
                       change(lambda rows: late(rows, "hhi")), sign=-1),
     ]
+
+
+@check("opening_effects")
+def opening_effects(case: Scenario, effort: Effort) -> list[Evidence]:
+    """The order as shipped against the same market without it."""
+    return market_effects(
+        "opening_effects", "opening", "CASE.md fact 5; Scott Morton et al. (2023)",
+        "order minus no order", case, simulate(sized(case, effort), effort.replicates),
+        simulate(no_order(case, effort), effort.replicates),
+        "sharing", "direct shares of rival content", lambda rows: late(rows, "shares_direct"))
 
 
 @check("interoperability_effects")
 def interoperability_effects(case: Scenario, effort: Effort) -> list[Evidence]:
     """An order that adds messaging interoperability (EU DMA Art. 7) against no order."""
-    mandated = simulate(sized(case, effort, ("regulator.policy", "order"),
-                              ("regulator.interoperability", True)), effort.replicates)
-    unordered = simulate(no_order(case, effort), effort.replicates)
-    source = "Scott Morton et al. (2023); EU DMA Art. 7"
-    big = case.messaging[largest(case)].name
-    rows = [paired_change(
-        "interoperability_effects", "an interoperability mandate raises cross-platform traffic",
-        source, "shares that reach their recipient per week (mandate minus no order)",
-        [late(a.rows, "shares_attempted") - late(a.rows, "shares_unreachable")
-         - late(b.rows, "shares_attempted") + late(b.rows, "shares_unreachable")
-         for a, b in zip(mandated, unordered)])]
-    rows.append(paired_change(
-        "interoperability_effects", "an interoperability mandate raises small platforms' shares",
-        source, f"market share of all but {big} (mandate minus no order)",
-        [small_platforms(case, a.rows) - small_platforms(case, b.rows)
-         for a, b in zip(mandated, unordered)]))
-    rows.append(paired_change(
-        "interoperability_effects", "an interoperability mandate lowers concentration (HHI)",
-        source, "HHI of messaging users (mandate minus no order)",
-        [late(a.rows, "hhi") - late(b.rows, "hhi") for a, b in zip(mandated, unordered)],
-        sign=-1))
-    return rows
+    mandated = sized(case, effort, ("regulator.policy", "order"),
+                     ("regulator.interoperability", True))
+    return market_effects(
+        "interoperability_effects", "an interoperability mandate",
+        "Scott Morton et al. (2023); EU DMA Art. 7", "mandate minus no order", case,
+        simulate(mandated, effort.replicates), simulate(no_order(case, effort), effort.replicates),
+        "traffic", "shares that reach their recipient",
+        lambda rows: late(rows, "shares_attempted") - late(rows, "shares_unreachable"))
 
 
 @check("doganoglu_wright")
@@ -563,8 +556,8 @@ def record(case: Scenario, effort: Effort) -> list[Evidence]:
     timeline, sizes = "CASE.md timeline (Sep-Nov 2021)", "CASE.md sizes (2021)"
     lag = confidence_interval(moments["chat_lag"])
 
-    def share_of_runs(key, claim, measure, source=timeline, least=0.5):
-        return evidence("record", claim, source, measure, f"at least {least}", moments[key],
+    def share_of_runs(key, claim, measure, least=0.5):
+        return evidence("record", claim, timeline, measure, f"at least {least}", moments[key],
                         "share of replicates", math.nan, np.mean(moments[key]) >= least)
 
     def size(key, platform):

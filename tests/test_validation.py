@@ -150,6 +150,14 @@ def test_validate_refuses_an_unknown_check(tmp_path):
     assert not (tmp_path / "v").exists()
 
 
+def test_validate_refuses_a_scenario_no_selected_check_applies_to(tmp_path):
+    done = run_cli("validate", "--quick", "--quiet", "--check", "record", "--scenario",
+                   str(SCENARIOS / "no_regulation.toml"), "--out", str(tmp_path / "v"))
+    assert done.returncode == 2 and "do not apply" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "v").exists()
+
+
 def test_validate_exits_1_when_a_check_fails(tmp_path):
     """With no order at all, the record cannot be met: validate says so with status 1."""
     bad = tmp_path / "never_opens.toml"
