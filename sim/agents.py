@@ -8,8 +8,10 @@ from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from sim.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
 from sim.rules import draw_category, logit_choice, option_utilities, share_outcome
-from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec
+from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
 from sim.strategies import STRATEGIES
+
+CHAT, GROUP, FEED = range(len(SURFACES))
 
 
 class UserAgent(CellAgent):
@@ -24,21 +26,22 @@ class UserAgent(CellAgent):
         self.paid_token = False
 
     def share(self, view: MarketView) -> list[tuple]:
-        """Share this week's links; return (common, content, surface, outcome, value) each."""
+        """Post this week's links; return (route, content, surface, outcome, value) for
+        each view: a chat post reaches one tie, a group post several, a feed post all."""
         rng, users = self.model.rng, self.model.scenario.users
-        shares = []
+        views = []
         for _ in range(rng.poisson(users.share_rate)):
-            partner = self.model.users.partner_of(self)
-            if partner is None:
-                continue
-            content = draw_category(view.content_cdf, rng.random())
-            surface = draw_category(view.surface_cdf, rng.random())
-            value = rng.exponential(users.share_value)
-            common = view.route[self.platforms, partner.platforms]
-            outcome = share_outcome(view, users, common, content, surface, value, rng.random())
-            shares.append((common, content, surface, int(outcome), value))
-        self.paid_token = any(s[3] in (TOKEN_OK, TOKEN_FAIL) for s in shares)
-        return shares
+            content, surface = divmod(int(draw_category(view.post_cdf, rng.random())),
+                                      len(SURFACES))
+            for partner in self.model.users.recipients(self, surface, view.fanout):
+                route = int(view.route[self.platforms, partner.platforms])
+                value = rng.exponential(view.view_mean[surface])
+                draw = rng.random()
+                state = view.state[route, content, surface] if route else None
+                views.append((route, content, surface, int(share_outcome(state, users, value,
+                                                                         draw)), value))
+        self.paid_token = any(v[3] in (TOKEN_OK, TOKEN_FAIL) for v in views)
+        return views
 
     def choose_platforms(self, view: MarketView, neighbour_counts: np.ndarray) -> None:
         """With chance revision_rate, pick a set of platforms by logit over utilities."""
@@ -87,37 +90,52 @@ class AgentUsers:
         n = len(self.members)
         return self.members[(user.index + 1 + int(self.model.rng.integers(n - 1))) % n]
 
-    def partner_of(self, user: UserAgent) -> UserAgent | None:
+    def recipients(self, user: UserAgent, surface: int, fanout: np.ndarray) -> list[UserAgent]:
+        """Who sees a post: one tie in a chat, `group_size` distinct ties in a group,
+        every tie on the feed. Well mixed, as many users drawn from everyone."""
+        rng = self.model.rng
         if len(self.members) < 2:
-            return None
+            return []
         if self.model.scenario.grid.well_mixed:
-            return self.random_other(user)
-        if not user.ties:
-            return None
-        return user.ties[int(self.model.rng.integers(len(user.ties)))]
+            return [self.random_other(user) for _ in range(int(fanout[surface]))]
+        ties = user.ties
+        if surface == FEED or not ties:
+            return list(ties)
+        if surface == CHAT:
+            return [ties[int(rng.integers(len(ties)))]]
+        picked = rng.choice(len(ties), min(int(fanout[GROUP]), len(ties)), replace=False)
+        return [ties[int(i)] for i in picked]
 
     def masks(self) -> np.ndarray:
         return np.fromiter((u.platforms for u in self.members), dtype=np.int64,
                            count=len(self.members))
 
     def share(self, view: MarketView) -> ShareLedger:
-        ledger = ShareLedger.empty(len(self.model.scenario.messaging), len(view.content_cdf))
-        shares = [s for user in self.members for s in user.share(view)]
-        if shares:
-            common, content, surface, outcome, value = map(np.array, zip(*shares))
-            ledger.record(common, content, surface, outcome, value,
-                          self.model.scenario.users.token_cost)
+        ledger = ShareLedger.empty(len(self.model.scenario.messaging), view.state.shape[1])
+        views = [v for user in self.members for v in user.share(view)]
+        if views:
+            route, content, surface, outcome, value = map(np.array, zip(*views))
+            ledger.record(route, content, surface, outcome, value, self.model.scenario.users)
         return ledger
+
+    def neighbour_counts(self, users=None) -> np.ndarray:
+        """(n, 2**M): how many of each user's ties are on each mask (well mixed: the
+        whole population's counts)."""
+        n_masks = 2 ** len(self.model.scenario.messaging)
+        members = self.members if users is None else users
+        if self.model.scenario.grid.well_mixed:
+            everyone = np.bincount(self.masks(), minlength=n_masks)
+            return np.tile(everyone, (len(members), 1))
+        counts = np.zeros((len(members), n_masks), dtype=np.int64)
+        for row, user in enumerate(members):
+            counts[row] = np.bincount([t.platforms for t in user.ties], minlength=n_masks)
+        return counts
 
     def choose_platforms(self, view: MarketView) -> int:
         """Everyone decides on the same state, then all switch (synchronous revision)."""
-        n_masks = 2 ** len(self.model.scenario.messaging)
-        if self.model.scenario.grid.well_mixed:
-            everyone = np.bincount(self.masks(), minlength=n_masks)
-        for user in self.members:
-            counts = everyone if self.model.scenario.grid.well_mixed else np.bincount(
-                [t.platforms for t in user.ties], minlength=n_masks)
-            user.choose_platforms(view, counts)
+        counts = self.neighbour_counts()
+        for user, row in zip(self.members, counts):
+            user.choose_platforms(view, row)
         return sum(user.adopt_choice() for user in self.members)
 
 
@@ -144,17 +162,35 @@ class Platform(Agent):
         self.host = names.index(spec.name) if spec.messaging else None
         self.strategy = STRATEGIES[spec.strategy](self)
 
+    def decides(self, week: int) -> bool:
+        """Its decision points: every `review_period` weeks, on the eve of a deadline and
+        at the end of a deadline week (after the inspection it has just seen)."""
+        regulator = self.model.regulator
+        return (week % self.spec.review_period == 0 or regulator.deadline_next(week)
+                or regulator.blitz(week))
+
+    def next_decision(self, week: int) -> int:
+        """Weeks until its next decision point after this one."""
+        ahead = 1
+        while not self.decides(week + ahead) and ahead < self.spec.review_period:
+            ahead += 1
+        return ahead
+
     def review_links(self) -> None:
-        """On review weeks, and on the eve of a deadline, let the strategy set the links."""
-        if self.host is None:
-            return
-        week = self.model.steps
-        if week % self.spec.review_period == 0 or self.model.regulator.deadline_next(week):
+        if self.host is not None and self.decides(self.model.steps):
             self.strategy.review(self.model)
 
 
 class Regulator(Agent):
-    """The industry ministry: orders links open, audits, fines and escalates."""
+    """The industry ministry: orders links open, audits, fines and escalates.
+
+    An audit that finds violations is one decision against the platform, whatever the
+    number of links found: a fine (a share of the owner's previous year's revenue, or
+    a fixed sum) escalated for earlier decisions and capped per decision, and the
+    measures whose turn has come. Inspections are public: every platform sees them.
+    """
+
+    MEASURES = ("naming", "suspend_registrations", "forced_open")
 
     def __init__(self, model, spec: RegulatorSpec):
         super().__init__(model)
@@ -167,13 +203,19 @@ class Regulator(Agent):
             starts = [spec.deadline_step] * len(SURFACES)
         self.start = np.array(starts, dtype=float) if spec.policy == "order" else np.full(
             len(SURFACES), np.inf)
-        self.offences = np.zeros(n_hosts, dtype=np.int64)
+        self.visibility = np.array(by_surface(spec.visibility))
+        self.offences = np.zeros(n_hosts, dtype=np.int64)      # decisions against each host
+        self.capped = np.zeros(n_hosts, dtype=np.int64)        # of which fined at the cap
         self.named_until = np.zeros(n_hosts, dtype=np.int64)
         self.suspended_until = np.zeros(n_hosts, dtype=np.int64)
-        self.audits_seen = 0       # routine audits observed by platforms (not blitzes)
-        self.audit_chances = 0
+        # inspections seen by every platform: (audits, platform-weeks), routine and deadline
+        self.seen = {"routine": [0, 0], "deadline": [0, 0]}
+        self.audits: list[dict] = []   # every audit: week, host and the fine decided (0: none)
         self.fines = np.zeros(len(model.scenario.owners))
         self.violations = 0
+
+    def announced(self, week: int) -> bool:
+        return self.spec.policy == "order" and week >= self.spec.announce_step
 
     def required(self, week: int) -> np.ndarray:
         """Surfaces that must be open in this week."""
@@ -195,86 +237,104 @@ class Regulator(Agent):
     def suspended(self, week: int) -> np.ndarray:
         return week < self.suspended_until
 
+    def violating(self, host: int) -> np.ndarray:
+        """(C, S): the host's links that break the order where it is in force: blocked,
+        and behind a warning page unless warnings are accepted."""
+        links = self.model.links
+        bad = links.blocked[host] | (links.warned[host] & (not self.spec.accept_warning))
+        return bad & self.required(self.model.steps)[None, :]
+
     def step(self) -> None:
-        """Announce, then audit every messaging platform and fine what is found blocked."""
+        """Announce, then audit every messaging platform and decide on what is found."""
         model, spec, week = self.model, self.spec, self.model.steps
         self.fines[:] = 0.0
         self.violations = 0
         if spec.policy == "order" and week == spec.announce_step:
             model.log("announcement", "", "order to open rival links")
-        required = self.required(week)
         draws = model.rng.random(len(self.offences))
-        if not required.any():
+        if not self.required(week).any():
             return
         blitz = self.blitz(week)
         if blitz:
             model.log("deadline", "", "must be open: " + ", ".join(
                 s for s, due in zip(SURFACES, self.start == week) if due))
         probability = spec.deadline_audit if blitz else spec.audit_probability
+        kind = self.seen["deadline" if blitz else "routine"]
         for host, draw in enumerate(draws):
             audited = draw < probability
-            if not blitz:
-                self.audit_chances += 1
-                self.audits_seen += int(audited)
+            kind[0] += int(audited)
+            kind[1] += 1
             if audited:
-                self.audit(host, required)
+                self.audit(host)
 
-    def audit(self, host: int, required: np.ndarray) -> None:
+    def audit(self, host: int) -> None:
+        """Look at every link of the host; each violating one is found with its
+        surface's visibility; finding any is one decision."""
+        model = self.model
+        platform = model.scenario.messaging[host]
+        violating = self.violating(host)
+        found = violating & (model.rng.random(violating.shape) < self.visibility[None, :])
+        model.log("audit", platform.name, f"{int(found.sum())} violating link(s) found")
+        self.audits.append({"step": model.steps, "host": host, "fine": 0.0})
+        if found.any():
+            self.audits[-1]["fine"] = self.decide(host, int(found.sum()))
+
+    def decide(self, host: int, found: int) -> float:
+        """One decision against the host: its fine (returned) and the measures due."""
         model, spec, week = self.model, self.spec, self.model.steps
         platform = model.scenario.messaging[host]
-        found = int((model.links.blocked[host] & model.links.rival[host] & required[None, :]).sum())
-        model.log("audit", platform.name, f"{found} blocked link(s) found")
-        if not found:
-            return
         owner = model.scenario.owners.index(platform.owner)
-        fine = min(found * self.fine_per_violation(host), self.cap_room(owner))
+        fine, capped = self.fine(host, self.offences[host])
         self.fines[owner] += fine
         self.violations += found
         self.offences[host] += 1
-        model.log("fine", platform.name, f"{fine:.4g} for {found} violation(s)")
-        if spec.naming and self.offences[host] >= spec.naming_after:
+        self.capped[host] += int(capped)
+        model.log("fine", platform.name, f"{fine:.4g} for {found} violation(s)"
+                  + (" (capped)" if capped else ""))
+        due = self.measures_due(self.offences[host], self.capped[host])
+        if "naming" in due:
             self.named_until[host] = week + spec.naming_steps
             model.log("naming", platform.name, f"named for {spec.naming_steps} weeks")
-        if spec.suspend_registrations and self.offences[host] >= spec.suspend_after:
+        if "suspend_registrations" in due:
             self.suspended_until[host] = week + spec.suspension_steps
             model.log("suspension", platform.name,
                       f"registrations suspended for {spec.suspension_steps} weeks")
-        if spec.forced_open and self.offences[host] >= spec.forced_open_after:
-            model.links.force_open(host, required)
+        if "forced_open" in due:
+            model.links.force_open(host, self.required(week))
             model.log("forced_open", platform.name, "links opened by the regulator")
+        return fine
 
-    def fine_per_violation(self, host: int) -> float:
-        """The fine for one violation, escalated for each earlier offence."""
+    def fine(self, host: int, offences: int) -> tuple[float, bool]:
+        """The fine of a decision after `offences` earlier ones, and whether the cap
+        bound it: the base (a share of the previous year's revenue, or a sum) times
+        fine_escalation per earlier decision, at most fine_cap of that revenue."""
         owner = self.model.scenario.messaging[host].owner
-        base = self.spec.fine
-        if self.spec.fine_kind == "revenue_share":
-            base *= 52 * self.model.weekly_revenue(owner)
-        return base * self.spec.fine_escalation ** self.offences[host]
+        annual = 52 * self.model.weekly_revenue(owner)
+        base = self.spec.fine * (annual if self.spec.fine_kind == "revenue_share" else 1.0)
+        escalated = base * self.spec.fine_escalation ** offences
+        cap = self.spec.fine_cap * annual
+        return min(escalated, cap), bool(escalated > cap)
 
-    def cap_room(self, owner: int) -> float:
-        """What an owner can still be fined before reaching the annual cap."""
-        annual = 52 * self.model.weekly_revenue(self.model.scenario.owners[owner])
-        return max(self.spec.fine_cap * annual - self.model.fines_last_year(owner), 0.0)
+    def measures_due(self, offences: int, capped: int) -> tuple[str, ...]:
+        """Measures a decision brings: each enabled rung of the ladder (naming,
+        suspension, forced opening) once the platform has that many decisions against
+        it, and, once fines are capped, one more rung for every capped decision, so a
+        capped fine is never a licence."""
+        spec = self.spec
+        rungs = [m for m in self.MEASURES if getattr(spec, m)]
+        after = {"naming": spec.naming_after, "suspend_registrations": spec.suspend_after,
+                 "forced_open": spec.forced_open_after}
+        return tuple(m for rung, m in enumerate(rungs)
+                     if offences >= after[m] or capped > rung)
 
-    def belief(self, spec: PlatformSpec) -> float:
-        """A platform's belief of the weekly audit probability: its prior, updated by
-        the routine audits it has seen (a beta-binomial mean)."""
-        return ((spec.belief_weight * spec.audit_belief + self.audits_seen)
-                / max(spec.belief_weight + self.audit_chances, 1e-12))
-
-    def expected_fine(self, model, host: int, surface: int, horizon: int) -> float:
-        """Expected fine over the next weeks for keeping one link blocked, as the
-        platform sees it: announced blitzes at their probability, routine audits at
-        its belief, nothing before the order is announced. An announced blitz is
-        believed as far as the deadline is credible to the platform."""
-        week = model.steps
-        if self.spec.policy != "order" or week < self.spec.announce_step:
-            return 0.0
-        spec = model.scenario.messaging[host]
-        owner = model.scenario.owners.index(spec.owner)
-        belief = self.belief(spec)
-        blitz = self.spec.deadline_audit * spec.deadline_credibility
-        audits = sum(
-            (blitz if self.blitz(t) else belief)
-            for t in range(week + 1, week + horizon + 1) if self.required(t)[surface])
-        return audits * min(self.fine_per_violation(host), self.cap_room(owner))
+    def belief(self, spec: PlatformSpec, kind: str) -> float:
+        """A platform's belief of the chance that an inspection of one platform comes in
+        a routine week or at an announced deadline: a Beta prior (mean `audit_belief`, or
+        `deadline_credibility` x `deadline_audit`; weight `belief_weight`) updated by every
+        inspection of that kind it has seen, on itself and on its rivals."""
+        prior = (spec.audit_belief if kind == "routine"
+                 else spec.deadline_credibility * self.spec.deadline_audit)
+        audits, chances = self.seen[kind]
+        if spec.belief_weight + chances == 0:
+            return prior
+        return (spec.belief_weight * prior + audits) / (spec.belief_weight + chances)

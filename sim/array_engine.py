@@ -5,9 +5,12 @@ plus a sparse list of rewired ties (about 0.4 ties per user at rewire = 0.05). T
 Moore neighbourhood is a stencil over the torus, never a stored edge list.
 
 Distributions, not draws, match the agent engine (the docking tests check this):
-- Each user's number of shares is Poisson(share_rate), drawn by inverse CDF.
-- Only blocked shares draw their value one by one (it decides the token); the
-  summed value of the direct shares is one Gamma draw.
+- Each user's number of posts is Poisson(share_rate), drawn by inverse CDF; a post's
+  content and surface come from one uniform, its recipients (one tie, a group of
+  distinct ties, or every tie) from further ones.
+- Only views that meet a block or a warning page draw their value one by one (it
+  decides the token or the click-through); the summed value of the direct views on
+  each surface is one Gamma draw.
 - Platform choice uses the shared rules (`sim.rules.option_utilities`,
   `sim.rules.logit_choice`) on the revisers' neighbour counts.
 
@@ -21,7 +24,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sim.market import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger
+from sim.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
+                        WARNED_OK, MarketView, ShareLedger)
 from sim.rules import draw_category, logit_choice, option_utilities
 
 
@@ -62,22 +66,24 @@ class ArrayUsers:
     def share(self, view: MarketView) -> ShareLedger:
         rng, users = self.model.rng, self.model.scenario.users
         n = len(self.platforms)
-        ledger = ShareLedger.empty(len(self.model.scenario.messaging), len(view.content_cdf))
+        ledger = ShareLedger.empty(len(self.model.scenario.messaging), view.state.shape[1])
         if n < 2:
             return ledger
-        joint_cdf = np.cumsum(view.share_weights.ravel())
-        counts = np.zeros((len(self.block_rngs),) + ledger.counts.shape, np.int64)
-        unreachable, direct, token_value = _share_kernel(
+        blocks = len(self.block_rngs)
+        counts = np.zeros((blocks,) + ledger.counts.shape, np.int64)
+        value_lost = np.zeros((blocks,) + ledger.value_lost.shape)
+        unreachable, direct, value_through = _share_kernel(
             self.block_rngs, self.bounds, self.poisson_cdf, self.platforms, *self.neighbourhood(),
-            view.route, view.open_any, joint_cdf, view.share_weights.shape[1], users.token_cost,
-            users.token_success, users.share_value, counts)
+            view.route, view.state, view.post_cdf, view.fanout, view.view_mean, users.token_cost,
+            users.token_success, users.warning_cost, users.warning_dropout, counts, value_lost)
         ledger.counts += counts.sum(axis=0)
-        direct = int(direct.sum())
+        ledger.value_lost += value_lost.sum(axis=0)
         ledger.unreachable = int(unreachable.sum())
-        ledger.value_delivered = sum(token_value.tolist()) + (
-            float(rng.gamma(direct, users.share_value)) if direct else 0.0)
-        token_shares = ledger.counts[..., TOKEN_OK].sum() + ledger.counts[..., TOKEN_FAIL].sum()
-        ledger.token_costs = users.token_cost * int(token_shares)
+        direct = direct.sum(axis=0)
+        ledger.value_delivered = sum(value_through.tolist()) + sum(
+            float(rng.gamma(k, mean)) if k else 0.0 for k, mean in zip(direct, view.view_mean))
+        ledger.token_costs = users.token_cost * ledger.total(TOKEN_OK, TOKEN_FAIL)
+        ledger.warning_costs = users.warning_cost * ledger.total(WARNED_OK)
         return ledger
 
     def neighbourhood(self) -> tuple:
@@ -85,6 +91,16 @@ class ArrayUsers:
         return (self.user_cell, self.cell_user, self.width, self.height, self.offsets,
                 self.n_ties, self.rewired_start, self.rewired_slot, self.rewired_target,
                 self.model.scenario.grid.well_mixed)
+
+    def neighbour_counts(self) -> np.ndarray:
+        """(n, 2**M): how many of each user's ties are on each mask (well mixed: the
+        whole population's counts)."""
+        n_masks = 2 ** len(self.model.scenario.messaging)
+        if self.model.scenario.grid.well_mixed:
+            everyone = np.bincount(self.platforms, minlength=n_masks)
+            return np.broadcast_to(everyone, (len(self.platforms), n_masks))
+        return _neighbour_counts(np.arange(len(self.platforms)), self.platforms,
+                                 *self.neighbourhood()[:-1], n_masks)
 
     def choose_platforms(self, view: MarketView) -> int:
         """Revisers decide on the same state, then all switch (synchronous revision)."""
@@ -189,33 +205,6 @@ def _rewire(rng, user_cell, cell_user, width, height, offsets, p):
     return start, slots[:count].copy(), targets[:count].copy()
 
 
-@numba.njit(cache=True, inline="always")
-def _partner(u, sender, n, user_cell, cell_user, width, height, offsets, n_ties, r_start,
-             r_slot, r_target, well_mixed):
-    """A tie drawn uniformly among the sender's ties by the uniform u (-1 if none),
-    and what is left of u: u x k less its integer part is again uniform on [0, 1),
-    with at least 29 of its 53 bits, enough to draw the share's content and surface."""
-    if well_mixed:
-        scaled = u * (n - 1)
-        return (sender + 1 + int(scaled)) % n, scaled - int(scaled)
-    ties = n_ties[sender]
-    if ties == 0:
-        return -1, u
-    scaled = u * ties
-    pick = int(scaled)
-    rest = scaled - pick
-    if ties == len(offsets):                     # a full neighbourhood: every slot is a tie
-        return _tie(sender, pick, user_cell, cell_user, width, height, offsets, r_start,
-                    r_slot, r_target), rest
-    for slot in range(len(offsets)):
-        if _neighbour(user_cell[sender], slot, width, height, offsets, cell_user) >= 0:
-            if pick == 0:
-                return _tie(sender, slot, user_cell, cell_user, width, height, offsets,
-                            r_start, r_slot, r_target), rest
-            pick -= 1
-    return -1, rest
-
-
 @numba.njit(cache=True)
 def _count_ties(user_cell, cell_user, width, height, offsets):
     """Each user's number of grid ties (occupied cells in the stencil)."""
@@ -229,53 +218,100 @@ def _count_ties(user_cell, cell_user, width, height, offsets):
 
 @numba.njit(cache=True, parallel=True)
 def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width, height,
-                  offsets, n_ties, r_start, r_slot, r_target, well_mixed, route, open_any,
-                  joint_cdf, n_surfaces, token_cost, token_success, share_value, counts):
-    """The week's shares, by the rule of `sim.rules.share_outcome`, into `counts`
-    (one slice per block of users, each block with its own generator).
+                  offsets, n_ties, r_start, r_slot, r_target, well_mixed, route, state,
+                  post_cdf, fanout, view_mean, token_cost, token_success, warning_cost,
+                  warning_dropout, counts, value_lost):
+    """The week's views, by the rule of `sim.rules.share_outcome`, into `counts` and
+    `value_lost` (one slice per block of users, each block with its own generator).
 
-    Senders are visited in order (so memory is read as a stream); each shares a
-    Poisson number of links, drawn by inverse CDF from `poisson_cdf`.
-    Returns per block: unreachable shares, direct shares, value of token shares
-    delivered. (Summing them here would be a parallel reduction, whose order, and so
-    whose last float digits, would depend on the number of threads.)
+    Senders are visited in order (so memory is read as a stream); each posts a
+    Poisson number of links, drawn by inverse CDF from `poisson_cdf`. Returns per
+    block: unreachable views, direct views per surface, and the value of the views
+    delivered through a token or a warning page. (Summing them here would be a
+    parallel reduction, whose order, and so whose last float digits, would depend
+    on the number of threads.)
     """
-    n, blocks = len(masks), len(bounds) - 1
+    n, blocks, n_surfaces = len(masks), len(bounds) - 1, len(fanout)
     unreachable = np.zeros(blocks, np.int64)
-    direct = np.zeros(blocks, np.int64)
-    token_value = np.zeros(blocks)
+    direct = np.zeros((blocks, n_surfaces), np.int64)
+    value_through = np.zeros(blocks)
     for block in numba.prange(blocks):
         rng = rngs[block]
-        lost, reached, valued = 0, 0, 0.0     # locals: no cache line shared between threads
+        ties = np.empty(len(offsets), np.int32)
+        seen = np.empty(len(offsets), np.int32)
+        lost, through = 0, 0.0     # locals: no cache line shared between threads
         for sender in range(bounds[block], bounds[block + 1]):
-            shares = _draw_index(poisson_cdf, rng.random())
-            if shares == len(poisson_cdf) - 1:       # the far tail: draw it exactly
-                shares = rng.poisson(-np.log(poisson_cdf[0]))
-            for _ in range(shares):
-                partner, rest = _partner(rng.random(), sender, n, user_cell, cell_user, width,
-                                         height, offsets, n_ties, r_start, r_slot, r_target,
-                                         well_mixed)
-                if partner < 0:
-                    continue
-                category = _draw_index(joint_cdf, rest)
+            posts = _draw_index(poisson_cdf, rng.random())
+            if posts == len(poisson_cdf) - 1:       # the far tail: draw it exactly
+                posts = rng.poisson(-np.log(poisson_cdf[0]))
+            if posts == 0:
+                continue
+            k = 0
+            if not well_mixed:
+                for slot in range(len(offsets)):
+                    if _neighbour(user_cell[sender], slot, width, height, offsets,
+                                  cell_user) >= 0:
+                        ties[k] = _tie(sender, slot, user_cell, cell_user, width, height,
+                                       offsets, r_start, r_slot, r_target)
+                        k += 1
+            for _ in range(posts):
+                category = _draw_index(post_cdf, rng.random())
                 content, surface = category // n_surfaces, category % n_surfaces
-                common = route[masks[sender], masks[partner]]
-                if common == 0:
-                    lost += 1
-                elif open_any[common, content, surface]:
-                    counts[block, common, content, surface, DIRECT] += 1
-                    reached += 1
-                else:
-                    value = rng.exponential(share_value)
-                    if value <= token_cost:
-                        counts[block, common, content, surface, ABANDONED] += 1
-                    elif rng.random() < token_success:
-                        counts[block, common, content, surface, TOKEN_OK] += 1
-                        valued += value
+                views = _recipients(rng, surface, fanout, ties, k, seen, sender, n,
+                                    well_mixed)
+                for v in range(views):
+                    common = route[masks[sender], masks[seen[v]]]
+                    if common == 0:
+                        lost += 1
+                        continue
+                    link = state[common, content, surface]
+                    if link == OPEN:
+                        counts[block, common, content, surface, DIRECT] += 1
+                        direct[block, surface] += 1
+                        continue
+                    value = rng.exponential(view_mean[surface])
+                    draw = rng.random()
+                    if link == WARNED:
+                        if draw < warning_dropout or value <= warning_cost:
+                            outcome = WARNED_DROP
+                        else:
+                            outcome = WARNED_OK
+                    elif value <= token_cost:
+                        outcome = ABANDONED
+                    elif draw < token_success:
+                        outcome = TOKEN_OK
                     else:
-                        counts[block, common, content, surface, TOKEN_FAIL] += 1
-        unreachable[block], direct[block], token_value[block] = lost, reached, valued
-    return unreachable, direct, token_value
+                        outcome = TOKEN_FAIL
+                    counts[block, common, content, surface, outcome] += 1
+                    if outcome == WARNED_OK or outcome == TOKEN_OK:
+                        through += value
+                    else:
+                        value_lost[block, common, content, surface] += value
+        unreachable[block], value_through[block] = lost, through
+    return unreachable, direct, value_through
+
+
+@numba.njit(cache=True, inline="always")
+def _recipients(rng, surface, fanout, ties, k, seen, sender, n, well_mixed):
+    """Fill `seen` with a post's recipients and return how many: one tie in a chat,
+    `fanout[1]` distinct ties (a partial shuffle) in a group, every tie on the feed;
+    well mixed, that many users drawn from everyone."""
+    if well_mixed:
+        for v in range(fanout[surface]):
+            seen[v] = _random_other(sender, rng.random(), n)
+        return fanout[surface]
+    if k == 0:
+        return 0
+    if surface == 0:
+        seen[0] = ties[int(rng.random() * k)]
+        return 1
+    views = k if surface == 2 else min(fanout[surface], k)
+    for v in range(views):
+        if surface == 1:
+            j = v + int(rng.random() * (k - v))
+            ties[v], ties[j] = ties[j], ties[v]
+        seen[v] = ties[v]
+    return views
 
 
 @numba.njit(cache=True, inline="always")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.market import popcount
-from sim.scenario import Scenario
+from sim.market import (ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, WARNED_DROP, WARNED_OK,
+                        popcount)
+from sim.rules import inclusive_value, option_utilities
+from sim.scenario import SURFACES, Scenario
 
 
 def columns(scenario: Scenario) -> list[str]:
@@ -15,7 +17,9 @@ def columns(scenario: Scenario) -> list[str]:
             + ["links_blocked", "shares_attempted", "shares_direct", "shares_token",
                "shares_abandoned", "shares_unreachable", "friction_cost", "consumer_surplus"]
             + [f"profit_{owner}" for owner in scenario.owners]
-            + ["fines", "violations", "reblocks", "multihoming_rate"])
+            + ["fines", "violations", "reblocks", "multihoming_rate"]
+            + [f"links_blocked_{s}" for s in SURFACES]
+            + ["links_warned", "total_welfare", "shares_warned", "visits_diverted"])
 
 
 def hhi(user_counts: np.ndarray) -> float:
@@ -24,17 +28,28 @@ def hhi(user_counts: np.ndarray) -> float:
     return float(((user_counts / total) ** 2).sum()) if total else 1.0
 
 
+def choice_surplus(view, users, profile) -> tuple[float, float]:
+    """Summed over users: the logit inclusive value of their platform choice in this
+    week's market, and the loss from blocks and warning pages they anticipate on the
+    platforms they hold (the part of their utility that the week's realised sharing
+    replaces in consumer surplus)."""
+    utilities = option_utilities(view, users, profile.current, profile.counts)
+    included = inclusive_value(utilities, users.choice_intensity)
+    held = np.searchsorted(view.options, profile.current)
+    ties = np.maximum(profile.counts.sum(axis=1), 1)
+    anticipated = (profile.counts * view.loss_with[held]).sum(axis=1) / ties
+    return float(included @ profile.weight), float(anticipated @ profile.weight)
+
+
 def consumer_surplus(model) -> float:
-    """Users' week: value of delivered shares less token costs, plus the quality of
-    the platforms they use, less multihoming costs and the switching costs paid."""
-    users, scenario = model.scenario.users, model.scenario
-    counts = model.user_counts()
-    quality = np.array([p.quality for p in scenario.messaging])
-    memberships = counts.sum()
-    return float(model.ledger.value_delivered - model.ledger.token_costs
-                 + counts @ quality
-                 - users.multihoming_cost * (memberships - model.population)
-                 - users.switching_cost * model.joined)
+    """Users' week: the inclusive value of their platform choice, with the loss from
+    blocks they anticipate on the platforms they hold replaced by what sharing
+    really brought: the value of views delivered and of visits diverted to them, less
+    the token and warning-page costs paid."""
+    included, anticipated = model.surplus
+    ledger = model.ledger
+    return float(included + anticipated + ledger.value_delivered + model.diverted_value
+                 - ledger.friction)
 
 
 def multihoming_rate(mask_counts: np.ndarray) -> float:
@@ -46,29 +61,42 @@ def multihoming_rate(mask_counts: np.ndarray) -> float:
 
 def step_row(model) -> dict:
     """The week's measurements (replicate is filled in by the runner)."""
-    scenario = model.scenario
+    scenario, ledger, links = model.scenario, model.ledger, model.links
     counts = model.user_counts()
-    outcomes = model.ledger.by_outcome
     revenue = model.revenue_history[-1]
     row = {"replicate": 0, "step": model.steps, "hhi": hhi(counts)}
     for platform, n in zip(scenario.messaging, counts):
         row[f"users_{platform.name}"] = float(n / max(model.population, 1))
+    direct = ledger.total(DIRECT, WARNED_OK)
+    token = ledger.total(TOKEN_OK, TOKEN_FAIL)
+    abandoned = ledger.total(WARNED_DROP, ABANDONED)
     row.update(
-        links_blocked=model.links.count_blocked,
-        shares_attempted=sum(outcomes.values()),
-        shares_direct=outcomes["direct"],
-        shares_token=outcomes["token"],
-        shares_abandoned=outcomes["abandoned"],
-        shares_unreachable=outcomes["unreachable"],
-        friction_cost=model.ledger.token_costs,
+        links_blocked=links.count_blocked,
+        shares_attempted=direct + token + abandoned + ledger.unreachable,
+        shares_direct=direct,
+        shares_token=token,
+        shares_abandoned=abandoned,
+        shares_unreachable=ledger.unreachable,
+        friction_cost=ledger.friction,
         consumer_surplus=consumer_surplus(model),
     )
+    profits = revenue - model.regulator.fines
     for o, owner in enumerate(scenario.owners):
-        row[f"profit_{owner}"] = float(revenue[o] - model.regulator.fines[o])
+        row[f"profit_{owner}"] = float(profits[o])
     row.update(
         fines=float(model.regulator.fines.sum()),
         violations=model.regulator.violations,
-        reblocks=model.links.reblocks,
+        reblocks=links.reblocks,
         multihoming_rate=multihoming_rate(model.mask_counts),
+    )
+    blocked = links.blocked.sum(axis=(0, 1))
+    for s, surface in enumerate(SURFACES):
+        row[f"links_blocked_{surface}"] = int(blocked[s])
+    row.update(
+        links_warned=links.count_warned,
+        # fines move money from the owners to the state: they cancel in the total
+        total_welfare=row["consumer_surplus"] + float(revenue.sum()),
+        shares_warned=ledger.total(WARNED_OK, WARNED_DROP),
+        visits_diverted=float(model.diverted.sum()),
     )
     return row

@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from mesa import Model
 
 from sim.agents import AgentUsers, Platform, Regulator
 from sim.array_engine import ArrayUsers
-from sim.market import OUTCOMES, LinkPolicy, ShareLedger, market_view, popcount
-from sim.metrics import step_row
+from sim.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
+from sim.metrics import choice_surplus, step_row
 from sim.scenario import Scenario
 
 DEBUG = os.environ.get("WALLED_GARDEN_DEBUG", "") not in ("", "0")
 TRAFFIC_MEMORY = 0.25   # weight of the newest week in the platforms' traffic estimate
 ENGINES = {"agent": AgentUsers, "array": ArrayUsers}
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """Every user's situation as platform choice sees it, with identical users merged:
+    row r stands for `weight[r]` users on mask `current[r]` whose ties are on each mask
+    as in `counts[r]`."""
+
+    current: np.ndarray      # (R,)
+    counts: np.ndarray       # (R, 2**M)
+    weight: np.ndarray       # (R,)
+
+    @classmethod
+    def of(cls, masks: np.ndarray, counts: np.ndarray) -> UserProfile:
+        rows, weight = np.unique(np.column_stack([masks, counts]).astype(np.int64), axis=0,
+                                 return_counts=True)
+        return cls(rows[:, 0], rows[:, 1:], weight)
 
 
 class WalledGardenModel(Model):
@@ -43,8 +61,15 @@ class WalledGardenModel(Model):
         self.fine_history = np.zeros((0, owners))
         self.traffic = np.zeros((2 ** hosts, len(scenario.content), 3))
         self.ledger = ShareLedger.empty(hosts, len(scenario.content))
+        # (C, O): the part of a visit's revenue to content c that accrues to owner o
+        self.visit_shares = np.array([[stake(c, o) for o in scenario.owners]
+                                      for c in scenario.content])
         self.view = self.market_view()
+        self.profile = self.user_profile()
         self.joined = 0
+        self.diverted = np.zeros(len(scenario.content))
+        self.diverted_value = 0.0
+        self.surplus = (0.0, 0.0)
 
     def step(self) -> None:
         self.links.reblocks = 0
@@ -52,6 +77,8 @@ class WalledGardenModel(Model):
         self.view = self.market_view()
         self.ledger = self.users.share(self.view)
         self.settle_accounts()
+        self.profile = self.user_profile()
+        self.surplus = choice_surplus(self.view, self.scenario.users, self.profile)
         for platform in self.platforms:
             platform.review_links()
         self.view = self.market_view()
@@ -66,30 +93,29 @@ class WalledGardenModel(Model):
         return market_view(self.scenario, self.links, self.regulator.penalties(week),
                            self.regulator.suspended(week), self.regulator.interoperable(week))
 
+    def user_profile(self) -> UserProfile:
+        masks = np.asarray(self.users.masks(), dtype=np.int64)
+        return UserProfile.of(masks, self.users.neighbour_counts())
+
     def settle_accounts(self) -> None:
-        """This week's revenue by owner: visits, diversion and users; then fines."""
-        scenario, counts = self.scenario, self.ledger.counts
+        """This week's revenue by owner: visits delivered to content, visits diverted
+        to the host owners' own services (each split by stakes), and users; then fines."""
+        scenario, ledger, view = self.scenario, self.ledger, self.view
+        delivered = ledger.counts[..., list(DELIVERED)].sum(axis=(0, 2, 3))      # (C,)
+        self.diverted = np.einsum("mcs,mcsj->j", ledger.lost, view.divert)
+        self.diverted_value = scenario.users.diverted_value * float(
+            (ledger.value_lost * view.divert.sum(axis=-1)).sum())
+        visit_values = np.array([c.revenue_per_visit for c in scenario.content])
+        revenue = ((delivered + self.diverted) * visit_values) @ self.visit_shares
         owners = list(scenario.owners)
-        revenue = np.zeros(len(owners))
-        completed = counts[..., OUTCOMES.index("direct")] + counts[..., OUTCOMES.index("token_ok")]
-        lost = counts[..., OUTCOMES.index("token_fail")] + counts[..., OUTCOMES.index("abandoned")]
-        for c, spec in enumerate(scenario.content):
-            revenue[owners.index(spec.owner)] += completed[:, c].sum() * spec.revenue_per_visit
-        masks = np.arange(counts.shape[0])
-        sizes = np.maximum(popcount(masks), 1)
         on_host = self.user_counts()
         for h, spec in enumerate(scenario.messaging):
-            carried = ((masks >> h) & 1) / sizes                    # host's part of each mask
-            lost_visits = np.einsum("m,mcs,c->", carried, lost, self.visit_values())
-            revenue[owners.index(spec.owner)] += (spec.diversion * lost_visits
-                                                  + spec.revenue_per_user * on_host[h])
+            revenue[owners.index(spec.owner)] += spec.revenue_per_user * on_host[h]
         self.revenue_history = np.vstack([self.revenue_history, revenue])
         self.fine_history = np.vstack([self.fine_history, self.regulator.fines])
-        attempted = counts.sum(axis=-1)
-        self.traffic += TRAFFIC_MEMORY * (attempted - self.traffic)
-
-    def visit_values(self) -> np.ndarray:
-        return np.array([c.revenue_per_visit for c in self.scenario.content])
+        views = ledger.counts.sum(axis=-1)
+        memory = TRAFFIC_MEMORY if len(self.revenue_history) > 1 else 1.0
+        self.traffic += memory * (views - self.traffic)
 
     def count_users(self) -> None:
         """Tally users by platform set; the rest of the week reads these counts."""
@@ -111,15 +137,6 @@ class WalledGardenModel(Model):
         recent = self.revenue_history[-52:, self.scenario.owners.index(owner)]
         return float(recent.mean()) if len(recent) else 0.0
 
-    def recent_profit(self, owner: str, weeks: int) -> float:
-        """Mean weekly profit (revenue less fines) of an owner over the last weeks."""
-        o = self.scenario.owners.index(owner)
-        profit = self.revenue_history[-weeks:, o] - self.fine_history[-weeks:, o]
-        return float(profit.mean()) if len(profit) else 0.0
-
-    def fines_last_year(self, owner: int) -> float:
-        return float(self.fine_history[-51:, owner].sum() + self.regulator.fines[owner])
-
     def log(self, event: str, platform: str, detail: str) -> None:
         self.events.append({"step": self.steps, "event": event, "platform": platform,
                             "detail": detail})
@@ -130,14 +147,21 @@ class InvariantError(AssertionError):
 
 
 def check_invariants(model) -> None:
-    """The accounting identity, counts that cannot be negative, shares that must lie
+    """The accounting identities, counts that cannot be negative, shares that must lie
     in [0, 1], and no NaN or infinity in the week's row."""
     row, week = model.rows[-1], model.steps
     problems = []
     parts = ("shares_direct", "shares_token", "shares_abandoned", "shares_unreachable")
     if row["shares_attempted"] != sum(row[p] for p in parts):
         problems.append("shares attempted are not direct + token + abandoned + unreachable")
-    counts = ("links_blocked", "violations", "reblocks", *parts)
+    welfare = row["consumer_surplus"] + row["fines"] + sum(
+        row[f"profit_{owner}"] for owner in model.scenario.owners)
+    if not math.isclose(row["total_welfare"], welfare, rel_tol=1e-9, abs_tol=1e-6):
+        problems.append("total welfare is not consumer surplus + profits + fines")
+    links = ("links_blocked_chat", "links_blocked_group", "links_blocked_feed")
+    if row["links_blocked"] != sum(row[c] for c in links):
+        problems.append("links blocked are not the sum over surfaces")
+    counts = ("links_blocked", "links_warned", "violations", "reblocks", *parts)
     problems += [f"{c} is negative" for c in counts if row[c] < 0]
     problems += [f"{k} is {v}" for k, v in row.items()
                  if isinstance(v, float) and not math.isfinite(v)]

@@ -11,9 +11,9 @@ from plotly.subplots import make_subplots
 
 from sim.scenario import SURFACES, Scenario
 
-PANELS = ("Users by platform (share of users)", "Links blocked",
-          "Share outcomes (fraction of attempts)", "Consumer surplus per week",
-          "Fines per week", "Token costs paid per week (friction)")
+PANELS = ("Users by platform (share of users)", "Links blocked, by surface",
+          "Share outcomes (fraction of attempts)", "Welfare per week",
+          "Fines per week", "Token and warning-page costs paid per week (friction)")
 OUTCOME_COLORS = {"shares_direct": "#17becf", "shares_token": "#bcbd22",
                   "shares_abandoned": "#e377c2", "shares_unreachable": "#7f7f7f"}
 
@@ -54,13 +54,16 @@ def timeline_figure(scenario: Scenario, rows: list[dict]) -> go.Figure:
     get = lambda column: series(rows, column, replicates, steps)  # noqa: E731
     for i, p in enumerate(scenario.messaging):
         add_band(fig, x, get(f"users_{p.name}"), p.name, 1, 1, palette[i % len(palette)])
-    add_band(fig, x, get("links_blocked"), "links blocked", 1, 2, "#d62728")
+    for surface, color in zip(SURFACES, ("#d62728", "#ff7f0e", "#e377c2")):
+        add_band(fig, x, get(f"links_blocked_{surface}"), f"blocked: {surface}", 1, 2, color)
+    add_band(fig, x, get("links_warned"), "warning page", 1, 2, "#ffbf00")
     attempted = np.maximum(get("shares_attempted"), 1)
     for column, color in OUTCOME_COLORS.items():
         add_band(fig, x, get(column) / attempted, column.removeprefix("shares_"), 2, 1, color)
     add_band(fig, x, get("consumer_surplus"), "consumer surplus", 2, 2, "#2ca02c")
+    add_band(fig, x, get("total_welfare"), "total welfare", 2, 2, "#17becf")
     add_band(fig, x, get("fines"), "fines", 3, 1, "#9467bd")
-    add_band(fig, x, get("friction_cost"), "token costs", 3, 2, "#8c564b")
+    add_band(fig, x, get("friction_cost"), "token and warning costs", 3, 2, "#8c564b")
     for step, label in regulatory_marks(scenario):
         if step <= steps:
             fig.add_vline(x=x[step - 1], line_dash="dot", line_color="#444")

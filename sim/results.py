@@ -10,7 +10,7 @@ from scipy import stats
 from sim.scenario import Scenario
 
 TRACKED = ("hhi", "links_blocked", "multihoming_rate", "consumer_surplus", "friction_cost",
-           "shares_abandoned")
+           "shares_abandoned", "links_warned", "total_welfare")
 
 
 def tracked_columns(scenario: Scenario) -> list[str]:

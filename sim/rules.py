@@ -2,15 +2,24 @@
 
 Each function works on one user's numbers or on arrays of many users' numbers
 alike, so the agent engine (one Python object per user) and any vectorised engine
-apply exactly the same rule.
+apply exactly the same rule. The value of a view is exponential with the surface's
+mean, so the chances and expected losses of each link state have closed forms
+(`view_odds`, `view_loss`); the platforms' decisions and the users' utilities use
+those, the engines draw the same events one by one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.market import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, MarketView
-from sim.scenario import UserSpec
+# Link states, ordered: a view takes the best (lowest) state among its route's platforms.
+OPEN, WARNED, BLOCKED = 0, 1, 2
+STATES = ("open", "warned", "blocked")
+# What happens to one view of a shared link.
+DIRECT, WARNED_OK, WARNED_DROP, TOKEN_OK, TOKEN_FAIL, ABANDONED, UNREACHABLE = range(7)
+OUTCOMES = ("direct", "warned_ok", "warned_drop", "token_ok", "token_fail", "abandoned")
+DELIVERED = (DIRECT, WARNED_OK, TOKEN_OK)
+LOST = (WARNED_DROP, TOKEN_FAIL, ABANDONED)
 
 
 def draw_category(cdf: np.ndarray, uniform):
@@ -18,40 +27,78 @@ def draw_category(cdf: np.ndarray, uniform):
     return np.minimum(np.searchsorted(cdf, uniform, side="right"), len(cdf) - 1)
 
 
-def share_outcome(view: MarketView, users: UserSpec, common, content, surface, value, token_draw):
-    """What happens to a share, given the messaging platforms it travels on (`common`,
-    from `view.route`: those the two users have in common, or else both ends'
-    interconnected platforms).
+def share_outcome(state, users, value, draw):
+    """What happens to one view of a link, given the best state among the platforms it
+    can travel on (`view.state[route]`, or None when the two users share no route).
 
-    None: unreachable. Some platform it travels on leaves the content's links open
-    on this surface: direct. Otherwise the sender uses a copy-paste token if the share
-    is worth more to them than the token's cost, and the token gets through with
-    chance `token_success`; if not worth it, the share is abandoned.
+    Open: direct. Behind a warning page: the viewer gives up with chance
+    `warning_dropout`, or when the view is worth no more than `warning_cost`; else
+    clicks through and pays it. Blocked: a copy-paste token if the view is worth more
+    than `token_cost`, getting through with chance `token_success`; else abandoned.
+    One uniform `draw` decides both the dropout and the token's success.
     """
-    direct = view.open_any[common, content, surface]
-    uses_token = value > users.token_cost
-    token_outcome = np.where(token_draw < users.token_success, TOKEN_OK, TOKEN_FAIL)
-    blocked_outcome = np.where(uses_token, token_outcome, ABANDONED)
-    return np.where(common == 0, UNREACHABLE, np.where(direct, DIRECT, blocked_outcome))
+    if state is None:
+        return UNREACHABLE
+    warned = np.where((draw < users.warning_dropout) | (value <= users.warning_cost),
+                      WARNED_DROP, WARNED_OK)
+    blocked = np.where(value <= users.token_cost, ABANDONED,
+                       np.where(draw < users.token_success, TOKEN_OK, TOKEN_FAIL))
+    return np.where(state == OPEN, DIRECT, np.where(state == WARNED, warned, blocked))
 
 
-def option_utilities(view: MarketView, users: UserSpec, current, neighbour_counts):
+def view_odds(state, mean, users):
+    """Chance that a view in this link state is lost, and the expected friction it
+    costs (token or warning click-through), for a value exponential with this mean."""
+    state, mean = np.asarray(state), np.asarray(mean, float)
+    token_pass = np.exp(-users.token_cost / mean)
+    warning_pass = np.exp(-users.warning_cost / mean)
+    lost = np.where(state == OPEN, 0.0, np.where(
+        state == WARNED, 1 - (1 - users.warning_dropout) * warning_pass,
+        1 - users.token_success * token_pass))
+    friction = np.where(state == OPEN, 0.0, np.where(
+        state == WARNED, (1 - users.warning_dropout) * warning_pass * users.warning_cost,
+        token_pass * users.token_cost))
+    return lost, friction
+
+
+def view_loss(state, mean, users, recovery=0.0):
+    """Expected value a view loses against an open link: the value of the views that
+    do not get through, less the part `recovery` users get back from a diverted visit,
+    plus the friction paid. With v ~ Exponential(mean) and a threshold x,
+    E[v; v <= x] = mean - (mean + x) e^(-x/mean) and E[v; v > x] = (mean + x) e^(-x/mean)."""
+    state, mean = np.asarray(state), np.asarray(mean, float)
+    kept = 1.0 - np.asarray(recovery, float)
+
+    def below(x):
+        return mean - (mean + x) * np.exp(-x / mean)
+
+    def above(x):
+        return (mean + x) * np.exp(-x / mean)
+
+    tc, wc, q = users.token_cost, users.warning_cost, users.warning_dropout
+    blocked = (kept * below(tc) + tc * np.exp(-tc / mean)
+               + (1 - users.token_success) * kept * above(tc))
+    warned = q * kept * mean + (1 - q) * (kept * below(wc) + wc * np.exp(-wc / mean))
+    return np.where(state == OPEN, 0.0, np.where(state == WARNED, warned, blocked))
+
+
+def option_utilities(view, users, current, neighbour_counts):
     """Utility of every platform set a user may choose (Brock-Durlauf with extras).
 
     `current`: the user's mask (or array of masks); `neighbour_counts`: how many of
     their ties are on each mask, shape (2**M,) or (n, 2**M). Utility = summed quality
-    + network_weight x fraction of ties reachable - expected friction - switching
-    cost per platform joined - multihoming cost per extra platform. Options that
-    join a platform with suspended registrations get -inf.
+    + network_weight x fraction of ties reachable - expected loss from blocks and
+    warning pages on the views sent to them - switching cost per platform joined -
+    multihoming cost per extra platform. Options that join a platform with suspended
+    registrations get -inf.
 
-    Expected friction is reckoned tie by tie: a share to a neighbour is blocked only
-    if every platform the two have in common blocks it, so joining a platform that
-    leaves links open spares friction only with the neighbours who are on it too.
+    The expected loss is reckoned tie by tie: a view to a tie travels on the
+    platforms the two have in common, in the best state among them, so joining a
+    platform that leaves links open spares losses only with the ties who are on it too.
     """
     counts = np.asarray(neighbour_counts, dtype=np.int64)
     ties = np.maximum(counts.sum(axis=-1, keepdims=True), 1)
-    per_tie = (users.network_weight * view.reach
-               - users.share_rate * users.token_cost * view.blocked_with)    # (K, 2**M)
+    per_tie = users.network_weight * view.reach - view.loss_with          # (K, 2**M)
     # einsum, not a BLAS product: it keeps BLAS threads out of the engines' way
     social = np.einsum("...m,km->...k", counts, per_tie) / ties
     utility = (view.option_quality + social
@@ -62,10 +109,29 @@ def option_utilities(view: MarketView, users: UserSpec, current, neighbour_count
 
 def logit_choice(utilities, intensity: float, uniform):
     """Index of the option chosen by logit with this intensity, using one uniform draw."""
+    weights = choice_probabilities(utilities, intensity)
+    cdf = np.cumsum(weights, axis=-1)
+    target = np.asarray(uniform)[..., None] * cdf[..., -1:]
+    return np.minimum((cdf <= target).sum(axis=-1), weights.shape[-1] - 1)
+
+
+def choice_probabilities(utilities, intensity: float):
+    """Logit probabilities of each option (0 for options at -inf)."""
     u = np.asarray(utilities, dtype=float)
     finite = np.isfinite(u)
     best = np.max(np.where(finite, u, -np.inf), axis=-1, keepdims=True)
     weights = np.where(finite, np.exp(intensity * np.where(finite, u - best, 0.0)), 0.0)
-    cdf = np.cumsum(weights, axis=-1)
-    target = np.asarray(uniform)[..., None] * cdf[..., -1:]
-    return np.minimum((cdf <= target).sum(axis=-1), u.shape[-1] - 1)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def inclusive_value(utilities, intensity: float):
+    """The logit inclusive value (1/beta) ln sum_k exp(beta u_k): a chooser's expected
+    best utility, up to Euler's constant over beta (Small & Rosen 1981). Options at -inf
+    are left out; with beta = 0 choice is uniform and this is the mean utility."""
+    u = np.asarray(utilities, dtype=float)
+    finite = np.isfinite(u)
+    if intensity == 0:
+        return np.where(finite, u, 0.0).sum(axis=-1) / finite.sum(axis=-1)
+    best = np.max(np.where(finite, u, -np.inf), axis=-1)
+    gaps = np.where(finite, u - best[..., None], -np.inf)
+    return best + np.log(np.exp(intensity * gaps).sum(axis=-1)) / intensity

@@ -144,13 +144,27 @@ class UserSpec:
     share_rate: float = key(1.0, number(0.0, 50.0), "shares per week",
                             "Mean number of links a user shares per week (Poisson).")
     surface_weights: dict = key({"chat": 0.6, "group": 0.3, "feed": 0.1}, Check(dict), "weights",
-                                "Relative frequency of shares on each surface: chat, group, feed.")
-    share_value: float = key(1.0, number(0.0, None, low_open=True), "money per share",
-                             "Mean value to the sender of a share reaching its content (exponential).")
+                                "Relative frequency of posts on each surface: chat, group, feed.")
+    group_size: int = key(5, integer(1, 120), "ties",
+                          "Ties one group post reaches (at most the sender's ties); a chat post "
+                          "reaches one tie and a feed post every tie.")
+    surface_value: dict = key({"chat": 1.0, "group": 0.5, "feed": 0.2}, Check(dict),
+                              "x share_value",
+                              "Mean value of one view on each surface, relative to share_value.")
+    share_value: float = key(1.0, number(0.0, None, low_open=True), "money per view",
+                             "Mean value of a chat view reaching its content (exponential).")
     token_cost: float = key(0.3, number(0.0), "money per token",
                             "Time cost of routing a blocked share through a copy-paste token.")
     token_success: float = key(0.8, probability(), "probability",
                                "Chance that a token share reaches its content.")
+    warning_cost: float = key(0.05, number(0.0), "money per view",
+                              "Time cost of clicking through a warning page.")
+    warning_dropout: float = key(0.2, probability(), "probability",
+                                 "Chance that a viewer gives up at a warning page whatever the "
+                                 "view is worth.")
+    diverted_value: float = key(0.5, probability(), "fraction",
+                                "What a view diverted to the host owner's own service is worth "
+                                "to the user, as a fraction of the view it replaced.")
     revision_rate: float = key(0.1, probability(), "per week",
                                "Fraction of users who reconsider their platforms each week.")
     choice_intensity: float = key(4.0, number(0.0, 1000.0), "1 / utility",
@@ -182,32 +196,50 @@ class PlatformSpec:
         "platform with (voluntary compatibility, as among Malueg & Schwartz's rivals).")
     content_weight: float = key(0.0, number(0.0), "weight",
                                 "Content: relative frequency with which its links are shared.")
+    category: str = key("", TEXT, "",
+                        "Content: what it offers (shopping, video, search, work...). A blocked "
+                        "view can be diverted only to a service of the same category.")
+    stakes: dict = key({}, Check(dict), "owner -> fraction",
+                       "Content: shares of its visit revenue that accrue to other groups "
+                       "(Tencent's stake in JD.com); the owner keeps the rest.")
     revenue_per_visit: float = key(1.0, number(0.0), "money per visit",
                                    "Content: what a completed share earns its owner.")
     revenue_per_user: float = key(0.5, number(0.0), "money per user-week",
                                   "Messaging: weekly revenue from each user on it.")
     diversion: float = key(0.3, probability(), "fraction",
-                           "Messaging: share of blocked visits diverted to the owner's own services.")
+                           "Messaging: chance that a view lost to its block or warning page goes "
+                           "to a service of the same category in which its owner has a stake.")
     blocks: tuple = key([], Check(list), "platform names",
                         "Messaging: rival content platforms blocked on every surface at the start.")
+    warns: tuple = key([], Check(list), "platform names",
+                       "Messaging: rival content platforms behind a warning page on every "
+                       "surface at the start.")
     strategy: str = key("static", Check(str, choices=("static", "best_response", "learning", "comply")),
                         "", "How it sets its link policy (see sim/strategies.py).")
     review_period: int = key(4, integer(1, 520), "weeks", "How often it reviews its link policy.")
+    planning_horizon: int = key(52, integer(1, 520), "weeks",
+                                "Weeks over which it counts the users a policy loses or keeps.")
+    discount: float = key(0.998, number(0.0, 1.0, low_open=True), "per week",
+                          "Weekly discount factor of its owner (0.998 is about 10% a year).")
     strategy_intensity: float = key(100.0, number(0.0, 10000.0), "1 / weekly revenue",
-                                    "Logit intensity on profit differences (best_response).")
-    adjustment_cost: float = key(0.05, number(0.0), "weekly revenue",
-                                 "Cost of changing a link's policy (best_response).")
+                                    "Logit intensity on profit differences (best_response, "
+                                    "learning).")
+    adjustment_cost: float = key(0.005, number(0.0), "weekly revenue",
+                                 "Cost of changing one link's state, in weeks of the owner's "
+                                 "revenue.")
     audit_belief: float = key(0.1, probability(), "probability",
-                              "Prior belief of the weekly audit probability after a deadline.")
+                              "Prior mean of its belief in the weekly routine audit probability.")
     deadline_credibility: float = key(
         1.0, probability(), "probability",
-        "Belief that an announced deadline check will come (times regulator.deadline_audit).")
-    belief_weight: float = key(10.0, number(0.0), "weeks",
-                               "Weight of that prior against observed audits (pseudo-observations).")
-    recency: float = key(0.1, probability(), "fraction",
-                         "Learning: how fast old reinforcement is forgotten (Roth-Erev phi).")
+        "Prior belief that an announced deadline check comes (times regulator.deadline_audit).")
+    belief_weight: float = key(10.0, number(0.0), "observations",
+                               "Weight of each prior against inspections seen (pseudo-observations).")
+    recency: float = key(0.1, Check(float, 0.0, 1.0, low_open=True), "fraction",
+                         "Learning: how fast old experience is forgotten (EWA phi).")
     experimentation: float = key(0.05, probability(), "probability",
-                                 "Learning: chance of trying an action at random (Roth-Erev epsilon).")
+                                 "Learning: chance of trying a state at random.")
+    foregone_weight: float = key(0.5, probability(), "fraction",
+                                 "Learning: weight of the payoffs of states not played (EWA delta).")
 
 
 @dataclass(frozen=True)
@@ -230,14 +262,23 @@ class RegulatorSpec:
                                 "Audit probability per platform on a deadline week (the blitz).")
     audit_probability: float = key(0.05, probability(), "per platform-week",
                                    "Audit probability per platform each week after a deadline.")
-    fine: float = key(0.04, number(0.0), "share of annual revenue, or money",
-                      "Fine per detected violation (see fine_kind).")
+    visibility: dict = key({"chat": 1.0, "group": 0.6, "feed": 0.3}, Check(dict), "probability",
+                           "Chance that an audit finds a violating link on each surface "
+                           "(complaints come mostly from chats).")
+    accept_warning: bool = key(False, FLAG, "",
+                               "Count a link open behind a warning page as open (else it is a "
+                               "violation).")
+    fine: float = key(0.04, number(0.0, 10.0), "share of annual revenue, or money",
+                      "Fine of one decision, for an audit that finds violations (see fine_kind).")
     fine_kind: str = key("revenue_share", Check(str, choices=("revenue_share", "fixed")), "",
-                         "revenue_share: fine x owner's annual revenue; fixed: fine in money.")
-    fine_escalation: float = key(1.5, number(1.0), "factor",
-                                 "Multiplies the fine for each earlier detected violation.")
-    fine_cap: float = key(0.10, number(0.0), "share of annual revenue",
-                          "Cap on one owner's fines over any 52 weeks (Anti-Monopoly Law: 10%).")
+                         "revenue_share: fine x owner's previous year's revenue; fixed: fine in "
+                         "money.")
+    fine_escalation: float = key(1.5, number(1.0, 100.0), "factor",
+                                 "Multiplies the fine for each earlier decision against the platform.")
+    fine_cap: float = key(0.10, number(0.0, 10.0), "share of annual revenue",
+                          "Cap on one decision, as a share of the owner's previous year's revenue "
+                          "(Anti-Monopoly Law: 10%). Once a decision is capped, each further one "
+                          "also climbs a rung of the measures.")
     naming: bool = key(True, FLAG, "", "Measure: publicly name a platform caught repeatedly.")
     naming_after: int = key(2, integer(1), "audits", "Audits with violations before naming.")
     naming_penalty: float = key(0.3, number(0.0), "utility per week",
@@ -448,12 +489,17 @@ def check_consistency(s: Scenario) -> None:
             raise ScenarioError(src, f"{where}.interconnected",
                                 f"{p.name!r} is not a messaging platform")
         rivals = [c.name for c in s.content if c.owner != p.owner]
-        for blocked in p.blocks:
-            if not p.messaging:
-                raise ScenarioError(src, f"{where}.blocks", f"{p.name!r} is not a messaging platform")
-            if blocked not in rivals:
-                raise ScenarioError(src, f"{where}.blocks", f"unknown rival content platform "
-                                    f"{blocked!r}; allowed: " + ", ".join(rivals))
+        for listed, names_ in (("blocks", p.blocks), ("warns", p.warns)):
+            for name in names_:
+                if not p.messaging:
+                    raise ScenarioError(src, f"{where}.{listed}",
+                                        f"{p.name!r} is not a messaging platform")
+                if name not in rivals:
+                    raise ScenarioError(src, f"{where}.{listed}", f"unknown rival content "
+                                        f"platform {name!r}; allowed: " + ", ".join(rivals))
+        if set(p.blocks) & set(p.warns):
+            raise ScenarioError(src, f"{where}.warns", "a platform cannot be both blocked and "
+                                "behind a warning page: " + ", ".join(set(p.blocks) & set(p.warns)))
     if not s.messaging:
         raise ScenarioError(src, "platforms", "at least one platform needs messaging = true")
     if not s.content:
@@ -469,15 +515,29 @@ def check_consistency(s: Scenario) -> None:
     if s.users.max_platforms > len(s.messaging):
         raise ScenarioError(src, "users.max_platforms", "must be at most the number of messaging "
                             f"platforms ({len(s.messaging)})")
-    weights = s.users.surface_weights
-    for surface, w in weights.items():
-        if surface not in SURFACES:
-            raise ScenarioError(src, f"users.surface_weights.{surface}",
-                                "unknown surface; allowed: " + ", ".join(SURFACES))
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or not math.isfinite(w):
-            raise ScenarioError(src, f"users.surface_weights.{surface}", f"must be a number ≥ 0, got {w!r}")
-    if sum(weights.values()) <= 0:
+    check_surface_table(src, "users.surface_weights", s.users.surface_weights, "a number ≥ 0",
+                        lambda w: w >= 0)
+    if sum(s.users.surface_weights.values()) <= 0:
         raise ScenarioError(src, "users.surface_weights", "weights must not all be 0")
+    check_surface_table(src, "users.surface_value", s.users.surface_value, "a number > 0",
+                        lambda v: v > 0, complete=True)
+    check_surface_table(src, "regulator.visibility", s.regulator.visibility,
+                        "a probability in [0, 1]", lambda v: 0 <= v <= 1, complete=True)
+    for i, p in enumerate(s.platforms):
+        where = f"platforms[{i}].stakes"
+        for holder, stake in p.stakes.items():
+            if holder not in s.owners or holder == p.owner:
+                raise ScenarioError(src, f"{where}.{holder}", "must name another owner of a "
+                                    "platform in the scenario: " + ", ".join(
+                                        o for o in s.owners if o != p.owner))
+            if isinstance(stake, bool) or not isinstance(stake, (int, float)) \
+                    or not 0 <= stake <= 1:
+                raise ScenarioError(src, f"{where}.{holder}", f"must be a fraction in [0, 1], "
+                                    f"got {stake!r}")
+        if sum(p.stakes.values()) > 1:
+            raise ScenarioError(src, where, "stakes must sum to at most 1")
+        if p.stakes and not p.content:
+            raise ScenarioError(src, where, f"{p.name!r} is not a content platform")
     if s.start_date:
         try:
             datetime.date.fromisoformat(s.start_date)
@@ -501,6 +561,23 @@ def check_consistency(s: Scenario) -> None:
                             f"the grid ({s.grid.width} x {s.grid.height})")
 
 
+def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,
+                        complete: bool = False) -> None:
+    """A table keyed by surface: known surfaces, finite numbers that pass `valid`,
+    and (if `complete`) every surface present."""
+    for surface, value in table.items():
+        if surface not in SURFACES:
+            raise ScenarioError(src, f"{name}.{surface}",
+                                "unknown surface; allowed: " + ", ".join(SURFACES))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not valid(value):
+            raise ScenarioError(src, f"{name}.{surface}", f"must be {allowed}, got {value!r}")
+    missing = [surface for surface in SURFACES if surface not in table]
+    if complete and missing:
+        raise ScenarioError(src, name, "needs a value for every surface; missing: "
+                            + ", ".join(missing))
+
+
 def key_check(dotted: str) -> Check | None:
     """What a dotted key (as in --set) accepts, or None if there is no such key."""
     parts = dotted.split(".")
@@ -520,6 +597,11 @@ def surface_weights(s: Scenario) -> tuple[float, ...]:
     """Surface weights in SURFACES order, normalised to sum to 1."""
     raw = [float(s.users.surface_weights.get(name, 0.0)) for name in SURFACES]
     return tuple(w / sum(raw) for w in raw)
+
+
+def by_surface(table: dict) -> tuple[float, ...]:
+    """A complete surface table (surface_value, visibility) in SURFACES order."""
+    return tuple(float(table[name]) for name in SURFACES)
 
 
 def schema_rows():

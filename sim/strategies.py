@@ -2,19 +2,21 @@
 
 Each strategy is found by its `name` in `STRATEGIES`; adding one means adding a
 class here with the `@register` decorator, nothing else. A strategy's `review`
-is called on the platform's review weeks (every `review_period` weeks, and on the
-eve of any regulatory deadline) and may change the platform's links through
-`model.links.set`.
+is called at the platform's decision points (every `review_period` weeks, on the
+eve of a regulatory deadline and at the end of a deadline week) and may change the
+platform's links through `model.links.set`. The economics they share, what a link
+state is worth to the owner, is in `sim/decisions.py`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
 
-from sim.market import popcount
+from sim.decisions import candidate_plans, free_links, link_values
+from sim.market import BLOCKED, OPEN, WARNED
+from sim.rules import choice_probabilities
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -34,12 +36,6 @@ class Strategy:
 
     def review(self, model) -> None:
         raise NotImplementedError
-
-    def links(self, model):
-        """The (content, surface) links this platform may still choose for itself."""
-        h = self.platform.host
-        free = model.links.rival[h] & ~model.links.forced[h]
-        return list(zip(*np.nonzero(free)))
 
 
 @register
@@ -61,108 +57,101 @@ class Comply(Strategy):
 
     def review(self, model) -> None:
         due = model.regulator.required(model.steps + 1)
-        for content, surface in self.links(model):
+        for content, surface in free_links(model, self.platform.host):
             if due[surface]:
-                model.links.set(self.platform.host, content, surface, False)
+                model.links.set(self.platform.host, content, surface, OPEN)
 
 
 @register
 class BestResponse(Strategy):
-    """Myopic best response with logit noise, link by link (Crémer, Rey & Tirole 2000:
-    a large network gains from degrading interconnection, and may do so selectively).
-
-    For each rival link it compares the estimated profit of blocking and of opening
-    over the next review period: diversion revenue from shares that would not reach
-    the rival, less the revenue from users who leave because of the friction, less
-    the expected fine (believed audit probability x fine x escalation). It then
-    blocks with logit probability in the difference, measured in weeks of the
-    owner's revenue, with an adjustment cost for changing.
-    """
+    """Quantal best response on the model's own counterfactual (McKelvey & Palfrey 1995):
+    at each decision point the host values every policy for its links over the coming
+    period, as `sim.decisions` plays it out (the visits its owner's services gain, the
+    users and revenue lost to the friction, the expected decisions and measures of the
+    regulator), and picks one by logit in that value, measured in weeks of the owner's
+    revenue. Blocking pays a large network whose users cannot leave: Katz & Shapiro
+    (1985), Crémer, Rey & Tirole (2000)."""
 
     name = "best_response"
 
     def review(self, model) -> None:
-        spec, h = self.platform.spec, self.platform.host
-        scale = max(model.weekly_revenue(self.platform.owner), 1e-9)
-        for content, surface in self.links(model):
-            gain = blocking_gain(model, h, content, surface, spec.review_period) / scale
-            blocked = model.links.blocked[h, content, surface]
-            gain += spec.adjustment_cost if blocked else -spec.adjustment_cost
-            p_block = 1.0 / (1.0 + math.exp(-min(max(spec.strategy_intensity * gain, -700), 700)))
-            model.links.set(h, content, surface, bool(model.rng.random() < p_block))
+        host, spec = self.platform.host, self.platform.spec
+        values = link_values(model, host)
+        if not values.links:
+            return
+        plans = candidate_plans(model, host, values, self.platform.next_decision(model.steps))
+        scale = max(model.weekly_revenue(spec.owner), 1e-9)
+        weights = choice_probabilities(np.array([p.value for p in plans]) / scale,
+                                       spec.strategy_intensity)
+        plan = plans[int(np.searchsorted(np.cumsum(weights), model.rng.random() * weights.sum(),
+                                         side="right").clip(max=len(plans) - 1))]
+        for (content, surface), state in zip(values.links, plan.states):
+            model.links.set(host, content, surface, state)
+
 
 
 @register
 class Learning(Strategy):
-    """Roth-Erev reinforcement learning (Roth & Erev 1995; Erev & Roth 1998): each link's
-    propensities to open or block are reinforced by the owner's realised profit,
-    with forgetting (`recency`) and experimentation (`experimentation`)."""
+    """Experience-weighted attraction learning, link by link (Camerer & Ho 1999).
+
+    Each free link keeps an attraction for each state (open, warned, blocked). At a
+    decision point the period just ended pays each state its payoff per week: the
+    link's marginal profit estimate (the weekly visits its owner's services gain and
+    the user revenue it loses, `sim.decisions.link_values`) less the fines the period's
+    audits of the host imposed, or would have imposed, on it (one decision's fine,
+    shared by the links found; a link in a lawful state pays none). The state played
+    is reinforced with weight 1, the others with `foregone_weight`; old experience
+    decays by `recency`. The next state is drawn by logit in the attractions (in weeks
+    of the owner's revenue, intensity `strategy_intensity`), with `experimentation`
+    mixed in. Unlike best_response it reads no announcement and holds no beliefs: it
+    learns the regulator from the fines it meets.
+    """
 
     name = "learning"
 
     def __init__(self, platform):
         super().__init__(platform)
-        self.propensity = {}   # (content, surface) -> [open, block]
+        self.attraction: dict[tuple[int, int], np.ndarray] = {}
+        self.experience = 0.0
         self.last_review = 0
 
     def review(self, model) -> None:
-        spec = self.platform.spec
-        since = max(model.steps - self.last_review, 1)
-        payoff = max(model.recent_profit(self.platform.owner, since), 0.0) / max(
-            model.weekly_revenue(self.platform.owner), 1e-9)
+        host, spec = self.platform.host, self.platform.spec
+        values = link_values(model, host)
+        weeks = max(model.steps - self.last_review, 1)
+        payoffs = values.steady() - self.fines_met(model, values, weeks) / weeks
+        keep = (1 - spec.recency) * self.experience
+        self.experience = keep + 1
+        scale = max(model.weekly_revenue(spec.owner), 1e-9)
+        for (content, surface), payoff in zip(values.links, payoffs):
+            played = int(model.links.state[host, content, surface])
+            weight = np.full(3, spec.foregone_weight)
+            weight[played] = 1.0
+            before = self.attraction.get((content, surface), np.zeros(3))
+            attraction = (keep * before + weight * payoff) / self.experience
+            self.attraction[(content, surface)] = attraction
+            p = ((1 - spec.experimentation) * choice_probabilities(
+                attraction / scale, spec.strategy_intensity) + spec.experimentation / 3)
+            state = int(np.searchsorted(np.cumsum(p), model.rng.random() * p.sum(), side="right"))
+            model.links.set(host, content, surface, min(state, BLOCKED))
         self.last_review = model.steps
-        for link in self.links(model):
-            h = self.platform.host
-            current = int(model.links.blocked[h][link])
-            propensity = self.propensity.setdefault(link, [1.0, 1.0])
-            propensity[0] *= 1 - spec.recency
-            propensity[1] *= 1 - spec.recency
-            propensity[current] += payoff
-            p_block = ((1 - spec.experimentation) * propensity[1] / sum(propensity)
-                       + spec.experimentation / 2)
-            model.links.set(h, *link, bool(model.rng.random() < p_block))
 
-
-def blocking_gain(model, host: int, content: int, surface: int, horizon: int) -> float:
-    """Estimated profit of blocking rather than opening one link over the horizon.
-
-    Diversion: the host's owner gets `diversion` x revenue_per_visit for every share
-    that does not reach the rival because of the block, on the traffic for which this
-    host is pivotal (every other common platform already blocks). Friction: single-
-    homers on the host face token_cost more per blocked share, and a logit market
-    loses users at rate revision_rate x beta x s(1 - s) per unit of utility; users
-    who move to the owner's other messaging platforms are not lost. Fines: the
-    expected fine over the horizon if the surface is required open.
-    """
-    scenario, users = model.scenario, model.scenario.users
-    spec = scenario.messaging[host]
-    content_spec = scenario.content[content]
-    lost_if_blocked = 1.0 - math.exp(-users.token_cost / users.share_value) * users.token_success
-    diversion = (horizon * spec.diversion * content_spec.revenue_per_visit * lost_if_blocked
-                 * pivotal_traffic(model, host, content, surface))
-
-    share = model.user_shares()
-    same_owner = sum(share[h] for h, other in enumerate(scenario.messaging)
-                     if other.owner == spec.owner and h != host)
-    kept = min(same_owner / max(1.0 - share[host], 1e-9), 1.0)
-    friction = users.share_rate * users.token_cost * model.view.share_weights[content, surface]
-    users_lost_per_week = (model.population * users.revision_rate * users.choice_intensity
-                           * share[host] * (1.0 - share[host]) * friction * (1.0 - kept))
-    user_revenue_lost = spec.revenue_per_user * users_lost_per_week * horizon * (horizon + 1) / 2
-
-    return diversion - user_revenue_lost - model.regulator.expected_fine(
-        model, host, surface, horizon)
-
-
-def pivotal_traffic(model, host: int, content: int, surface: int) -> float:
-    """Weekly shares of this content on this surface that the host alone decides:
-    the users have the host in common and every other common platform blocks."""
-    masks = np.arange(model.traffic.shape[0])
-    others_block = np.ones(len(masks), bool)
-    for other in range(len(model.scenario.messaging)):
-        if other != host and not model.links.blocked[other, content, surface]:
-            others_block &= (masks >> other) & 1 == 0
-    with_host = (masks >> host) & 1 == 1
-    sizes = popcount(masks)
-    relevant = with_host & others_block
-    return float((model.traffic[relevant, content, surface] / sizes[relevant]).sum())
+    def fines_met(self, model, values, weeks: int) -> np.ndarray:
+        """(L, 3): the fines each state of each link met over the period's audits of
+        the host: a decision's fine (as imposed, or as it would have been) shared by
+        the violating links, each found with its surface's visibility."""
+        regulator, host = model.regulator, self.platform.host
+        since = model.steps - weeks
+        audits = [a for a in regulator.audits if a["host"] == host and a["step"] > since]
+        violating_states = [BLOCKED] if regulator.spec.accept_warning else [WARNED, BLOCKED]
+        played = [model.links.state[host, c, s] for c, s in values.links]
+        met = np.zeros((len(values.links), 3))
+        for audit in audits:
+            due = regulator.required(audit["step"])
+            fine = audit["fine"] or regulator.fine(host, int(regulator.offences[host]))[0]
+            violators = max(sum(bool(due[s]) and a in violating_states
+                                for (_, s), a in zip(values.links, played)), 1)
+            for i, (_, surface) in enumerate(values.links):
+                if due[surface]:
+                    met[i, violating_states] += regulator.visibility[surface] * fine / violators
+        return met

@@ -21,6 +21,8 @@ ALPHA = 0.01          # per scenario, Bonferroni-split across its outputs
 SCENARIOS = {
     "open world": ("open_by_default", "users.revision_rate=0.2"),
     "china_2021": ("china_2021",),
+    "warning pages": ("no_regulation", 'platforms.WeChat.warns=["Baidu"]',
+                      'platforms.QQ.warns=["Baidu", "JD"]', "users.revision_rate=0.2"),
     "heavy multihoming": ("no_regulation", "users.initial_multihoming=0.8",
                           "users.multihoming_cost=0.05", "users.revision_rate=0.2"),
     "well mixed": ("no_regulation", "grid.well_mixed=true", "users.revision_rate=0.3",
@@ -29,17 +31,21 @@ SCENARIOS = {
 
 
 def outcomes(scenario) -> dict[str, np.ndarray]:
-    """Each replicate's key outputs: final users by platform, final links blocked,
-    total friction, mean consumer surplus and total shares abandoned."""
+    """Each replicate's key outputs: final users by platform, links blocked and warned,
+    total friction, mean consumer surplus and total welfare, shares abandoned and visits
+    diverted."""
     results = {}
     for replicate in range(REPLICATES):
         rows = run_replicate(scenario, replicate).rows
         measures = {f"final_users_{p.name}": rows[-1][f"users_{p.name}"]
                     for p in scenario.messaging}
         measures.update(final_links_blocked=rows[-1]["links_blocked"],
+                        mean_links_warned=np.mean([r["links_warned"] for r in rows]),
                         total_friction=sum(r["friction_cost"] for r in rows),
                         mean_consumer_surplus=np.mean([r["consumer_surplus"] for r in rows]),
-                        total_abandoned=sum(r["shares_abandoned"] for r in rows))
+                        mean_total_welfare=np.mean([r["total_welfare"] for r in rows]),
+                        total_abandoned=sum(r["shares_abandoned"] for r in rows),
+                        total_diverted=sum(r["visits_diverted"] for r in rows))
         for name, value in measures.items():
             results.setdefault(name, []).append(value)
     return {name: np.array(values) for name, values in results.items()}
@@ -65,13 +71,14 @@ def test_engines_give_indistinguishable_distributions(name):
 
 
 def test_docking_catches_a_rule_changed_in_one_engine(monkeypatch):
-    """The array engine's token rule changed: tokens only for shares worth twice
+    """The array engine's token rule changed: tokens only for views worth twice
     their cost. Docking must now reject on the outputs that rule moves."""
     original = array_engine._share_kernel
 
     def mutant(*args):
-        *head, token_cost, token_success, share_value, counts = args
-        return original(*head, 2 * token_cost, token_success, share_value, counts)
+        *head, token_cost, token_success, warning_cost, warning_dropout, counts, lost = args
+        return original(*head, 2 * token_cost, token_success, warning_cost, warning_dropout,
+                        counts, lost)
 
     monkeypatch.setattr(array_engine, "_share_kernel", mutant)
     p_values = docking_p_values("china_2021")

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from sim.market import WARNED_OK
+from sim.metrics import choice_surplus
 from sim.model import WalledGardenModel
 from sim.runner import replicate_seed, run_replicate
 
@@ -23,10 +25,61 @@ def test_share_accounting_identity_holds_in_every_row(name):
                    row["shares_unreachable"]) >= 0
 
 
-def test_token_costs_are_token_shares_times_token_cost():
-    scenario = small("china_2021")
-    for row in rows_of(scenario):
-        assert row["friction_cost"] == pytest.approx(scenario.users.token_cost * row["shares_token"])
+def test_friction_is_token_and_warning_costs_paid():
+    scenario = small("china_2021", 'platforms.QQ.warns=["Baidu"]', steps=12)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    users = scenario.users
+    for _ in range(scenario.steps):
+        model.step()
+        row, ledger = model.rows[-1], model.ledger
+        assert row["friction_cost"] == pytest.approx(
+            users.token_cost * row["shares_token"]
+            + users.warning_cost * ledger.total(WARNED_OK))
+    assert sum(r["shares_warned"] for r in model.rows) > 0
+
+
+def test_welfare_adds_up_and_fines_are_a_transfer():
+    """total_welfare = consumer surplus + profits + fines; with everything open the
+    anticipated and realised losses are both zero, so consumer surplus is the inclusive
+    value plus the value of the views delivered."""
+    for name in ("china_2021", "open_by_default"):
+        scenario = small(name, steps=14)
+        model = WalledGardenModel(scenario, rng=replicate_seed(2, 0))
+        for _ in range(scenario.steps):
+            model.step()
+            row = model.rows[-1]
+            profits = sum(row[f"profit_{o}"] for o in scenario.owners)
+            assert row["total_welfare"] == pytest.approx(row["consumer_surplus"] + profits
+                                                         + row["fines"])
+            included, anticipated = model.surplus
+            if name == "open_by_default":
+                assert anticipated == 0 and model.ledger.friction == 0
+                assert row["consumer_surplus"] == pytest.approx(
+                    included + model.ledger.value_delivered)
+
+
+def test_inclusive_value_of_every_user_from_a_direct_computation():
+    """The model's summed inclusive value against one computed user by user from their
+    ties' platforms, utility by utility, without the merged profile."""
+    scenario = small("china_2021", 'engine="agent"', size=8, steps=3)
+    model = WalledGardenModel(scenario, rng=replicate_seed(3, 0))
+    for _ in range(scenario.steps):
+        model.step()
+    users, view = scenario.users, model.market_view()
+    included, _ = choice_surplus(view, users, model.user_profile())
+    direct = 0.0
+    for person in model.users.members:
+        utilities = []
+        for k, option in enumerate(view.options):
+            social = np.mean([users.network_weight * view.reach[k, t.platforms]
+                              - view.loss_with[k, t.platforms] for t in person.ties])
+            joined = bin(option & ~person.platforms).count("1")
+            u = (view.option_quality[k] + social - users.switching_cost * joined
+                 - users.multihoming_cost * (bin(option).count("1") - 1))
+            utilities.append(u if view.allowed[person.platforms, k] else -np.inf)
+        finite = np.array([u for u in utilities if np.isfinite(u)])
+        direct += np.log(np.exp(users.choice_intensity * finite).sum()) / users.choice_intensity
+    assert included == pytest.approx(direct, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["china_2021", "no_regulation"])
@@ -54,11 +107,12 @@ def test_higher_token_cost_means_more_friction_and_more_abandoned_shares(engine)
     """Same seeds, users and policies fixed, so only the token cost differs (in the
     agent engine every draw is common; the array engine draws a share's value only
     when it is blocked, so there the comparison holds by the law of large numbers).
-    Token costs paid rise with the cost as long as it is below the mean share value."""
+    Token costs paid rise with the cost as long as it is below the mean value of a view,
+    here the same on every surface."""
     friction, abandoned = [], []
     for cost in (0.0, 0.25, 0.5, 0.75, 1.0):
         scenario = small("no_regulation", f"users.token_cost={cost}", "users.revision_rate=0",
-                         f"engine=\"{engine}\"",
+                         f"engine=\"{engine}\"", "users.surface_value={chat=1.0,group=1.0,feed=1.0}",
                          "platforms.WeChat.strategy=\"static\"", "platforms.QQ.strategy=\"static\"",
                          "platforms.DingTalk.strategy=\"static\"", size=20, steps=20)
         rows = rows_of(scenario)
@@ -70,53 +124,101 @@ def test_higher_token_cost_means_more_friction_and_more_abandoned_shares(engine)
 
 
 def test_credible_order_leaves_no_link_blocked_after_its_deadline():
-    """Audits certain and a fine far above any diversion gain: best responders open
-    every link by the deadline, without the regulator forcing them."""
-    scenario = small("china_2021", "regulator.phases=[]", "regulator.announce_step=5",
-                     "regulator.deadline_step=8", "regulator.deadline_audit=1.0",
-                     "regulator.audit_probability=1.0", "regulator.fine=5.0",
-                     "regulator.fine_cap=100.0", "regulator.forced_open=false", steps=30)
+    """Audits certain, believed, and a fine far above any diversion gain: best responders
+    open every link by the deadline, without the regulator forcing them, and keep them
+    open."""
+    scenario = small("china_2021", "regulator.announce_step=5", "regulator.deadline_step=8",
+                     "regulator.deadline_audit=1.0", "regulator.audit_probability=1.0",
+                     "regulator.fine=5.0", "regulator.fine_cap=10.0",
+                     "regulator.forced_open=false", *believe(1.0), steps=30)
     for replicate in range(3):
         rows = rows_of(scenario, replicate)
         assert rows[0]["links_blocked"] > 0
         after = [r for r in rows if r["step"] >= 8]
-        assert all(r["links_blocked"] == 0 for r in after)
+        assert all(r["links_blocked"] == 0 and r["links_warned"] == 0 for r in after)
         assert all(r["violations"] == 0 and r["fines"] == 0 for r in after)
 
 
-def test_weak_order_is_violated_and_fined():
-    """The same order with static platforms: the blitz finds every blocked link."""
-    scenario = small("china_2021", "regulator.phases=[]", "regulator.deadline_step=12",
-                     "regulator.forced_open=false", "platforms.WeChat.strategy=\"static\"",
-                     "platforms.QQ.strategy=\"static\"", steps=14)
-    rows = rows_of(scenario)
-    deadline = rows[11]
-    assert deadline["violations"] == deadline["links_blocked"] == 15
-    assert deadline["fines"] > 0
-    assert sum(r["fines"] for r in rows[:11]) == 0
+def believe(audits: float, credibility: float = 1.0) -> list[str]:
+    """Overrides giving every messaging platform of the case these beliefs."""
+    return [f"platforms.{p}.{key}={value}" for p in ("WeChat", "QQ", "DingTalk")
+            for key, value in (("audit_belief", audits), ("deadline_credibility", credibility))]
 
 
-def test_static_platform_never_changes_its_policy():
-    scenario = small("china_2021", "platforms.WeChat.strategy=\"static\"",
-                     "platforms.QQ.strategy=\"static\"", "platforms.DingTalk.strategy=\"static\"",
-                     "regulator.forced_open=false", steps=40)
+STATIC = [f'platforms.{p}.strategy="static"' for p in ("WeChat", "QQ", "DingTalk")]
+SEEN = "regulator.visibility={chat=1.0,group=1.0,feed=1.0}"
+
+
+def test_an_audit_is_one_decision_whatever_the_links_found():
+    """Static platforms: the blitz finds every blocked link (all visible), and each
+    platform caught gets one fine of `fine` x its owner's previous year's revenue."""
+    scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
+                     SEEN, *STATIC, steps=12)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
-    before = model.links.blocked.copy()
-    for _ in range(scenario.steps):
+    for _ in range(11):
         model.step()
-        assert np.array_equal(model.links.blocked, before)
-    assert {r["links_blocked"] for r in model.rows} == {15}
-    assert sum(r["reblocks"] for r in model.rows) == 0
+    annual = {o: 52 * model.weekly_revenue(o) for o in scenario.owners}
+    model.step()
+    deadline = model.rows[-1]
+    assert deadline["violations"] == deadline["links_blocked"] == 15
+    caught = {scenario.messaging[a["host"]].owner for a in model.regulator.audits if a["fine"]}
+    assert caught == {"Tencent"}
+    assert deadline["fines"] == pytest.approx(2 * scenario.regulator.fine * annual["Tencent"])
+    assert sum(r["fines"] for r in model.rows[:11]) == 0
+
+
+def test_fines_escalate_and_the_cap_bounds_one_decision_not_a_year():
+    """Audits every week: decision n costs fine x escalation^(n-1), at most the cap; every
+    capped decision still costs the cap (no licence) and climbs the ladder of measures."""
+    scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
+                     "regulator.audit_probability=1.0", "regulator.fine=0.04",
+                     "regulator.fine_escalation=2.0", "regulator.fine_cap=0.10",
+                     "regulator.naming_after=50", "regulator.suspend_after=50", SEEN, *STATIC,
+                     steps=20)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    annual = []
+    for _ in range(scenario.steps):
+        annual.append(52 * model.weekly_revenue("Tencent"))    # what the week's audit uses
+        model.step()
+    wechat = [a for a in model.regulator.audits if a["host"] == 0 and a["fine"] > 0]
+    assert len(wechat) == 9
+    ratio = [a["fine"] / annual[a["step"] - 1] for a in wechat]
+    assert ratio[:2] == pytest.approx([0.04, 0.08], rel=1e-6)
+    assert ratio[2:] == pytest.approx([0.10] * 7, rel=1e-6)
+    events = {(e["step"], e["event"]) for e in model.events if e["platform"] == "WeChat"}
+    assert (wechat[2]["step"], "naming") in events             # the first capped decision
+    assert (wechat[3]["step"], "suspension") in events         # the next rung
 
 
 def test_forced_opening_opens_a_repeat_offender_for_good():
-    scenario = small("china_2021", "regulator.phases=[]", "regulator.deadline_step=12",
-                     "regulator.audit_probability=1.0", "regulator.forced_open_after=2",
-                     "platforms.WeChat.strategy=\"static\"", "platforms.QQ.strategy=\"static\"",
-                     steps=20)
+    scenario = small("china_2021", "regulator.deadline_step=12",
+                     "regulator.audit_probability=1.0", "regulator.forced_open_after=2", SEEN,
+                     *STATIC, steps=20)
     rows = rows_of(scenario)
     assert rows[11]["links_blocked"] == 15          # caught once at the deadline blitz
     assert all(r["links_blocked"] == 0 for r in rows[12:])
+
+
+def test_a_warning_page_is_a_violation_unless_the_regulator_accepts_it():
+    def violations(accept):
+        scenario = small("china_2021", "regulator.announce_step=5", "regulator.deadline_step=6",
+                         SEEN, *STATIC,
+                         "platforms.WeChat.blocks=[]", 'platforms.WeChat.warns=["Taobao"]',
+                         "platforms.QQ.blocks=[]", f"regulator.accept_warning={accept}",
+                         steps=6)
+        return rows_of(scenario)[-1]["violations"]
+    assert violations("false") == 3 and violations("true") == 0
+
+
+def test_static_platform_never_changes_its_policy():
+    scenario = small("china_2021", *STATIC, "regulator.forced_open=false", steps=40)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    before = model.links.state.copy()
+    for _ in range(scenario.steps):
+        model.step()
+        assert np.array_equal(model.links.state, before)
+    assert {r["links_blocked"] for r in model.rows} == {15}
+    assert sum(r["reblocks"] for r in model.rows) == 0
 
 
 def test_same_seed_same_rows_and_replicates_differ():

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from sim.market import (ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, LinkPolicy,
-                        market_view)
-from sim.rules import logit_choice, option_utilities, share_outcome
+from sim.market import (ABANDONED, BLOCKED, DIRECT, LOST, OPEN, TOKEN_FAIL, TOKEN_OK,
+                        UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, LinkPolicy, market_view,
+                        stake, substitutes)
+from sim.rules import (inclusive_value, logit_choice, option_utilities, share_outcome,
+                       view_loss, view_odds)
 
 from conftest import small
 
@@ -22,18 +24,82 @@ def view_of(scenario, links=None):
 
 
 def test_share_outcome_follows_the_blocking_rule(scenario):
-    view, users = view_of(scenario), scenario.users
-    chat = 0
+    users = scenario.users
+    tc, wc = users.token_cost, users.warning_cost
+    assert share_outcome(None, users, 5.0, 0.0) == UNREACHABLE
+    assert share_outcome(OPEN, users, 0.001, 0.99) == DIRECT
+    assert share_outcome(WARNED, users, 5.0, 0.99) == WARNED_OK
+    assert share_outcome(WARNED, users, 5.0, users.warning_dropout / 2) == WARNED_DROP
+    assert share_outcome(WARNED, users, wc / 2, 0.99) == WARNED_DROP
+    assert share_outcome(BLOCKED, users, tc / 2, 0.0) == ABANDONED
+    assert share_outcome(BLOCKED, users, tc * 2, 0.0) == TOKEN_OK
+    assert share_outcome(BLOCKED, users, tc * 2, 0.999) == TOKEN_FAIL
+
+
+def test_views_travel_in_the_best_state_among_their_routes_platforms(scenario):
     names = [c.name for c in scenario.content]
     taobao, baidu = names.index("Taobao"), names.index("Baidu")
-    wechat, qq, dingtalk = 1, 2, 4                       # masks
-    cost = users.token_cost
-    assert share_outcome(view, users, 0, taobao, chat, 5.0, 0.0) == UNREACHABLE
-    assert share_outcome(view, users, wechat, baidu, chat, 0.01, 0.99) == DIRECT
-    assert share_outcome(view, users, wechat | dingtalk, taobao, chat, 0.01, 0.99) == DIRECT
-    assert share_outcome(view, users, wechat | qq, taobao, chat, cost / 2, 0.0) == ABANDONED
-    assert share_outcome(view, users, wechat, taobao, chat, cost * 2, 0.0) == TOKEN_OK
-    assert share_outcome(view, users, wechat, taobao, chat, cost * 2, 0.999) == TOKEN_FAIL
+    links = LinkPolicy(scenario)
+    links.set(1, baidu, 0, WARNED)                         # QQ warns on Baidu in chats
+    view = view_of(scenario, links)
+    wechat, qq, dingtalk = 1, 2, 4                         # masks
+    assert view.state[wechat, taobao, 0] == BLOCKED
+    assert view.state[wechat | dingtalk, taobao, 0] == OPEN
+    assert view.state[qq, baidu, 0] == WARNED
+    assert view.state[wechat | qq, baidu, 0] == OPEN
+    assert view.state[qq, baidu, 1] == OPEN
+
+
+@pytest.mark.parametrize("state", [WARNED, BLOCKED])
+@pytest.mark.parametrize("mean", [0.2, 1.0])
+def test_closed_forms_match_the_rule_drawn_view_by_view(scenario, state, mean):
+    """view_odds and view_loss against the rule itself, applied to a million draws."""
+    users, rng = scenario.users, np.random.default_rng(3)
+    value = rng.exponential(mean, 1_000_000)
+    outcome = share_outcome(np.full(value.shape, state), users, value, rng.random(value.shape))
+    lost = np.isin(outcome, LOST)
+    friction = (np.isin(outcome, (TOKEN_OK, TOKEN_FAIL)) * users.token_cost
+                + (outcome == WARNED_OK) * users.warning_cost)
+    recovery = 0.3
+    loss = value * lost * (1 - recovery) + friction
+    odds_lost, odds_friction = view_odds(state, mean, users)
+    assert lost.mean() == pytest.approx(odds_lost, abs=0.002)
+    assert friction.mean() == pytest.approx(odds_friction, rel=0.01)
+    assert loss.mean() == pytest.approx(view_loss(state, mean, users, recovery), rel=0.01)
+    assert view_loss(OPEN, mean, users) == 0
+
+
+def test_lost_views_go_only_to_services_the_hosts_group_holds(scenario):
+    """WeChat diverts short video to Channels, search to Sogou, shopping to JD (Tencent's
+    stake) and work to WeCom; DingTalk (Alibaba) has no video or search service here."""
+    names = [c.name for c in scenario.content]
+    table = substitutes(scenario)
+    wechat, dingtalk = 0, 2
+    expected = {"Douyin": "Channels", "Baidu": "Sogou", "Taobao": "JD", "DingTalk": "WeCom"}
+    for wanted, service in expected.items():
+        row = table[wechat, names.index(wanted)]
+        assert row[names.index(service)] == pytest.approx(scenario.messaging[0].diversion)
+        assert row.sum() == pytest.approx(row[names.index(service)])
+    assert table[dingtalk, names.index("Douyin")].sum() == 0
+    assert table[dingtalk, names.index("Baidu")].sum() == 0
+    assert table[dingtalk, names.index("WeCom"), names.index("DingTalk")] > 0
+    shares = {c.name: stake(c, "Tencent") for c in scenario.content}
+    assert shares["JD"] == pytest.approx(0.17) and shares["Taobao"] == 0
+    assert shares["Sogou"] == 1.0 and stake(scenario.content[names.index("JD")], "JD") == \
+        pytest.approx(0.83)
+
+
+def test_inclusive_value_is_the_expected_best_utility():
+    """(1/beta) ln sum exp(beta u) = E[max_k (u_k + e_k / beta)] - Euler's constant / beta,
+    with e_k standard Gumbel: checked against a million draws; options at -inf drop out."""
+    rng = np.random.default_rng(4)
+    utilities = np.array([0.3, 1.0, -np.inf, 0.6])
+    beta = 2.5
+    shocks = rng.gumbel(size=(1_000_000, 4)) / beta
+    best = np.max(np.where(np.isfinite(utilities), utilities + shocks, -np.inf), axis=1)
+    assert inclusive_value(utilities, beta) == pytest.approx(best.mean() - np.euler_gamma / beta,
+                                                             abs=0.002)
+    assert inclusive_value(utilities, 0.0) == pytest.approx(np.mean([0.3, 1.0, 0.6]))
 
 
 def test_logit_choice_frequencies_match_the_logit_probabilities():
@@ -57,12 +123,23 @@ def test_utilities_reward_reach_and_charge_switching_and_friction(scenario):
     counts[1] = 8                                       # every tie on WeChat only
     u = option_utilities(view, users, 2, counts)        # a QQ user
     wechat, qq = options.index(1), options.index(2)
-    weights = {c.name: c.content_weight for c in scenario.content}
-    blocked_on_wechat = (sum(weights[name] for name in scenario.messaging[0].blocks)
-                         / sum(weights.values()))
+    # the loss on a WeChat-only route, summed view by view from the closed form
+    weights = np.array([c.content_weight for c in scenario.content]) / sum(
+        c.content_weight for c in scenario.content)
+    surfaces = np.array([0.6, 0.3, 0.1])
+    views = np.array([1, 5, 8])
+    means = np.array([1.0, 0.5, 0.2])
+    names = [c.name for c in scenario.content]
+    loss = 0.0
+    for c, name in enumerate(names):
+        blocked = name in scenario.messaging[0].blocks
+        for s in range(3):
+            loss += (users.share_rate * weights[c] * surfaces[s] * views[s]
+                     * view_loss(BLOCKED if blocked else OPEN, means[s], users,
+                                 view.recovery[1, c, s]))
     expected = (scenario.messaging[0].quality - scenario.messaging[1].quality
-                + users.network_weight - users.switching_cost
-                - users.share_rate * users.token_cost * blocked_on_wechat)
+                + users.network_weight - users.switching_cost - loss)
+    assert loss > 0
     assert u[wechat] - u[qq] == pytest.approx(expected)
 
 
@@ -96,16 +173,19 @@ def test_suspended_platform_cannot_be_joined_but_can_be_kept(scenario):
 def test_reblocks_count_links_that_were_opened_and_blocked_again(scenario):
     links = LinkPolicy(scenario)
     assert links.blocked[0, 0, 0]   # WeChat blocks DingTalk links in chat
-    links.set(0, 0, 0, False)
-    links.set(0, 0, 0, False)
+    links.set(0, 0, 0, OPEN)
+    links.set(0, 0, 0, OPEN)
     assert links.reblocks == 0
-    links.set(0, 0, 0, True)
+    links.set(0, 0, 0, BLOCKED)
     assert links.reblocks == 1
-    links.set(0, 1, 1, True)       # WeChat on Taobao in groups: blocked from the start
-    assert links.reblocks == 1
+    links.set(0, 0, 0, WARNED)      # a warning page counts as opening
+    links.set(0, 0, 0, BLOCKED)
+    assert links.reblocks == 2
+    links.set(0, 1, 1, BLOCKED)     # WeChat on Taobao in groups: blocked from the start
+    assert links.reblocks == 2
     links.force_open(0, np.array([True, True, True]))
-    links.set(0, 0, 0, True)
-    assert not links.blocked[0].any() and links.reblocks == 1
+    links.set(0, 0, 0, BLOCKED)
+    assert links.state[0][links.rival[0]].max() == OPEN and links.reblocks == 2
 
 
 def test_scenario_readme_documents_every_key(root):

@@ -107,9 +107,12 @@ app they use (grey: more than one; red: paid a copy-paste token this week).
   fines at 10%.
 - **Measures**: naming a platform publicly, suspending new registrations (WeChat
   paused sign-ups in July 2021), and opening the links by order.
-- **Strategies**: *static* never changes; *best_response* weighs diverted visits
-  against lost users and expected fines; *learning* repeats what paid; *comply*
-  opens when told.
+- **Strategies**: *static* never changes; *best_response* weighs the visits its
+  owner's own services gain (Weixin Channels for short video, Sogou for search)
+  against the users it loses and the regulator's expected fines and measures;
+  *learning* repeats what paid, link by link; *comply* opens when told.
+- **Warning page**: in September 2021 WeChat let links open in one-on-one chats only
+  behind a warning page; some users give up there (amber in the link policy).
 
 Change the controls, then press **Reset** to start again with them.
 """
@@ -158,8 +161,11 @@ def time_figure(model) -> go.Figure:
     for p in model.scenario.messaging:
         fig.add_trace(go.Scatter(x=weeks, y=[r[f"users_{p.name}"] for r in rows], name=p.name),
                       row=1, col=1)
-    fig.add_trace(go.Scatter(x=weeks, y=[r["links_blocked"] for r in rows],
-                             name="links blocked"), row=1, col=2)
+    for surface in SURFACES:
+        fig.add_trace(go.Scatter(x=weeks, y=[r[f"links_blocked_{surface}"] for r in rows],
+                                 name=f"blocked: {surface}"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=weeks, y=[r["links_warned"] for r in rows],
+                             name="warning page"), row=1, col=2)
     for outcome in ("direct", "token", "abandoned", "unreachable"):
         fig.add_trace(go.Scatter(x=weeks, y=[r[f"shares_{outcome}"] for r in rows], name=outcome),
                       row=2, col=1)
@@ -172,17 +178,19 @@ def time_figure(model) -> go.Figure:
 
 
 def policy_figure(model) -> go.Figure:
-    """Host x content, per surface: blocked (red) or open (green)."""
+    """Host x content, per surface: open, behind a warning page, blocked, or own group."""
     hosts = [p.name for p in model.scenario.messaging]
     contents = [c.name for c in model.scenario.content]
-    state = np.where(model.links.rival, np.where(model.links.blocked, 2, 0), 1)
+    state = np.where(model.links.rival, model.links.state, 3)
+    colors = ["#2ca02c", "#ffbf00", "#d62728", "#dddddd"]
+    scale = [[k / 4, c] for i, c in enumerate(colors) for k in (i, i + 1)]
     fig = make_subplots(rows=1, cols=3, subplot_titles=SURFACES)
     for s in range(len(SURFACES)):
-        fig.add_trace(go.Heatmap(z=state[:, :, s].tolist(), x=contents, y=hosts, zmin=0, zmax=2,
-                                 colorscale=[[0, "#2ca02c"], [0.33, "#2ca02c"], [0.34, "#dddddd"],
-                                             [0.66, "#dddddd"], [0.67, "#d62728"], [1, "#d62728"]],
-                                 showscale=False, xgap=2, ygap=2), row=1, col=s + 1)
-    fig.update_layout(title="Link policy: red blocked, green open, grey own group", height=300,
+        fig.add_trace(go.Heatmap(z=state[:, :, s].tolist(), x=contents, y=hosts, zmin=-0.5,
+                                 zmax=3.5, colorscale=scale, showscale=False, xgap=2, ygap=2),
+                      row=1, col=s + 1)
+    fig.update_layout(title="Link policy: green open, amber warning page, red blocked, "
+                            "grey own group", height=300,
                       margin={"l": 10, "r": 10, "t": 70, "b": 10})
     return fig
 

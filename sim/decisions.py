@@ -1,0 +1,367 @@
+"""What a link policy is worth to a platform's owner, as the model would play it out.
+
+A messaging host h (owner o) reviews its links at decision points. For each rival
+link l = (c, s) and each state a (open, warned, blocked) it values holding a for the
+coming period of P weeks, against holding it open, over its planning horizon H with
+weekly discount factor delta (ODD section 7.4 writes the equations out):
+
+    G_l(a) = sum_{u=1..P} delta^u dD_l(a)  +  dR_l(a) * sum_{u=1..H} delta^u E_u(P)
+
+- dD_l(a): the owner's weekly revenue from the views on l's routes (the traffic the
+  platform has seen, by route mask), with l in state a, less with l open. A view
+  takes the best state among its route's platforms; it is delivered, or lost and then
+  diverted by a platform in that state to a service of the same category in which
+  the owner holds a stake (`market.substitutes`). Owner o earns its stake of what
+  each delivered or diverted visit pays.
+- dR_l(a): the change in the owner's weekly user revenue once every user has
+  revised, from the users' own logit choice probabilities: with utilities u_ik and
+  choice probabilities p_ik of user i over platform sets k, and r_o(k) the owner's
+  revenue from a user on set k (summed over its platforms in k, so multihomers are
+  counted once and users who move to the owner's other platform are kept),
+  dR = beta sum_i sum_k p_ik (du_ik - sum_j p_ij du_ij) r_o(k), where du_ik is the
+  change in the expected loss user i meets on set k (first order; no social
+  feedback).
+- E_u(P): the share of users who have revised since the change and still face it:
+  a fraction `revision_rate` revise each week, so E_u = sum_{t<=min(u,P)} r (1-r)^(u-t).
+
+The expected penalty of a policy is not a sum over links: an audit that finds any
+violation is one decision. `PenaltyOutlook` values it over the period from the
+platform's beliefs, the announced schedule and what the regulator would do: the
+fine, escalated and capped per decision, and the measures a decision would bring
+(naming's lost users, the joiners lost to suspended registrations, and the value
+of blocking that a forced opening takes away).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from sim.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
+                        stake, substitutes)
+from sim.rules import choice_probabilities, option_utilities, view_loss, view_odds
+
+STATE_LIST = (OPEN, WARNED, BLOCKED)
+
+
+@dataclass(frozen=True)
+class LinkValues:
+    """A host's free rival links and what each state is worth against open."""
+
+    links: list[tuple[int, int]]     # (content, surface)
+    diversion: np.ndarray            # (L, 3): dD, weekly, by state (open, warned, blocked)
+    shocks: np.ndarray               # (L, 3, K): direct shift of revisers' choices, by state
+    dynamics: UserDynamics           # how the users' shift plays out in revenue
+
+    def users(self, period: int) -> np.ndarray:
+        """(L, 3): discounted user revenue change of holding each state for `period` weeks."""
+        return self.shocks @ self.dynamics.gain(period)
+
+    def steady(self) -> np.ndarray:
+        """(L, 3): weekly value of holding each state for the whole horizon."""
+        horizon = self.dynamics.horizon
+        flows = gain_weight(horizon, self.dynamics.discount)
+        return self.diversion + self.users(horizon) / flows
+
+
+class UserDynamics:
+    """How users' platform choices respond to a change, and what it does to the owner's
+    user revenue, linearised around the current market.
+
+    With p_ik the logit probabilities of user i (weight w_i, N users) over platform sets
+    k, a utility change du moves the distribution of chosen sets by
+    dX_k = (1/N) sum_i w_i beta p_ik (du_ik - sum_j p_ij du_ij) (the direct shock). A
+    fraction r revises each week, and each user's ties shift as the population does
+    (mean field), which feeds back through the network and loss terms Phi (K, 2**M):
+    dx_u = (1 - r) dx_{u-1} + r (A dx_{u-1} + b_u dX), with
+    A_kj = (1/N) sum_i w_i beta p_ik (Phi_k,j - sum_l p_il Phi_l,j) and b_u = 1 while
+    the change holds. The owner's revenue changes by N sum_k r_o(k) dx_u,k in week u.
+    """
+
+    def __init__(self, model, owner: str, host: int):
+        scenario, view, profile = model.scenario, model.view, model.profile
+        users = scenario.users
+        spec = scenario.messaging[host]
+        self.discount, self.horizon = spec.discount, spec.planning_horizon
+        self.rate, self.beta = users.revision_rate, users.choice_intensity
+        utilities = option_utilities(view, users, profile.current, profile.counts)
+        self.p = choice_probabilities(utilities, self.beta)                      # (R, K)
+        self.weight = profile.weight.astype(float)
+        self.people = float(self.weight.sum())
+        self.share = profile.counts / np.maximum(profile.counts.sum(axis=1, keepdims=True), 1)
+        ties = self.weight @ self.share / max(self.people, 1.0)                  # (2**M,)
+        self.revenue = option_revenue(model, owner, ties)                        # (K,)
+        self.current = profile.current
+        phi = users.network_weight * view.reach - view.loss_with                 # (K, 2**M)
+        self.feedback = np.stack([self.shock(np.broadcast_to(phi[:, m], self.p.shape))
+                                  for m in view.options], axis=1)                # (K, K)
+        self.cache: dict[int, np.ndarray] = {}
+
+    def shock(self, du: np.ndarray) -> np.ndarray:
+        """(K,): the direct shift dX of the chosen-set distribution for a utility change
+        du (R, K), per reviser."""
+        du = np.where(self.p > 0, du, 0.0)
+        centred = du - (self.p * du).sum(axis=1, keepdims=True)
+        return self.beta * (self.weight @ (self.p * centred)) / max(self.people, 1.0)
+
+    def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
+        """The direct shift for a utility change per tie on each mask (K, 2**M)."""
+        return self.shock(self.share @ per_tie.T)
+
+    def gain(self, period: int) -> np.ndarray:
+        """(K,): the discounted revenue of a unit direct shift held for `period` weeks,
+        over the horizon (the linear map from dX to money)."""
+        if period not in self.cache:
+            k = len(self.revenue)
+            path = np.zeros((k, k))
+            total = np.zeros((k, k))
+            step = (1 - self.rate) * np.eye(k) + self.rate * self.feedback
+            for u in range(1, max(self.horizon, period) + 1):
+                path = step @ path + (self.rate * np.eye(k) if u <= period else 0.0)
+                total += self.discount ** u * path
+            self.cache[period] = self.people * (self.revenue @ total)
+        return self.cache[period]
+
+
+def free_links(model, host: int) -> list[tuple[int, int]]:
+    """The (content, surface) links this host may still choose for itself."""
+    free = model.links.rival[host] & ~model.links.forced[host]
+    return [(int(c), int(s)) for c, s in zip(*np.nonzero(free))]
+
+
+def with_host_links(model, host: int, state: int) -> np.ndarray:
+    """The link states with every free rival link of the host set to `state`.
+    A view's outcome on (c, s) depends only on the states at (., c, s), so setting all
+    of them at once gives every link's counterfactual in one pass."""
+    states = np.where(model.links.rival, model.links.state, OPEN).astype(np.uint8)
+    free = model.links.rival[host] & ~model.links.forced[host]
+    states[host][free] = state
+    return states
+
+
+def owner_visit_value(model, owner: str) -> np.ndarray:
+    """(C,): what a visit to each content platform, delivered or diverted, pays the
+    owner: its stake of the revenue per visit."""
+    return np.array([stake(c, owner) * c.revenue_per_visit for c in model.scenario.content])
+
+
+def link_values(model, host: int) -> LinkValues:
+    """dD and dR of every free rival link of the host, in each state."""
+    scenario, view = model.scenario, model.view
+    users = scenario.users
+    spec = scenario.messaging[host]
+    links = free_links(model, host)
+    subs = substitutes(scenario)
+    visit_value = owner_visit_value(model, spec.owner)
+    on_host = host_bits(len(scenario.messaging))[:, host]                   # (2**M,)
+    per_view_loss, owner_per_view = {}, {}
+    for a in STATE_LIST:
+        states = with_host_links(model, host, a)
+        best = route_states(states)
+        divert = diversion_table(scenario, states, best, subs)
+        owner_per_view[a] = view_revenue(model, best, divert, visit_value)
+        per_view_loss[a] = view_loss(best, view.view_mean[None, None, :], users,
+                                     users.diverted_value * divert.sum(axis=-1))
+    traffic = model.traffic * on_host[:, None, None]
+    diversion = np.array([[(traffic[:, c, s] * (owner_per_view[a][:, c, s]
+                                                - owner_per_view[OPEN][:, c, s])).sum()
+                           for a in STATE_LIST] for c, s in links]).reshape(len(links), 3)
+    dynamics = UserDynamics(model, spec.owner, host)
+    weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
+    route = view.route[view.options]                                            # (K, 2**M)
+    shocks = np.zeros((len(links), 3, len(view.options)))
+    for a in (WARNED, BLOCKED):
+        extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
+        extra[0] = 0.0
+        loss = extra[route]                                                     # (K, 2**M, C, S)
+        for i, (c, s) in enumerate(links):
+            shocks[i, a] = dynamics.tie_shock(-loss[:, :, c, s])
+    return LinkValues(links, diversion, shocks, dynamics)
+
+
+def view_revenue(model, best: np.ndarray, divert: np.ndarray,
+                 visit_value: np.ndarray) -> np.ndarray:
+    """(2**M, C, S): what one view on each route pays the owner, in expectation: its
+    stake of the visit if delivered, of the diverted visit if lost."""
+    lost, _ = view_odds(best, model.view.view_mean[None, None, :], model.scenario.users)
+    return (1 - lost) * visit_value[None, :, None] + lost * (divert @ visit_value)
+
+
+def option_revenue(model, owner: str, ties: np.ndarray) -> np.ndarray:
+    """(K,): the owner's weekly revenue from one user on each platform set: what its
+    platforms earn per user, and its stake of the visits on the user's views, sent and
+    received, to ties on masks distributed as `ties` (2**M) under today's links."""
+    scenario, view = model.scenario, model.view
+    per_host = np.array([p.revenue_per_user if p.owner == owner else 0.0
+                         for p in scenario.messaging])
+    on_options = host_bits(len(scenario.messaging))[view.options].astype(float) @ per_host
+    per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
+    per_tie = 2 * scenario.users.share_rate * (
+        per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
+    per_tie[0] = 0.0
+    return on_options + per_tie[view.route[view.options]] @ ties
+
+
+def naming_shock(dynamics: UserDynamics, model, host: int, penalty: float) -> np.ndarray:
+    """The direct shift when every set holding the host loses `penalty` of utility."""
+    holds = host_bits(len(model.scenario.messaging))[model.view.options, host]
+    return dynamics.shock(np.broadcast_to(-penalty * holds, dynamics.p.shape))
+
+
+def joiners(dynamics: UserDynamics, model, host: int) -> float:
+    """Users who would join the host if everyone revised now (suspension keeps them out)."""
+    holds = host_bits(len(model.scenario.messaging))[model.view.options, host]
+    newcomer = ((dynamics.current >> host) & 1) == 0
+    return float((dynamics.p[:, holds].sum(axis=1) * newcomer) @ dynamics.weight)
+
+
+def gain_weight(period: int, discount: float) -> float:
+    """sum_{u=1..P} delta^u: a weekly flow held for the period."""
+    return float(sum(discount ** u for u in range(1, period + 1)))
+
+
+def exposure_weight(period: int, horizon: int, discount: float, rate: float) -> float:
+    """sum_{u=1..H} delta^u E_u(P): users' adjustment to a change held P weeks, then
+    undone, over the horizon."""
+    horizon = max(horizon, period)
+    total = 0.0
+    for u in range(1, horizon + 1):
+        exposed = sum(rate * (1 - rate) ** (u - t) for t in range(1, min(u, period) + 1))
+        total += discount ** u * exposed
+    return total
+
+
+class PenaltyOutlook:
+    """The expected discounted penalty of a policy over the coming period, as the host
+    sees it at week t0: audits at its beliefs (routine weeks, or an announced deadline
+    week), detection by surface visibility, and at each decision the regulator's fine
+    and measures for that many earlier decisions."""
+
+    def __init__(self, model, host: int, period: int, values: LinkValues):
+        regulator, spec = model.regulator, model.scenario.messaging[host]
+        self.model, self.host, self.period = model, host, period
+        week = model.steps
+        self.discount = spec.discount
+        weeks = np.arange(week + 1, week + period + 1)
+        if regulator.announced(week):
+            self.required = np.array([regulator.required(w) for w in weeks])     # (P, S)
+            routine = regulator.belief(spec, "routine")
+            deadline = regulator.belief(spec, "deadline")
+            self.audit = np.array([deadline if regulator.blitz(w) else routine for w in weeks])
+        else:                     # before the announcement the order is not known
+            self.required = np.zeros((period, len(regulator.visibility)), bool)
+            self.audit = np.zeros(period)
+        self.visibility = regulator.visibility
+        self.costs = self.decision_costs(values)
+
+    @property
+    def binding(self) -> np.ndarray:
+        """(S,): surfaces that must be open at some week of the period."""
+        return self.required.any(axis=0)
+
+    def decision_costs(self, values: LinkValues) -> dict:
+        """Cost of a decision at each number of earlier decisions k, before the cost of
+        a forced opening (which depends on the links): (fines + naming + suspension, forced?)."""
+        model, host = self.model, self.host
+        regulator, users = model.regulator, model.scenario.users
+        spec = model.scenario.messaging[host]
+        reg = regulator.spec
+        horizon, rate = spec.planning_horizon, users.revision_rate
+        dynamics = values.dynamics
+        naming = -float(naming_shock(dynamics, model, host, reg.naming_penalty)
+                        @ dynamics.gain(reg.naming_steps))
+        suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
+                      * exposure_weight(reg.suspension_steps, horizon, self.discount, rate))
+        k0, capped = int(regulator.offences[host]), int(regulator.capped[host])
+        costs = {}
+        for k in range(k0, k0 + self.period + 1):
+            fine, is_capped = regulator.fine(host, k)
+            capped += int(is_capped)
+            due = regulator.measures_due(k + 1, capped)
+            costs[k] = (fine + naming * ("naming" in due)
+                        + suspension * ("suspend_registrations" in due), "forced_open" in due)
+        return costs
+
+    def expected(self, violating: np.ndarray, forced_value: float) -> float:
+        """Expected discounted penalty of holding `violating` links on each surface (S,)
+        over the period; `forced_value` is what the host loses, per week of the rest of
+        its horizon, if a decision forces those links open."""
+        spec = self.model.scenario.messaging[self.host]
+        k0 = int(self.model.regulator.offences[self.host])
+        states = {k0: 1.0}            # probability of k earlier decisions, not yet forced
+        total = 0.0
+        for u in range(self.period):
+            found = 1.0 - np.prod((1.0 - self.visibility) ** (violating * self.required[u]))
+            caught = self.audit[u] * found
+            if caught <= 0:
+                continue
+            nxt = {}
+            for k, prob in states.items():
+                cost, forced = self.costs[k]
+                if forced:
+                    rest = max(spec.planning_horizon - u - 1, 0)
+                    cost += forced_value * gain_weight(rest, self.discount)
+                total += self.discount ** (u + 1) * prob * caught * cost
+                nxt[k] = nxt.get(k, 0.0) + prob * (1 - caught)
+                if not forced:
+                    nxt[k + 1] = nxt.get(k + 1, 0.0) + prob * caught
+            states = nxt
+        return total
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A policy for the host's free links with its value, in money."""
+
+    states: tuple[int, ...]
+    value: float
+
+
+def candidate_plans(model, host: int, values: LinkValues, period: int) -> list[Plan]:
+    """The best policy for each number of violating links on each surface.
+
+    Each link's value in each state (G_l, less the adjustment cost of a change) is
+    additive; the penalty depends only on how many links violate on each surface. So
+    for every count vector the best policy violates on the links that gain most from
+    it, and these few plans contain the best policy overall.
+    """
+    spec = model.scenario.messaging[host]
+    adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
+    current = np.array([model.links.state[host, c, s] for c, s in values.links])
+    worth = values.diversion * gain_weight(period, spec.discount) + values.users(period)
+    worth -= adjustment * (np.arange(3)[None, :] != current[:, None])
+    steady = values.steady()
+    outlook = PenaltyOutlook(model, host, period, values)
+    violating_states = [BLOCKED] if model.regulator.spec.accept_warning else [WARNED, BLOCKED]
+    lawful = [a for a in STATE_LIST if a not in violating_states]
+    surfaces = np.array([s for _, s in values.links], dtype=int)
+    at_risk = outlook.binding[surfaces]
+    best_lawful = np.array([lawful[i] for i in worth[:, lawful].argmax(axis=1)])
+    best_violating = np.array([violating_states[i]
+                               for i in worth[:, violating_states].argmax(axis=1)])
+    free_choice = worth.argmax(axis=1)
+    extra = (worth[np.arange(len(worth)), best_violating]
+             - worth[np.arange(len(worth)), best_lawful])
+    base = np.where(at_risk, best_lawful, free_choice)
+    order = {s: [i for i in np.argsort(-extra, kind="stable") if surfaces[i] == s and at_risk[i]]
+             for s in range(len(outlook.visibility))}
+    plans = []
+    for counts in product(*(range(len(order[s]) + 1) for s in range(len(outlook.visibility)))):
+        states = base.copy()
+        violating = np.zeros(len(outlook.visibility))
+        for s, n in enumerate(counts):
+            chosen = order[s][:n]
+            states[chosen] = best_violating[chosen]
+            violating[s] = n
+        value = worth[np.arange(len(worth)), states].sum()
+        forced_value = float((np.maximum(steady[np.arange(len(states)), states], 0.0)
+                              * at_risk).sum())
+        value -= outlook.expected(violating, forced_value)
+        plans.append(Plan(tuple(int(a) for a in states), float(value)))
+    return plans
+
+
+def best_plan(plans: list[Plan]) -> Plan:
+    return max(plans, key=lambda plan: plan.value)
