@@ -213,11 +213,14 @@ def cmd_validate(args) -> None:
             seeds={"root": case.seed, "derivation": "SeedSequence(seed, spawn_key=(replicate,)) "
                    "of each experiment's scenario; replicate r is paired across scenarios"},
             started=started, finished=now(), directory=staging))
-    failed = [r for r in rows if not r["passed"]]
+    failed = [r for r in rows if not r["passed"] or r["without_mechanism"]]
     for r in rows:
         mark = "pass" if r["passed"] else "FAIL"
-        print(f"{mark:<5} {r['check']:<26} {r['measure'][:64]:<64} {r['value']:>10.4g}")
-    print(f"{len(rows) - len(failed)} of {len(rows)} checks pass; report in {target}/report.html")
+        off = {None: "", True: "  (passes without its mechanism!)", False: ""}[
+            r["without_mechanism"]]
+        print(f"{mark:<5} {r['check']:<26} {r['measure'][:60]:<60} {r['value']:>10.4g}{off}")
+    print(f"{len(rows) - len(failed)} of {len(rows)} checks pass, and fail without their "
+          f"mechanism; report in {target}/report.html")
     if failed:
         raise VerificationFailed(f"{len(failed)} check(s) failed")
 

@@ -72,7 +72,7 @@ class UserDynamics:
 
     With p_ik the logit probabilities of user i (weight w_i, N users) over platform sets
     k, a utility change du moves the distribution of chosen sets by
-    dX_k = (1/N) sum_i w_i beta p_ik (du_ik - sum_j p_ij du_ij) (the direct shock). A
+    dX_k = (1/N) sum_i w_i (p_ik(u + du) - p_ik(u)) (the direct shock). A
     fraction r revises each week, and each user's ties shift as the population does
     (mean field), which feeds back through the network and loss terms Phi (K, 2**M):
     dx_u = (1 - r) dx_{u-1} + r (A dx_{u-1} + b_u dX), with
@@ -86,8 +86,8 @@ class UserDynamics:
         spec = scenario.messaging[host]
         self.discount, self.horizon = spec.discount, spec.planning_horizon
         self.rate, self.beta = users.revision_rate, users.choice_intensity
-        utilities = option_utilities(view, users, profile.current, profile.counts)
-        self.p = choice_probabilities(utilities, self.beta)                      # (R, K)
+        self.utilities = option_utilities(view, users, profile.current, profile.counts)
+        self.p = choice_probabilities(self.utilities, self.beta)                 # (R, K)
         self.weight = profile.weight.astype(float)
         self.people = float(self.weight.sum())
         self.share = profile.counts / np.maximum(profile.counts.sum(axis=1, keepdims=True), 1)
@@ -95,13 +95,19 @@ class UserDynamics:
         self.revenue = option_revenue(model, owner, ties)                        # (K,)
         self.current = profile.current
         phi = users.network_weight * view.reach - view.loss_with                 # (K, 2**M)
-        self.feedback = np.stack([self.shock(np.broadcast_to(phi[:, m], self.p.shape))
+        self.feedback = np.stack([self.slope(np.broadcast_to(phi[:, m], self.p.shape))
                                   for m in view.options], axis=1)                # (K, K)
         self.cache: dict[int, np.ndarray] = {}
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(K,): the direct shift dX of the chosen-set distribution for a utility change
-        du (R, K), per reviser."""
+        du (R, K), per reviser: the logit probabilities recomputed, not linearised."""
+        moved = choice_probabilities(self.utilities + du, self.beta)
+        return self.weight @ (moved - self.p) / max(self.people, 1.0)
+
+    def slope(self, du: np.ndarray) -> np.ndarray:
+        """The first-order shift for a small utility change du (R, K): the feedback's
+        Jacobian."""
         du = np.where(self.p > 0, du, 0.0)
         centred = du - (self.p * du).sum(axis=1, keepdims=True)
         return self.beta * (self.weight @ (self.p * centred)) / max(self.people, 1.0)
@@ -284,30 +290,32 @@ class PenaltyOutlook:
                         + suspension * ("suspend_registrations" in due), "forced_open" in due)
         return costs
 
-    def expected(self, violating: np.ndarray, forced_value: float) -> float:
-        """Expected discounted penalty of holding `violating` links on each surface (S,)
-        over the period; `forced_value` is what the host loses, per week of the rest of
-        its horizon, if a decision forces those links open."""
+    def expected(self, violating: np.ndarray, forced_value: np.ndarray) -> np.ndarray:
+        """Expected discounted penalty of policies holding `violating` links on each
+        surface (P, S) over the period; `forced_value` (P,) is what each loses, per week
+        of the rest of the horizon, if a decision forces its links open. A forward pass
+        over the weeks carries the chance of k earlier decisions, not yet forced."""
         spec = self.model.scenario.messaging[self.host]
+        violating = np.atleast_2d(violating)
+        forced_value = np.atleast_1d(np.asarray(forced_value, float))
         k0 = int(self.model.regulator.offences[self.host])
-        states = {k0: 1.0}            # probability of k earlier decisions, not yet forced
-        total = 0.0
+        ladder = range(k0, k0 + self.period + 1)
+        fines = np.array([self.costs[k][0] for k in ladder])
+        forced = np.array([self.costs[k][1] for k in ladder])
+        alive = np.zeros((len(violating), len(fines)))
+        alive[:, 0] = 1.0
+        total = np.zeros(len(violating))
         for u in range(self.period):
-            found = 1.0 - np.prod((1.0 - self.visibility) ** (violating * self.required[u]))
-            caught = self.audit[u] * found
-            if caught <= 0:
+            caught = self.audit[u] * (1.0 - np.prod(
+                (1.0 - self.visibility) ** (violating * self.required[u]), axis=1))
+            if not caught.any():
                 continue
-            nxt = {}
-            for k, prob in states.items():
-                cost, forced = self.costs[k]
-                if forced:
-                    rest = max(spec.planning_horizon - u - 1, 0)
-                    cost += forced_value * gain_weight(rest, self.discount)
-                total += self.discount ** (u + 1) * prob * caught * cost
-                nxt[k] = nxt.get(k, 0.0) + prob * (1 - caught)
-                if not forced:
-                    nxt[k + 1] = nxt.get(k + 1, 0.0) + prob * caught
-            states = nxt
+            rest = gain_weight(max(spec.planning_horizon - u - 1, 0), self.discount)
+            cost = fines[None, :] + forced[None, :] * (forced_value * rest)[:, None]
+            total += self.discount ** (u + 1) * caught * (alive * cost).sum(axis=1)
+            moved = alive * caught[:, None] * ~forced[None, :]
+            alive = alive * (1 - caught[:, None])
+            alive[:, 1:] += moved[:, :-1]
         return total
 
 
@@ -319,49 +327,84 @@ class Plan:
     value: float
 
 
-def candidate_plans(model, host: int, values: LinkValues, period: int) -> list[Plan]:
-    """The best policy for each number of violating links on each surface.
+class Evaluation:
+    """What every policy for a host's free links is worth over the coming period: each
+    link's value in each state (G_l, less the adjustment cost of a change from `start`),
+    and the expected penalty, which depends only on how many links violate on each
+    surface."""
 
-    Each link's value in each state (G_l, less the adjustment cost of a change) is
-    additive; the penalty depends only on how many links violate on each surface. So
-    for every count vector the best policy violates on the links that gain most from
-    it, and these few plans contain the best policy overall.
-    """
-    spec = model.scenario.messaging[host]
-    adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
-    current = np.array([model.links.state[host, c, s] for c, s in values.links])
-    worth = values.diversion * gain_weight(period, spec.discount) + values.users(period)
-    worth -= adjustment * (np.arange(3)[None, :] != current[:, None])
-    steady = values.steady()
-    outlook = PenaltyOutlook(model, host, period, values)
-    violating_states = [BLOCKED] if model.regulator.spec.accept_warning else [WARNED, BLOCKED]
-    lawful = [a for a in STATE_LIST if a not in violating_states]
-    surfaces = np.array([s for _, s in values.links], dtype=int)
-    at_risk = outlook.binding[surfaces]
-    best_lawful = np.array([lawful[i] for i in worth[:, lawful].argmax(axis=1)])
-    best_violating = np.array([violating_states[i]
-                               for i in worth[:, violating_states].argmax(axis=1)])
-    free_choice = worth.argmax(axis=1)
-    extra = (worth[np.arange(len(worth)), best_violating]
-             - worth[np.arange(len(worth)), best_lawful])
-    base = np.where(at_risk, best_lawful, free_choice)
-    order = {s: [i for i in np.argsort(-extra, kind="stable") if surfaces[i] == s and at_risk[i]]
-             for s in range(len(outlook.visibility))}
-    plans = []
-    for counts in product(*(range(len(order[s]) + 1) for s in range(len(outlook.visibility)))):
-        states = base.copy()
-        violating = np.zeros(len(outlook.visibility))
-        for s, n in enumerate(counts):
-            chosen = order[s][:n]
-            states[chosen] = best_violating[chosen]
-            violating[s] = n
-        value = worth[np.arange(len(worth)), states].sum()
-        forced_value = float((np.maximum(steady[np.arange(len(states)), states], 0.0)
-                              * at_risk).sum())
-        value -= outlook.expected(violating, forced_value)
-        plans.append(Plan(tuple(int(a) for a in states), float(value)))
-    return plans
+    def __init__(self, model, host: int, period: int, start: np.ndarray | None = None):
+        spec = model.scenario.messaging[host]
+        self.values = values = link_values(model, host)
+        links = values.links
+        current = np.array([model.links.state[host, c, s] for c, s in links], dtype=int)
+        start = current if start is None else start
+        adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
+        self.worth = values.diversion * gain_weight(period, spec.discount) + values.users(period)
+        self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
+        self.steady = values.steady()
+        self.outlook = PenaltyOutlook(model, host, period, values)
+        self.violating_states = ([BLOCKED] if model.regulator.spec.accept_warning
+                                 else [WARNED, BLOCKED])
+        self.surfaces = np.array([s for _, s in links], dtype=int)
+        self.at_risk = self.outlook.binding[self.surfaces]
+
+    def value(self, states) -> float:
+        """The value of one policy: its links' worth less the expected penalty."""
+        return float(self.values_of(np.atleast_2d(np.asarray(states, dtype=int)))[0])
+
+    def values_of(self, states: np.ndarray) -> np.ndarray:
+        """(P,): the values of policies given as rows of link states (P, L)."""
+        rows = np.arange(states.shape[1])
+        violating = np.isin(states, self.violating_states) & self.at_risk[None, :]
+        surfaces = len(self.outlook.visibility)
+        counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
+                           for s in range(surfaces)], axis=1)
+        forced_value = (np.maximum(self.steady[rows, states], 0.0) * self.at_risk).sum(axis=1)
+        return (self.worth[rows, states].sum(axis=1)
+                - self.outlook.expected(counts, forced_value))
+
+    def plans(self) -> list[Plan]:
+        """The best policy for each number of violating links on each surface: links are
+        additive, so for every count vector the best policy violates on the links that
+        gain most from it, and these few plans contain the best policy overall."""
+        worth, rows = self.worth, np.arange(len(self.worth))
+        lawful = [a for a in STATE_LIST if a not in self.violating_states]
+        best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
+        best_violating = np.array(self.violating_states)[
+            worth[:, self.violating_states].argmax(axis=1)]
+        base = np.where(self.at_risk, best_lawful, worth.argmax(axis=1))
+        extra = worth[rows, best_violating] - worth[rows, best_lawful]
+        rank = np.full(len(rows), len(rows))       # a link's place among its surface's
+        sizes = []
+        for s in range(len(self.outlook.visibility)):
+            mine = [i for i in np.argsort(-extra, kind="stable")
+                    if self.surfaces[i] == s and self.at_risk[i]]
+            rank[mine] = np.arange(len(mine))
+            sizes.append(len(mine))
+        counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
+        chosen = rank[None, :] < counts[:, self.surfaces]
+        states = np.where(chosen, best_violating[None, :], base[None, :])
+        return [Plan(tuple(int(a) for a in row), float(v))
+                for row, v in zip(states, self.values_of(states))]
 
 
-def best_plan(plans: list[Plan]) -> Plan:
-    return max(plans, key=lambda plan: plan.value)
+def team_value(model, hosts: list[int], periods: list[int], start: dict) -> float:
+    """The owner's value of its hosts' current policies against all of them open:
+    sum_i V_i(p_i | hosts before i at their policies, hosts after i open), which
+    telescopes to V(p_1..p_n) - V(open..open)."""
+    saved = model.links.state.copy()
+    total = 0.0
+    try:
+        for i in reversed(range(len(hosts))):
+            host = hosts[i]
+            evaluation = Evaluation(model, host, periods[i], start[host])
+            states = [model.links.state[host, c, s] for c, s in evaluation.values.links]
+            total += evaluation.value(states)
+            for c, s in evaluation.values.links:
+                model.links.state[host, c, s] = OPEN
+            model.view = model.market_view()
+    finally:
+        model.links.state[:] = saved
+        model.view = model.market_view()
+    return total

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.market import (ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, WARNED_DROP, WARNED_OK,
+from sim.market import (ABANDONED, DELIVERED, DIRECT, TOKEN_FAIL, TOKEN_OK, WARNED_DROP, WARNED_OK,
                         popcount)
 from sim.rules import inclusive_value, option_utilities
 from sim.scenario import SURFACES, Scenario
@@ -19,7 +19,8 @@ def columns(scenario: Scenario) -> list[str]:
             + [f"profit_{owner}" for owner in scenario.owners]
             + ["fines", "violations", "reblocks", "multihoming_rate"]
             + [f"links_blocked_{s}" for s in SURFACES]
-            + ["links_warned", "total_welfare", "shares_warned", "visits_diverted"])
+            + ["links_warned", "total_welfare", "shares_warned", "shares_delivered",
+               "visits_diverted"])
 
 
 def hhi(user_counts: np.ndarray) -> float:
@@ -97,6 +98,7 @@ def step_row(model) -> dict:
         # fines move money from the owners to the state: they cancel in the total
         total_welfare=row["consumer_surplus"] + float(revenue.sum()),
         shares_warned=ledger.total(WARNED_OK, WARNED_DROP),
+        shares_delivered=ledger.total(*DELIVERED),
         visits_diverted=float(model.diverted.sum()),
     )
     return row

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.decisions import candidate_plans, free_links, link_values
+from sim.decisions import Evaluation, Plan, free_links, link_values, team_value
 from sim.market import BLOCKED, OPEN, WARNED
 from sim.rules import choice_probabilities
 
@@ -70,24 +70,55 @@ class BestResponse(Strategy):
     users and revenue lost to the friction, the expected decisions and measures of the
     regulator), and picks one by logit in that value, measured in weeks of the owner's
     revenue. Blocking pays a large network whose users cannot leave: Katz & Shapiro
-    (1985), Crémer, Rey & Tirole (2000)."""
+    (1985), Crémer, Rey & Tirole (2000).
+
+    An owner's hosts that decide in the same week decide together: each in turn best
+    responds to the others, and the owner keeps the joint policy worth most to it among
+    those visited (`sim.decisions.team_value`), so two platforms of one group never
+    chase each other round a cycle.
+    """
 
     name = "best_response"
+    ROUNDS = 4
 
     def review(self, model) -> None:
-        host, spec = self.platform.host, self.platform.spec
-        values = link_values(model, host)
-        if not values.links:
-            return
-        plans = candidate_plans(model, host, values, self.platform.next_decision(model.steps))
-        scale = max(model.weekly_revenue(spec.owner), 1e-9)
-        weights = choice_probabilities(np.array([p.value for p in plans]) / scale,
-                                       spec.strategy_intensity)
-        plan = plans[int(np.searchsorted(np.cumsum(weights), model.rng.random() * weights.sum(),
-                                         side="right").clip(max=len(plans) - 1))]
-        for (content, surface), state in zip(values.links, plan.states):
-            model.links.set(host, content, surface, state)
+        team = [p for p in model.platforms if p.owner == self.platform.owner
+                and p.host is not None and p.spec.strategy == self.name
+                and p.decides(model.steps)]
+        if team[0] is not self.platform:
+            return                       # the group has decided for all its hosts
+        hosts = [p.host for p in team]
+        periods = [p.next_decision(model.steps) for p in team]
+        start = model.links.state.copy()
+        begin = {h: [start[h, c, s] for c, s in free_links(model, h)] for h in hosts}
+        visited: dict[bytes, tuple[np.ndarray, float]] = {}
+        for _ in range(self.ROUNDS if len(team) > 1 else 1):
+            for platform, period in zip(team, periods):
+                evaluation = Evaluation(model, platform.host, period, begin[platform.host])
+                plan = quantal(evaluation.plans(), model, platform.spec)
+                for (c, s), state in zip(evaluation.values.links, plan.states):
+                    model.links.state[platform.host, c, s] = state
+                model.view = model.market_view()
+            key = model.links.state.tobytes()
+            if key in visited:
+                break
+            visited[key] = (model.links.state.copy(),
+                            team_value(model, hosts, periods, begin) if len(team) > 1 else 0.0)
+        chosen, _ = max(visited.values(), key=lambda v: v[1])
+        model.links.state[:] = start
+        for h in hosts:
+            for c, s in free_links(model, h):
+                model.links.set(h, c, s, int(chosen[h, c, s]))
+        model.view = model.market_view()
 
+
+def quantal(plans: list[Plan], model, spec) -> Plan:
+    """A plan drawn by logit in its value, in weeks of the owner's revenue."""
+    scale = max(model.weekly_revenue(spec.owner), 1e-9)
+    weights = choice_probabilities(np.array([p.value for p in plans]) / scale,
+                                   spec.strategy_intensity)
+    pick = np.searchsorted(np.cumsum(weights), model.rng.random() * weights.sum(), side="right")
+    return plans[min(int(pick), len(plans) - 1)]
 
 
 @register
