@@ -5,7 +5,7 @@ link l = (c, s) and each state a (open, warned, blocked) it values holding a for
 coming period of P weeks, against holding it open, over its planning horizon H with
 weekly discount factor delta (ODD section 7.4 writes the equations out):
 
-    G_l(a) = sum_{u=1..P} delta^u dD_l(a)  +  dR_l(a) * sum_{u=1..H} delta^u E_u(P)
+    G_l(a) = sum_{u=1..P} delta^u dD_l(a)  +  dR_l(a; P)
 
 - dD_l(a): the owner's weekly revenue from the views on l's routes (the traffic the
   platform has seen, by route mask), with l in state a, less with l open. A view
@@ -13,23 +13,22 @@ weekly discount factor delta (ODD section 7.4 writes the equations out):
   diverted by a platform in that state to a service of the same category in which
   the owner holds a stake (`market.substitutes`). Owner o earns its stake of what
   each delivered or diverted visit pays.
-- dR_l(a): the change in the owner's weekly user revenue once every user has
-  revised, from the users' own logit choice probabilities: with utilities u_ik and
-  choice probabilities p_ik of user i over platform sets k, and r_o(k) the owner's
-  revenue from a user on set k (summed over its platforms in k, so multihomers are
-  counted once and users who move to the owner's other platform are kept),
-  dR = beta sum_i sum_k p_ik (du_ik - sum_j p_ij du_ij) r_o(k), where du_ik is the
-  change in the expected loss user i meets on set k (first order; no social
-  feedback).
-- E_u(P): the share of users who have revised since the change and still face it:
-  a fraction `revision_rate` revise each week, so E_u = sum_{t<=min(u,P)} r (1-r)^(u-t).
+- dR_l(a; P): the owner's discounted user revenue lost or gained: the state changes
+  the loss users expect on the routes through h; the revisers' logit choices shift
+  (recomputed, every user, identical users merged); a fraction `revision_rate`
+  revises each week, ties shift with the population and feed back through the
+  network term (`UserDynamics`); each user on set k is worth R_o(k) to the owner, its
+  platforms' revenue per user summed over the owner's platforms in k (multihomers
+  counted once, users who move to the owner's other platform kept) plus the owner's
+  stake of the visits on the user's views.
 
 The expected penalty of a policy is not a sum over links: an audit that finds any
 violation is one decision. `PenaltyOutlook` values it over the period from the
 platform's beliefs, the announced schedule and what the regulator would do: the
 fine, escalated and capped per decision, and the measures a decision would bring
 (naming's lost users, the joiners lost to suspended registrations, and the value
-of blocking that a forced opening takes away).
+of blocking that a forced opening takes away). `Evaluation` puts the two together
+for every policy worth considering.
 """
 
 from __future__ import annotations

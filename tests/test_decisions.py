@@ -1,0 +1,213 @@
+"""The platforms' and the regulator's economics: the counterfactual a host decides by,
+its comparative statics under common random numbers, the penalty it expects, the
+beliefs it holds and the learner."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sim import validation
+from sim.decisions import Evaluation, PenaltyOutlook, link_values
+from sim.market import BLOCKED, OPEN, WARNED
+from sim.model import WalledGardenModel
+from sim.runner import replicate_seed, run_replicate
+from sim.scenario import load
+
+from conftest import SCENARIOS, small
+
+CASE = load(SCENARIOS / "china_2021.toml")
+HOSTS = ("WeChat", "QQ", "DingTalk")
+STATIC = [f'platforms.{p}.strategy="static"' for p in HOSTS]
+
+
+def settled(*overrides, week: int, size: int = 20, seed: int = 5):
+    """The case with static platforms, stepped to the end of `week`: the same state for
+    any value of a parameter that static platforms' users do not see (common random
+    numbers)."""
+    scenario = small("china_2021", *STATIC, *overrides, size=size, steps=week)
+    model = WalledGardenModel(scenario, rng=replicate_seed(seed, 0))
+    for _ in range(week):
+        model.step()
+    return model
+
+
+def chosen_violations(model, period: int = 4) -> int:
+    """Links every host's best plan would hold blocked or behind a warning page."""
+    total = 0
+    for host in range(len(model.scenario.messaging)):
+        plans = Evaluation(model, host, period).plans()
+        best = max(plans, key=lambda p: p.value)
+        total += sum(state != OPEN for state in best.states)
+    return total
+
+
+@pytest.mark.parametrize("key, values, sign, week", [
+    ("platforms.{}.diversion", (0.0, 0.3, 0.6, 1.0), 1, 4),
+    ("platforms.{}.revenue_per_user", (0.1, 0.5, 2.0, 8.0), -1, 4),
+    ("regulator.fine", (0.0, 0.01, 0.05, 0.5), -1, 10),
+    ("platforms.{}.deadline_credibility", (0.0, 0.1, 0.4, 1.0), -1, 10),
+    ("platforms.{}.audit_belief", (0.0, 0.01, 0.05, 0.3), -1, 12),
+])
+def test_comparative_statics_of_the_decision(key, values, sign, week):
+    """Same state, same seed, one parameter moved: the links the best plans hold closed
+    move in the direction IO theory says, weakly at every step and strictly overall.
+    Diversion is the motive to block; revenue per user, the fine, the credibility of the
+    deadline check and the believed audit rate are reasons not to."""
+    counts = []
+    for value in values:
+        overrides = ([key.format(h) + f"={value}" for h in HOSTS] if "{}" in key
+                     else [f"{key}={value}", "regulator.fine_cap=10"])
+        counts.append(chosen_violations(settled(*overrides, week=week)))
+    steps = np.diff(counts) * sign
+    assert (steps >= 0).all() and steps.sum() > 0, counts
+
+
+def test_the_estimate_of_a_warning_page_matches_a_brute_force_run():
+    """The counterfactual of putting a link behind a warning page (not blocking it),
+    against the model played out both ways from the same state and stream."""
+    world = validation.brute_world(CASE, ("platforms.*.diversion", 0.0),
+                                   ("users.token_cost", 1.0), ("users.choice_intensity", 1.5),
+                                   ("users.network_weight", 1.0), ("users.revision_rate", 0.2),
+                                   ("users.warning_dropout", 0.6))
+    estimates, played = warning_pairs(world, replicates=16)
+    spread = played.std(ddof=1) / np.sqrt(len(played))
+    assert played.mean() < 0
+    assert abs(estimates.mean() - played.mean()) <= max(3 * spread, 0.1 * abs(played.mean()))
+
+
+def warning_pairs(world, replicates):
+    import copy
+    import sys
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
+    horizon = world.messaging[0].planning_horizon
+    c = [p.name for p in world.content].index("Taobao")
+    estimates, played = [], []
+    for replicate in range(replicates):
+        model = WalledGardenModel(world, rng=replicate_seed(11, replicate))
+        for _ in range(80):
+            model.step()
+        values = link_values(model, 0)
+        i = values.links.index((c, 0))
+        estimates.append(values.diversion[i, WARNED] * sum(
+            world.messaging[0].discount ** (u + 1) for u in range(horizon))
+            + values.users(horizon)[i, WARNED])
+        warned, opened = copy.deepcopy(model), copy.deepcopy(model)
+        warned.links.set(0, c, 0, WARNED)
+        for _ in range(horizon):
+            warned.step()
+            opened.step()
+        gap = warned.revenue_history[-horizon:, 0] - opened.revenue_history[-horizon:, 0]
+        played.append(sum(world.messaging[0].discount ** (u + 1) * g for u, g in enumerate(gap)))
+    return np.array(estimates), np.array(played)
+
+
+def test_users_who_move_to_the_owners_other_platform_are_kept():
+    """Blocking on WeChat costs Tencent fewer users when QQ, where they can go, is
+    Tencent's too: the user term of the same link, same state, QQ owned or not."""
+    def users_term(qq_owner):
+        model = settled(f'platforms.QQ.owner="{qq_owner}"', week=6, size=16)
+        values = link_values(model, 0)
+        taobao = [c.name for c in model.scenario.content].index("Taobao")
+        return values.users(12)[values.links.index((taobao, 0)), BLOCKED]
+    kept, lost = users_term("Tencent"), users_term("Other")
+    assert lost < kept
+
+
+def test_a_block_diverts_only_to_what_the_owner_holds():
+    """Without Tencent's stake in JD, a blocked Taobao visit earns Tencent nothing; with
+    it, some; a blocked Douyin visit goes to Channels, Tencent's own, either way."""
+    def diversion(*overrides):
+        model = settled(*overrides, week=4, size=16)
+        values = link_values(model, 0)
+        names = [c.name for c in model.scenario.content]
+        return {name: values.diversion[values.links.index((names.index(name), 0)), BLOCKED]
+                for name in ("Taobao", "Douyin")}
+    with_stake, without = diversion(), diversion("platforms.JD.stakes={}")
+    assert without["Taobao"] == 0 < with_stake["Taobao"]
+    assert with_stake["Douyin"] > 0 and without["Douyin"] > 0
+
+
+def test_the_penalty_forward_pass_matches_every_audit_history():
+    """Expected penalty of a policy over a period, against enumerating every history of
+    decisions week by week (with escalation, the ladder and a forced opening)."""
+    model = settled("regulator.forced_open_after=2", "regulator.naming_after=1",
+                    "regulator.audit_probability=0.3", week=12)
+    model.regulator.offences[0] = 0
+    period = 4
+    values = link_values(model, 0)
+    outlook = PenaltyOutlook(model, 0, period, values)
+    violating = np.array([2, 1, 3])
+    forced_value = 150.0
+    expected = outlook.expected(violating[None, :], np.array([forced_value]))[0]
+    spec = model.scenario.messaging[0]
+    caught = [outlook.audit[u] * (1 - np.prod((1 - outlook.visibility)
+                                              ** (violating * outlook.required[u])))
+              for u in range(period)]
+    total = 0.0
+    for history in itertools.product((False, True), repeat=period):
+        probability, cost, k, forced = 1.0, 0.0, 0, False
+        for u, hit in enumerate(history):
+            if forced:                   # opened by the regulator: nothing left to find
+                probability *= 0.0 if hit else 1.0
+                continue
+            probability *= caught[u] if hit else 1 - caught[u]
+            if hit:
+                fine, is_forced = outlook.costs[k]
+                rest = sum(spec.discount ** (v + 1)
+                           for v in range(max(spec.planning_horizon - u - 1, 0)))
+                cost += spec.discount ** (u + 1) * (fine + is_forced * forced_value * rest)
+                k, forced = k + 1, is_forced
+        total += probability * cost
+    assert expected == pytest.approx(total, rel=1e-9)
+    assert expected > 0
+
+
+def test_beliefs_learn_from_every_inspection_seen():
+    """Beta beliefs: the deadline blitz updates the belief in deadline checks, routine
+    audits of any platform the belief in routine audits."""
+    weight, prior, credibility = 10.0, 0.01, 0.2
+    scenario = small("china_2021", *STATIC, "regulator.audit_probability=1.0",
+                     "regulator.forced_open=false",
+                     *[f"platforms.{h}.{k}={v}" for h in HOSTS for k, v in (
+                         ("belief_weight", weight), ("audit_belief", prior),
+                         ("deadline_credibility", credibility))], steps=13)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    spec = scenario.messaging[0]
+    for _ in range(10):
+        model.step()
+    assert model.regulator.belief(spec, "routine") == pytest.approx(prior)
+    model.step()                                     # the blitz: every platform audited
+    assert model.regulator.belief(spec, "deadline") == pytest.approx(
+        (weight * credibility + 3) / (weight + 3))
+    model.step()
+    model.step()                                     # two routine weeks, all audited
+    assert model.regulator.belief(spec, "routine") == pytest.approx(
+        (weight * prior + 6) / (weight + 6))
+
+
+def test_the_learner_learns_to_block_where_it_pays_and_to_open_where_it_does_not():
+    learners = [f'platforms.{h}.strategy="learning"' for h in HOSTS]
+    free = small("china_2021", 'regulator.policy="none"', *learners,
+                 *[f"platforms.{h}.blocks=[]" for h in HOSTS], steps=40)
+    ordered = small("china_2021", *learners, "regulator.announce_step=5",
+                    "regulator.deadline_step=6", "regulator.audit_probability=1.0",
+                    "regulator.fine=5.0", "regulator.fine_cap=10.0",
+                    "regulator.forced_open=false", steps=40)
+    for replicate in range(3):
+        grown = [r["links_blocked"] for r in run_replicate(free, replicate).rows]
+        assert grown[0] == 0 and np.mean(grown[-10:]) > 3
+        kept = [r["links_blocked"] for r in run_replicate(ordered, replicate).rows]
+        assert np.mean(kept[-10:]) < 0.2 * kept[0]
+
+
+def test_without_an_order_the_case_stays_near_its_starting_blocks():
+    """The mid-2021 blocks are close to the model's own pre-order best response: most of
+    the starting link states survive the platforms' reviews before the announcement."""
+    scenario = small("china_2021", 'regulator.policy="none"', size=20, steps=9)
+    links = WalledGardenModel(scenario, rng=replicate_seed(0, 0)).links
+    for replicate in range(3):
+        run = validation.run_with_links(scenario, replicate)
+        kept = (run.states[:, links.rival] == links.state[links.rival][None]).mean()
+        assert kept >= 0.8
