@@ -252,6 +252,7 @@ class Regulator(Agent):
         if spec.policy == "order" and week == spec.announce_step:
             model.log("announcement", "", "order to open rival links")
         draws = model.rng.random(len(self.offences))
+        complaints = model.rng.random(len(self.offences)) < spec.reblock_audit
         if not self.required(week).any():
             return
         blitz = self.blitz(week)
@@ -260,11 +261,12 @@ class Regulator(Agent):
                 s for s, due in zip(SURFACES, self.start == week) if due))
         probability = spec.deadline_audit if blitz else spec.audit_probability
         kind = self.seen["deadline" if blitz else "routine"]
+        reported = model.links.reblocked & complaints    # last week's re-blocks, noticed
         for host, draw in enumerate(draws):
             audited = draw < probability
             kind[0] += int(audited)
             kind[1] += 1
-            if audited:
+            if audited or reported[host]:
                 self.audit(host)
 
     def audit(self, host: int) -> None:

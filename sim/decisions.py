@@ -50,9 +50,19 @@ class LinkValues:
     """A host's free rival links and what each state is worth against open."""
 
     links: list[tuple[int, int]]     # (content, surface)
-    diversion: np.ndarray            # (L, 3): dD, weekly, by state (open, warned, blocked)
+    by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
     shocks: np.ndarray               # (L, 3, K): direct shift of revisers' choices, by state
     dynamics: UserDynamics           # how the users' shift plays out in revenue
+
+    @property
+    def diversion(self) -> np.ndarray:
+        """(L, 3): dD at this week's traffic, by state (open, warned, blocked)."""
+        return self.by_route.sum(axis=-1)
+
+    def diverted(self, period: int) -> np.ndarray:
+        """(L, 3): discounted dD of holding each state for `period` weeks, each route's
+        traffic projected along the users' own dynamics."""
+        return self.by_route @ self.dynamics.traffic(period)
 
     def users(self, period: int) -> np.ndarray:
         """(L, 3): discounted user revenue change of holding each state for `period` weeks."""
@@ -62,7 +72,7 @@ class LinkValues:
         """(L, 3): weekly value of holding each state for the whole horizon."""
         horizon = self.dynamics.horizon
         flows = gain_weight(horizon, self.dynamics.discount)
-        return self.diversion + self.users(horizon) / flows
+        return (self.diverted(horizon) + self.users(horizon)) / flows
 
 
 class UserDynamics:
@@ -93,10 +103,12 @@ class UserDynamics:
         ties = self.weight @ self.share / max(self.people, 1.0)                  # (2**M,)
         self.revenue = option_revenue(model, owner, ties)                        # (K,)
         self.current = profile.current
-        phi = users.network_weight * view.reach - view.loss_with                 # (K, 2**M)
-        self.feedback = np.stack([self.slope(np.broadcast_to(phi[:, m], self.p.shape))
+        self.phi = users.network_weight * view.reach - view.loss_with            # (K, 2**M)
+        self.feedback = np.stack([self.slope(np.broadcast_to(self.phi[:, m], self.p.shape))
                                   for m in view.options], axis=1)                # (K, K)
+        self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
+        self.paths: dict[int, np.ndarray] = {}
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(K,): the direct shift dX of the chosen-set distribution for a utility change
@@ -114,6 +126,38 @@ class UserDynamics:
     def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
         """The direct shift for a utility change per tie on each mask (K, 2**M)."""
         return self.shock(self.share @ per_tie.T)
+
+    def traffic(self, period: int) -> np.ndarray:
+        """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
+        traffic on route m over the period. F_m(u) is the traffic on route m in week u
+        against this week's: users move between sets as their logit choices take them
+        (ties shifting with the population), and the views between a user on set a and a
+        tie on set b travel on route(a, b)."""
+        if period not in self.paths:
+            masks = len(self.route)
+            people = max(self.people, 1.0)
+            start = np.bincount(self.current, weights=self.weight, minlength=masks) / people
+            ties = np.zeros((masks, masks))
+            np.add.at(ties, self.current, self.weight[:, None] * self.share)
+            ties /= np.maximum(ties.sum(axis=1, keepdims=True), 1e-12)
+
+            def pairs(x, shift):
+                between = np.clip(ties + shift[None, :], 0.0, None)
+                between /= np.maximum(between.sum(axis=1, keepdims=True), 1e-12)
+                return np.bincount(self.route.ravel(), weights=(x[:, None] * between).ravel(),
+                                   minlength=masks)
+            before = pairs(start, np.zeros(masks))
+            x, total = start.copy(), np.zeros(masks)
+            for u in range(1, period + 1):
+                moved = self.utilities + ((x - start) @ self.phi.T)[None, :]
+                chosen = np.zeros(masks)
+                chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
+                x = (1 - self.rate) * x + self.rate * chosen
+                ratio = np.divide(pairs(x, x - start), before, out=np.ones(masks),
+                                  where=before > 0)
+                total += self.discount ** u * ratio
+            self.paths[period] = total
+        return self.paths[period]
 
     def gain(self, period: int) -> np.ndarray:
         """(K,): the discounted revenue of a unit direct shift held for `period` weeks,
@@ -170,9 +214,10 @@ def link_values(model, host: int) -> LinkValues:
         per_view_loss[a] = view_loss(best, view.view_mean[None, None, :], users,
                                      users.diverted_value * divert.sum(axis=-1))
     traffic = model.traffic * on_host[:, None, None]
-    diversion = np.array([[(traffic[:, c, s] * (owner_per_view[a][:, c, s]
-                                                - owner_per_view[OPEN][:, c, s])).sum()
-                           for a in STATE_LIST] for c, s in links]).reshape(len(links), 3)
+    by_route = np.array([[traffic[:, c, s] * (owner_per_view[a][:, c, s]
+                                              - owner_per_view[OPEN][:, c, s])
+                          for a in STATE_LIST] for c, s in links]).reshape(
+        len(links), 3, len(on_host))
     dynamics = UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
@@ -183,7 +228,7 @@ def link_values(model, host: int) -> LinkValues:
         loss = extra[route]                                                     # (K, 2**M, C, S)
         for i, (c, s) in enumerate(links):
             shocks[i, a] = dynamics.tie_shock(-loss[:, :, c, s])
-    return LinkValues(links, diversion, shocks, dynamics)
+    return LinkValues(links, by_route, shocks, dynamics)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -258,6 +303,7 @@ class PenaltyOutlook:
         else:                     # before the announcement the order is not known
             self.required = np.zeros((period, len(regulator.visibility)), bool)
             self.audit = np.zeros(period)
+        self.reported = regulator.spec.reblock_audit * float(self.required[0].any())
         self.visibility = regulator.visibility
         self.costs = self.decision_costs(values)
 
@@ -289,14 +335,19 @@ class PenaltyOutlook:
                         + suspension * ("suspend_registrations" in due), "forced_open" in due)
         return costs
 
-    def expected(self, violating: np.ndarray, forced_value: np.ndarray) -> np.ndarray:
+    def expected(self, violating: np.ndarray, forced_value: np.ndarray,
+                 reblocking: np.ndarray | None = None) -> np.ndarray:
         """Expected discounted penalty of policies holding `violating` links on each
         surface (P, S) over the period; `forced_value` (P,) is what each loses, per week
-        of the rest of the horizon, if a decision forces its links open. A forward pass
-        over the weeks carries the chance of k earlier decisions, not yet forced."""
+        of the rest of the horizon, if a decision forces its links open; a policy that
+        re-blocks a link (`reblocking`, P) may be reported and audited the next week
+        (`regulator.reblock_audit`). A forward pass over the weeks carries the chance of
+        k earlier decisions, not yet forced."""
         spec = self.model.scenario.messaging[self.host]
         violating = np.atleast_2d(violating)
         forced_value = np.atleast_1d(np.asarray(forced_value, float))
+        reported = np.zeros(len(violating)) if reblocking is None else (
+            np.asarray(reblocking, float) * self.reported)
         k0 = int(self.model.regulator.offences[self.host])
         ladder = range(k0, k0 + self.period + 1)
         fines = np.array([self.costs[k][0] for k in ladder])
@@ -305,7 +356,8 @@ class PenaltyOutlook:
         alive[:, 0] = 1.0
         total = np.zeros(len(violating))
         for u in range(self.period):
-            caught = self.audit[u] * (1.0 - np.prod(
+            audit = self.audit[u] if u else 1 - (1 - self.audit[0]) * (1 - reported)
+            caught = audit * (1.0 - np.prod(
                 (1.0 - self.visibility) ** (violating * self.required[u]), axis=1))
             if not caught.any():
                 continue
@@ -337,9 +389,11 @@ class Evaluation:
         self.values = values = link_values(model, host)
         links = values.links
         current = np.array([model.links.state[host, c, s] for c, s in links], dtype=int)
-        start = current if start is None else start
+        self.start = start = current if start is None else np.asarray(start, dtype=int)
+        self.reopened = np.array([model.links.ever_opened[host, c, s] for c, s in links],
+                                 dtype=bool)
         adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
-        self.worth = values.diversion * gain_weight(period, spec.discount) + values.users(period)
+        self.worth = values.diverted(period) + values.users(period)
         self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
         self.steady = values.steady()
         self.outlook = PenaltyOutlook(model, host, period, values)
@@ -356,12 +410,14 @@ class Evaluation:
         """(P,): the values of policies given as rows of link states (P, L)."""
         rows = np.arange(states.shape[1])
         violating = np.isin(states, self.violating_states) & self.at_risk[None, :]
+        reblocking = ((states == BLOCKED) & (self.start != BLOCKED)[None, :]
+                      & self.reopened[None, :]).any(axis=1)
         surfaces = len(self.outlook.visibility)
         counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
                            for s in range(surfaces)], axis=1)
         forced_value = (np.maximum(self.steady[rows, states], 0.0) * self.at_risk).sum(axis=1)
         return (self.worth[rows, states].sum(axis=1)
-                - self.outlook.expected(counts, forced_value))
+                - self.outlook.expected(counts, forced_value, reblocking))
 
     def plans(self) -> list[Plan]:
         """The best policy for each number of violating links on each surface: links are

@@ -51,6 +51,7 @@ class LinkPolicy:
         self.ever_opened = np.zeros_like(self.rival)
         self.forced = np.zeros_like(self.rival)
         self.reblocks = 0
+        self.reblocked = np.zeros(len(hosts), dtype=bool)   # hosts that re-blocked this week
 
     def set(self, host: int, content: int, surface: int, state: int) -> None:
         """Change one link; forced links stay open, and a re-block is counted (a link
@@ -63,6 +64,7 @@ class LinkPolicy:
             self.ever_opened[link] = True
         if state == BLOCKED and was != BLOCKED and self.ever_opened[link]:
             self.reblocks += 1
+            self.reblocked[host] = True
         self.state[link] = state
 
     def force_open(self, host: int, surfaces: np.ndarray) -> None:

@@ -74,6 +74,7 @@ class WalledGardenModel(Model):
     def step(self) -> None:
         self.links.reblocks = 0
         self.regulator.step()
+        self.links.reblocked[:] = False
         self.view = self.market_view()
         self.ledger = self.users.share(self.view)
         self.settle_accounts()

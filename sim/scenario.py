@@ -238,6 +238,9 @@ class PlatformSpec:
                          "Learning: how fast old experience is forgotten (EWA phi).")
     experimentation: float = key(0.05, probability(), "probability",
                                  "Learning: chance of trying a state at random.")
+    credit: str = key("link", Check(str, choices=("link", "owner")), "",
+                      "Learning: credit each link with its own payoff, or every link with "
+                      "the owner's realised profit (no credit assignment).")
     foregone_weight: float = key(0.5, probability(), "fraction",
                                  "Learning: weight of the payoffs of states not played (EWA delta).")
 
@@ -265,6 +268,9 @@ class RegulatorSpec:
     visibility: dict = key({"chat": 1.0, "group": 0.6, "feed": 0.3}, Check(dict), "probability",
                            "Chance that an audit finds a violating link on each surface "
                            "(complaints come mostly from chats).")
+    reblock_audit: float = key(0.0, probability(), "probability",
+                               "Chance that a re-block, which users notice and report, brings "
+                               "an audit of that platform the next week.")
     accept_warning: bool = key(False, FLAG, "",
                                "Count a link open behind a warning page as open (else it is a "
                                "violation).")

@@ -135,7 +135,9 @@ class Learning(Strategy):
     decays by `recency`. The next state is drawn by logit in the attractions (in weeks
     of the owner's revenue, intensity `strategy_intensity`), with `experimentation`
     mixed in. Unlike best_response it reads no announcement and holds no beliefs: it
-    learns the regulator from the fines it meets.
+    learns the regulator from the fines it meets. With `credit = "owner"` every link is
+    paid the owner's realised profit instead (the Roth-Erev learner without credit
+    assignment, which cannot tell one link's worth from another's).
     """
 
     name = "learning"
@@ -150,7 +152,13 @@ class Learning(Strategy):
         host, spec = self.platform.host, self.platform.spec
         values = link_values(model, host)
         weeks = max(model.steps - self.last_review, 1)
-        payoffs = values.steady() - self.fines_met(model, values, weeks) / weeks
+        if spec.credit == "link":
+            payoffs = values.steady() - self.fines_met(model, values, weeks) / weeks
+        else:                  # no credit assignment: every link earns the owner's profit
+            owner = model.scenario.owners.index(spec.owner)
+            profit = (model.revenue_history[-weeks:, owner]
+                      - model.fine_history[-weeks:, owner]).mean()
+            payoffs = np.full((len(values.links), 3), profit)
         keep = (1 - spec.recency) * self.experience
         self.experience = keep + 1
         scale = max(model.weekly_revenue(spec.owner), 1e-9)

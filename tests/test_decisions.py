@@ -90,9 +90,7 @@ def warning_pairs(world, replicates):
             model.step()
         values = link_values(model, 0)
         i = values.links.index((c, 0))
-        estimates.append(values.diversion[i, WARNED] * sum(
-            world.messaging[0].discount ** (u + 1) for u in range(horizon))
-            + values.users(horizon)[i, WARNED])
+        estimates.append(values.diverted(horizon)[i, WARNED] + values.users(horizon)[i, WARNED])
         warned, opened = copy.deepcopy(model), copy.deepcopy(model)
         warned.links.set(0, c, 0, WARNED)
         for _ in range(horizon):
