@@ -21,8 +21,8 @@ ALPHA = 0.01          # per scenario, Bonferroni-split across its outputs
 SCENARIOS = {
     "open world": ("open_by_default", "users.revision_rate=0.2"),
     "china_2021": ("china_2021",),
-    "warning pages": ("no_regulation", 'platforms.WeChat.warns=["Baidu"]',
-                      'platforms.QQ.warns=["Baidu", "JD"]', "users.revision_rate=0.2"),
+    "warning pages": ("no_regulation", 'platforms.WeChat.warns=["JD"]',
+                      'platforms.QQ.warns=["DingTalk", "JD"]', "users.revision_rate=0.2"),
     "heavy multihoming": ("no_regulation", "users.initial_multihoming=0.8",
                           "users.multihoming_cost=0.05", "users.revision_rate=0.2"),
     "well mixed": ("no_regulation", "grid.well_mixed=true", "users.revision_rate=0.3",

@@ -1,11 +1,13 @@
 """Reproducible papers: manifests, reproduce, and verify catching what changed."""
 
 import json
+import re
 import shutil
 
 import pytest
 
 from sim.cli import main
+from sim.scenario import load
 
 SMALL = ["--set", "grid.width=10", "--set", "grid.height=10", "--steps", "12",
          "--replicates", "2", "--quiet"]
@@ -60,11 +62,13 @@ def test_a_changed_byte_in_a_data_file_fails_and_names_the_file(run_dir, capsys)
 
 def test_a_changed_parameter_fails_and_says_which(run_dir, capsys):
     scenario, out = run_dir
-    scenario.write_text(scenario.read_text().replace("token_cost = 0.768", "token_cost = 0.6"))
+    recorded = load(scenario).users.token_cost
+    text = re.sub(r"(?m)^token_cost = [0-9.]+", "token_cost = 0.6", scenario.read_text())
+    scenario.write_text(text)
     assert main(["verify", str(out)]) == 1
     report = capsys.readouterr().out
     assert "timeseries.csv: differs when re-run; likely cause: parameters: users.token_cost" in report
-    assert "recorded 0.768, re-run 0.6" in report
+    assert f"recorded {recorded}, re-run 0.6" in report
 
 
 def test_a_changed_seed_fails_and_says_so(run_dir, capsys):

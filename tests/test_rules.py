@@ -38,16 +38,18 @@ def test_share_outcome_follows_the_blocking_rule(scenario):
 
 def test_views_travel_in_the_best_state_among_their_routes_platforms(scenario):
     names = [c.name for c in scenario.content]
-    taobao, baidu = names.index("Taobao"), names.index("Baidu")
+    taobao, jd = names.index("Taobao"), names.index("JD")
     links = LinkPolicy(scenario)
-    links.set(1, baidu, 0, WARNED)                         # QQ warns on Baidu in chats
+    links.set(1, jd, 0, WARNED)                            # QQ warns on JD in chats
     view = view_of(scenario, links)
     wechat, qq, dingtalk = 1, 2, 4                         # masks
     assert view.state[wechat, taobao, 0] == BLOCKED
     assert view.state[wechat | dingtalk, taobao, 0] == OPEN
-    assert view.state[qq, baidu, 0] == WARNED
-    assert view.state[wechat | qq, baidu, 0] == OPEN
-    assert view.state[qq, baidu, 1] == OPEN
+    assert view.state[qq, jd, 0] == WARNED
+    assert view.state[wechat | qq, jd, 0] == OPEN
+    assert view.state[qq, jd, 1] == OPEN
+    links.set(0, taobao, 0, WARNED)                        # WeChat warns, QQ blocks
+    assert view_of(scenario, links).state[wechat | qq, taobao, 0] == WARNED
 
 
 @pytest.mark.parametrize("state", [WARNED, BLOCKED])
