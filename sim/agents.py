@@ -184,10 +184,11 @@ class Platform(Agent):
 class Regulator(Agent):
     """The industry ministry: orders links open, audits, fines and escalates.
 
-    An audit that finds violations is one decision against the platform, whatever the
-    number of links found: a fine (a share of the owner's previous year's revenue, or
-    a fixed sum) escalated for earlier decisions and capped per decision, and the
-    measures whose turn has come. Inspections are public: every platform sees them.
+    An audit that finds violations is one decision against the platform's group (the
+    undertaking), whatever the number of links found: a fine (a share of the group's
+    previous year's revenue, or a fixed sum) escalated for the group's earlier
+    decisions and capped per decision, and the measures whose turn has come, applied
+    to the platform found. Inspections are public: every platform sees them.
     """
 
     MEASURES = ("naming", "suspend_registrations", "forced_open")
@@ -204,8 +205,11 @@ class Regulator(Agent):
         self.start = np.array(starts, dtype=float) if spec.policy == "order" else np.full(
             len(SURFACES), np.inf)
         self.visibility = np.array(by_surface(spec.visibility))
-        self.offences = np.zeros(n_hosts, dtype=np.int64)      # decisions against each host
-        self.capped = np.zeros(n_hosts, dtype=np.int64)        # of which fined at the cap
+        owners = model.scenario.owners
+        # decisions are against the undertaking: a group's hosts share its record
+        self.group = [owners.index(p.owner) for p in model.scenario.messaging]
+        self.offences = np.zeros(len(owners), dtype=np.int64)  # decisions against each group
+        self.capped = np.zeros(len(owners), dtype=np.int64)    # of which fined at the cap
         self.named_until = np.zeros(n_hosts, dtype=np.int64)
         self.suspended_until = np.zeros(n_hosts, dtype=np.int64)
         # inspections seen by every platform: (audits, platform-weeks), routine and deadline
@@ -251,8 +255,8 @@ class Regulator(Agent):
         self.violations = 0
         if spec.policy == "order" and week == spec.announce_step:
             model.log("announcement", "", "order to open rival links")
-        draws = model.rng.random(len(self.offences))
-        complaints = model.rng.random(len(self.offences)) < spec.reblock_audit
+        draws = model.rng.random(len(self.group))
+        complaints = model.rng.random(len(self.group)) < spec.reblock_audit
         if not self.required(week).any():
             return
         blitz = self.blitz(week)
@@ -286,14 +290,14 @@ class Regulator(Agent):
         model, spec, week = self.model, self.spec, self.model.steps
         platform = model.scenario.messaging[host]
         owner = model.scenario.owners.index(platform.owner)
-        fine, capped = self.fine(host, self.offences[host])
+        fine, capped = self.fine(host, self.offences[owner])
         self.fines[owner] += fine
         self.violations += found
-        self.offences[host] += 1
-        self.capped[host] += int(capped)
+        self.offences[owner] += 1
+        self.capped[owner] += int(capped)
         model.log("fine", platform.name, f"{fine:.4g} for {found} violation(s)"
                   + (" (capped)" if capped else ""))
-        due = self.measures_due(self.offences[host], self.capped[host])
+        due = self.measures_due(self.offences[owner], self.capped[owner])
         if "naming" in due:
             self.named_until[host] = week + spec.naming_steps
             model.log("naming", platform.name, f"named for {spec.naming_steps} weeks")

@@ -325,7 +325,8 @@ class PenaltyOutlook:
                         @ dynamics.gain(reg.naming_steps))
         suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
                       * exposure_weight(reg.suspension_steps, horizon, self.discount, rate))
-        k0, capped = int(regulator.offences[host]), int(regulator.capped[host])
+        group = regulator.group[host]
+        k0, capped = int(regulator.offences[group]), int(regulator.capped[group])
         costs = {}
         for k in range(k0, k0 + self.period + 1):
             fine, is_capped = regulator.fine(host, k)
@@ -348,7 +349,7 @@ class PenaltyOutlook:
         forced_value = np.atleast_1d(np.asarray(forced_value, float))
         reported = np.zeros(len(violating)) if reblocking is None else (
             np.asarray(reblocking, float) * self.reported)
-        k0 = int(self.model.regulator.offences[self.host])
+        k0 = int(self.model.regulator.offences[self.model.regulator.group[self.host]])
         ladder = range(k0, k0 + self.period + 1)
         fines = np.array([self.costs[k][0] for k in ladder])
         forced = np.array([self.costs[k][1] for k in ladder])

@@ -187,7 +187,8 @@ class Learning(Strategy):
         met = np.zeros((len(values.links), 3))
         for audit in audits:
             due = regulator.required(audit["step"])
-            fine = audit["fine"] or regulator.fine(host, int(regulator.offences[host]))[0]
+            earlier = int(regulator.offences[regulator.group[host]])
+            fine = audit["fine"] or regulator.fine(host, earlier)[0]
             violators = max(sum(bool(due[s]) and a in violating_states
                                 for (_, s), a in zip(values.links, played)), 1)
             for i, (_, surface) in enumerate(values.links):

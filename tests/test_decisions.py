@@ -132,7 +132,8 @@ def test_the_penalty_forward_pass_matches_every_audit_history():
     decisions week by week (with escalation, the ladder and a forced opening)."""
     model = settled("regulator.forced_open_after=2", "regulator.naming_after=1",
                     "regulator.audit_probability=0.3", week=12)
-    model.regulator.offences[0] = 0
+    model.regulator.offences[:] = 0
+    model.regulator.capped[:] = 0
     period = 4
     values = link_values(model, 0)
     outlook = PenaltyOutlook(model, 0, period, values)

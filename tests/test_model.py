@@ -155,8 +155,9 @@ SEEN = "regulator.visibility={chat=1.0,group=1.0,feed=1.0}"
 
 
 def test_an_audit_is_one_decision_whatever_the_links_found():
-    """Static platforms: the blitz finds every blocked link (all visible), and each
-    platform caught gets one fine of `fine` x its owner's previous year's revenue."""
+    """Static platforms: the blitz finds every blocked link (all visible); each platform
+    caught is one decision against its group, fined `fine` x the group's previous year's
+    revenue, escalated for the group's earlier decision (WeChat's, then QQ's)."""
     scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
                      SEEN, *STATIC, steps=12)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
@@ -165,16 +166,19 @@ def test_an_audit_is_one_decision_whatever_the_links_found():
     annual = {o: 52 * model.weekly_revenue(o) for o in scenario.owners}
     model.step()
     deadline = model.rows[-1]
+    regulator = scenario.regulator
     assert deadline["violations"] == deadline["links_blocked"] == started_blocked(scenario)
-    caught = {scenario.messaging[a["host"]].owner for a in model.regulator.audits if a["fine"]}
-    assert caught == {"Tencent"}
-    assert deadline["fines"] == pytest.approx(2 * scenario.regulator.fine * annual["Tencent"])
+    caught = [scenario.messaging[a["host"]].name for a in model.regulator.audits if a["fine"]]
+    assert caught == ["WeChat", "QQ"]
+    assert deadline["fines"] == pytest.approx(
+        regulator.fine * annual["Tencent"] * (1 + regulator.fine_escalation))
     assert sum(r["fines"] for r in model.rows[:11]) == 0
 
 
 def test_fines_escalate_and_the_cap_bounds_one_decision_not_a_year():
-    """Audits every week: decision n costs fine x escalation^(n-1), at most the cap; every
-    capped decision still costs the cap (no licence) and climbs the ladder of measures."""
+    """Audits every week: the group's decision n costs fine x escalation^(n-1), at most
+    the cap; every capped decision still costs the cap (no licence) and climbs the
+    ladder of measures."""
     scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
                      "regulator.audit_probability=1.0", "regulator.fine=0.04",
                      "regulator.fine_escalation=2.0", "regulator.fine_cap=0.10",
@@ -185,22 +189,28 @@ def test_fines_escalate_and_the_cap_bounds_one_decision_not_a_year():
     for _ in range(scenario.steps):
         annual.append(52 * model.weekly_revenue("Tencent"))    # what the week's audit uses
         model.step()
-    wechat = [a for a in model.regulator.audits if a["host"] == 0 and a["fine"] > 0]
-    assert len(wechat) == 9
-    ratio = [a["fine"] / annual[a["step"] - 1] for a in wechat]
+    tencent = [a for a in model.regulator.audits if a["host"] in (0, 1) and a["fine"] > 0]
+    assert len(tencent) == 18                                 # WeChat and QQ, 9 weeks
+    ratio = [a["fine"] / annual[a["step"] - 1] for a in tencent]
     assert ratio[:2] == pytest.approx([0.04, 0.08], rel=1e-6)
-    assert ratio[2:] == pytest.approx([0.10] * 7, rel=1e-6)
-    events = {(e["step"], e["event"]) for e in model.events if e["platform"] == "WeChat"}
-    assert (wechat[2]["step"], "naming") in events             # the first capped decision
-    assert (wechat[3]["step"], "suspension") in events         # the next rung
+    assert ratio[2:] == pytest.approx([0.10] * 16, rel=1e-6)
+    names = [p.name for p in scenario.messaging]
+    events = {(e["step"], e["platform"], e["event"]) for e in model.events}
+    third, fourth = tencent[2], tencent[3]                    # the first capped decisions
+    assert (third["step"], names[third["host"]], "naming") in events
+    assert (fourth["step"], names[fourth["host"]], "suspension") in events
 
 
 def test_forced_opening_opens_a_repeat_offender_for_good():
+    """Forced opening after the group's second decision: QQ, caught second at the blitz,
+    is opened then; WeChat at its group's third decision, the next week."""
     scenario = small("china_2021", "regulator.deadline_step=12",
                      "regulator.audit_probability=1.0", "regulator.forced_open_after=2", SEEN,
                      *STATIC, steps=20)
     rows = rows_of(scenario)
-    assert rows[11]["links_blocked"] == started_blocked(scenario)   # caught once at the blitz
+    wechat = 3 * len(scenario.messaging[0].blocks)
+    assert rows[10]["links_blocked"] == started_blocked(scenario)
+    assert rows[11]["links_blocked"] == wechat        # QQ opened by the regulator
     assert all(r["links_blocked"] == 0 for r in rows[12:])
 
 
