@@ -6,6 +6,7 @@ import numpy as np
 from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
+from sim.cohorts import Cohorts
 from sim.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
 from sim.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
@@ -17,9 +18,10 @@ CHAT, GROUP, FEED = range(len(SURFACES))
 class UserAgent(CellAgent):
     """A person on one or more messaging platforms who shares links with their ties."""
 
-    def __init__(self, model, cell, platforms: int):
+    def __init__(self, model, cell, platforms: int, cohort: int = 0):
         super().__init__(model)
         self.cell = cell
+        self.cohort = cohort
         self.platforms = platforms          # bit mask over messaging platforms
         self.next_platforms = platforms
         self.ties: list[UserAgent] = []
@@ -30,7 +32,7 @@ class UserAgent(CellAgent):
         each view: a chat post reaches one tie, a group post several, a feed post all."""
         rng, users = self.model.rng, self.model.scenario.users
         views = []
-        for _ in range(rng.poisson(users.share_rate)):
+        for _ in range(rng.poisson(users.share_rate * view.sharing[self.cohort])):
             content, surface = divmod(int(draw_category(view.post_cdf, rng.random())),
                                       len(SURFACES))
             for partner in self.model.users.recipients(self, surface, view.fanout):
@@ -48,7 +50,7 @@ class UserAgent(CellAgent):
         rng, users = self.model.rng, self.model.scenario.users
         if rng.random() >= users.revision_rate:
             return
-        utilities = option_utilities(view, users, self.platforms, neighbour_counts)
+        utilities = option_utilities(view, users, self.platforms, neighbour_counts, self.cohort)
         self.next_platforms = int(view.options[logit_choice(utilities, users.choice_intensity,
                                                             rng.random())])
 
@@ -68,10 +70,14 @@ class AgentUsers:
         grid_spec = scenario.grid
         self.grid = OrthogonalMooreGrid((grid_spec.width, grid_spec.height), torus=True,
                                         capacity=1, random=model.random)
-        initial = np.cumsum([p.initial_share for p in scenario.messaging])
+        cohorts = Cohorts.of(scenario)
+        patches = cohorts.patches(rng, grid_spec.width, grid_spec.height)
+        initial = np.cumsum(cohorts.initial, axis=1)
         for cell in self.grid.all_cells:
             if rng.random() < grid_spec.density:
-                UserAgent(model, cell, initial_platforms(rng, initial, scenario.users))
+                cohort = int(cohorts.draw(rng, patches, *cell.coordinate))
+                UserAgent(model, cell, initial_platforms(rng, initial[cohort], scenario.users),
+                          cohort)
         self.agents = model.agents_by_type[UserAgent]
         self.members = list(self.agents)
         for index, user in enumerate(self.members):
@@ -108,6 +114,10 @@ class AgentUsers:
 
     def masks(self) -> np.ndarray:
         return np.fromiter((u.platforms for u in self.members), dtype=np.int64,
+                           count=len(self.members))
+
+    def cohorts(self) -> np.ndarray:
+        return np.fromiter((u.cohort for u in self.members), dtype=np.uint8,
                            count=len(self.members))
 
     def share(self, view: MarketView) -> ShareLedger:

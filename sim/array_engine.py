@@ -26,6 +26,7 @@ import numpy as np
 
 from sim.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
                         WARNED_OK, MarketView, ShareLedger)
+from sim.cohorts import Cohorts
 from sim.rules import draw_category, logit_choice, option_utilities
 
 
@@ -44,7 +45,14 @@ class ArrayUsers:
         self.user_cell = np.flatnonzero(occupied).astype(np.int32)
         self.cell_user = np.full(grid.width * grid.height, -1, dtype=np.int32)
         self.cell_user[self.user_cell] = np.arange(len(self.user_cell), dtype=np.int32)
-        self.platforms = initial_platforms(rng, scenario, len(self.user_cell))
+        cohorts = Cohorts.of(scenario)
+        self.cohort = cohorts.draw(rng, cohorts.patches(rng, grid.width, grid.height),
+                                   self.user_cell % grid.width, self.user_cell // grid.width)
+        self.platforms = np.zeros(len(self.user_cell), dtype=np.uint8)
+        for g in range(cohorts.count):
+            members = np.flatnonzero(self.cohort == g) if cohorts.count > 1 else slice(None)
+            self.platforms[members] = initial_platforms(rng, scenario, cohorts.initial[g],
+                                                        len(self.platforms[members]))
         r = grid.radius
         self.offsets = np.array([(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
                                  if (dx, dy) != (0, 0)], dtype=np.int32)
@@ -55,13 +63,16 @@ class ArrayUsers:
         self.revising = np.zeros(len(self.user_cell), dtype=bool)
         self.n_ties = _count_ties(self.user_cell, self.cell_user, self.width, self.height,
                                   self.offsets)
-        self.poisson_cdf = poisson_table(scenario.users.share_rate)
+        self.poisson_cdf = poisson_table(scenario.users.share_rate * cohorts.sharing)
         self.rewired_start, self.rewired_slot, self.rewired_target = _rewire(
             rng, self.user_cell, self.cell_user, self.width, self.height, self.offsets,
             grid.rewire)
 
     def masks(self) -> np.ndarray:
         return self.platforms
+
+    def cohorts(self) -> np.ndarray:
+        return self.cohort
 
     def share(self, view: MarketView) -> ShareLedger:
         rng, users = self.model.rng, self.model.scenario.users
@@ -73,7 +84,8 @@ class ArrayUsers:
         counts = np.zeros((blocks,) + ledger.counts.shape, np.int64)
         value_lost = np.zeros((blocks,) + ledger.value_lost.shape)
         unreachable, direct, value_through = _share_kernel(
-            self.block_rngs, self.bounds, self.poisson_cdf, self.platforms, *self.neighbourhood(),
+            self.block_rngs, self.bounds, self.poisson_cdf, self.cohort, self.platforms,
+            *self.neighbourhood(),
             view.route, view.state, view.post_cdf, view.fanout, view.view_mean, users.token_cost,
             users.token_success, users.warning_cost, users.warning_dropout, counts, value_lost)
         ledger.counts += counts.sum(axis=0)
@@ -116,7 +128,7 @@ class ArrayUsers:
             counts = _neighbour_counts(revisers, self.platforms, *self.neighbourhood()[:-1],
                                        n_masks)
         current = self.platforms[revisers]
-        utilities = option_utilities(view, users, current, counts)
+        utilities = option_utilities(view, users, current, counts, self.cohort[revisers])
         chosen = view.options[logit_choice(utilities, users.choice_intensity,
                                            rng.random(len(revisers)))].astype(np.uint8)
         joined = int(np.bitwise_count(chosen & ~current).sum())
@@ -124,9 +136,8 @@ class ArrayUsers:
         return joined
 
 
-def initial_platforms(rng, scenario, n: int) -> np.ndarray:
-    """First platform by initial share; a second for `initial_multihoming` of users."""
-    shares = np.array([p.initial_share for p in scenario.messaging])
+def initial_platforms(rng, scenario, shares: np.ndarray, n: int) -> np.ndarray:
+    """First platform by `shares`; a second for `initial_multihoming` of users."""
     first = draw_category(np.cumsum(shares), rng.random(n))
     masks = (1 << first).astype(np.uint8)
     if scenario.users.max_platforms >= 2 and scenario.users.initial_multihoming > 0:
@@ -217,7 +228,7 @@ def _count_ties(user_cell, cell_user, width, height, offsets):
 
 
 @numba.njit(cache=True, parallel=True)
-def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width, height,
+def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user, width, height,
                   offsets, n_ties, r_start, r_slot, r_target, well_mixed, route, state,
                   post_cdf, fanout, view_mean, token_cost, token_success, warning_cost,
                   warning_dropout, counts, value_lost):
@@ -225,7 +236,8 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
     `value_lost` (one slice per block of users, each block with its own generator).
 
     Senders are visited in order (so memory is read as a stream); each posts a
-    Poisson number of links, drawn by inverse CDF from `poisson_cdf`. Returns per
+    Poisson number of links, drawn by inverse CDF from their cohort's row of
+    `poisson_cdf`. Returns per
     block: unreachable views, direct views per surface, and the value of the views
     delivered through a token or a warning page. (Summing them here would be a
     parallel reduction, whose order, and so whose last float digits, would depend
@@ -241,9 +253,10 @@ def _share_kernel(rngs, bounds, poisson_cdf, masks, user_cell, cell_user, width,
         seen = np.empty(len(offsets), np.int32)
         lost, through = 0, 0.0     # locals: no cache line shared between threads
         for sender in range(bounds[block], bounds[block + 1]):
-            posts = _draw_index(poisson_cdf, rng.random())
-            if posts == len(poisson_cdf) - 1:       # the far tail: draw it exactly
-                posts = rng.poisson(-np.log(poisson_cdf[0]))
+            table = poisson_cdf[cohort[sender]]
+            posts = _draw_index(table, rng.random())
+            if posts == len(table) - 1:             # the far tail: draw it exactly
+                posts = rng.poisson(-np.log(table[0]))
             if posts == 0:
                 continue
             k = 0
@@ -323,14 +336,16 @@ def _draw_index(cdf, u):
     return len(cdf) - 1
 
 
-def poisson_table(rate: float) -> np.ndarray:
-    """CDF of Poisson(rate) up to where only a 1e-12 tail is left; the last entry
-    stands for that tail, which the kernel then draws exactly."""
+def poisson_table(rates) -> np.ndarray:
+    """(G, L): for each rate, the CDF of Poisson(rate) up to where only a 1e-12 tail
+    is left for the largest; the last entry stands for that tail, which the kernel
+    then draws exactly."""
     from scipy import stats
 
-    top = int(stats.poisson.ppf(1 - 1e-12, rate)) + 2
-    cdf = stats.poisson.cdf(np.arange(top), rate)
-    cdf[-1] = 1.0
+    rates = np.atleast_1d(np.asarray(rates, float))
+    top = int(stats.poisson.ppf(1 - 1e-12, rates.max())) + 2
+    cdf = stats.poisson.cdf(np.arange(top)[None, :], rates[:, None])
+    cdf[:, -1] = 1.0
     return cdf
 
 

@@ -95,16 +95,21 @@ class UserDynamics:
         spec = scenario.messaging[host]
         self.discount, self.horizon = spec.discount, spec.planning_horizon
         self.rate, self.beta = users.revision_rate, users.choice_intensity
-        self.utilities = option_utilities(view, users, profile.current, profile.counts)
+        self.utilities = option_utilities(view, users, profile.current, profile.counts,
+                                          profile.cohort)
         self.p = choice_probabilities(self.utilities, self.beta)                 # (R, K)
         self.weight = profile.weight.astype(float)
         self.people = float(self.weight.sum())
         self.share = profile.counts / np.maximum(profile.counts.sum(axis=1, keepdims=True), 1)
         ties = self.weight @ self.share / max(self.people, 1.0)                  # (2**M,)
-        self.revenue = option_revenue(model, owner, ties)                        # (K,)
+        sharing = float(self.weight @ view.sharing[profile.cohort]) / max(self.people, 1.0)
+        self.revenue = option_revenue(model, owner, ties, sharing)               # (K,)
         self.current = profile.current
-        self.phi = users.network_weight * view.reach - view.loss_with            # (K, 2**M)
-        self.feedback = np.stack([self.slope(np.broadcast_to(self.phi[:, m], self.p.shape))
+        self.sharing = view.sharing[profile.cohort]                               # (R,)
+        self.phi = (users.network_weight * view.reach[None]
+                    - view.sharing[:, None, None] * view.loss_with[None])          # (G, K, 2**M)
+        self.cohort = profile.cohort
+        self.feedback = np.stack([self.slope(self.phi[self.cohort, :, m])
                                   for m in view.options], axis=1)                # (K, K)
         self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
@@ -124,8 +129,9 @@ class UserDynamics:
         return self.beta * (self.weight @ (self.p * centred)) / max(self.people, 1.0)
 
     def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
-        """The direct shift for a utility change per tie on each mask (K, 2**M)."""
-        return self.shock(self.share @ per_tie.T)
+        """The direct shift for a change in the loss term per tie on each mask
+        (K, 2**M), felt by each user in proportion to their cohort's sharing."""
+        return self.shock(self.sharing[:, None] * (self.share @ per_tie.T))
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -149,7 +155,7 @@ class UserDynamics:
             before = pairs(start, np.zeros(masks))
             x, total = start.copy(), np.zeros(masks)
             for u in range(1, period + 1):
-                moved = self.utilities + ((x - start) @ self.phi.T)[None, :]
+                moved = self.utilities + (self.phi @ (x - start))[self.cohort]
                 chosen = np.zeros(masks)
                 chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
                 x = (1 - self.rate) * x + self.rate * chosen
@@ -239,16 +245,17 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
     return (1 - lost) * visit_value[None, :, None] + lost * (divert @ visit_value)
 
 
-def option_revenue(model, owner: str, ties: np.ndarray) -> np.ndarray:
+def option_revenue(model, owner: str, ties: np.ndarray, sharing: float = 1.0) -> np.ndarray:
     """(K,): the owner's weekly revenue from one user on each platform set: what its
     platforms earn per user, and its stake of the visits on the user's views, sent and
-    received, to ties on masks distributed as `ties` (2**M) under today's links."""
+    received, to ties on masks distributed as `ties` (2**M) under today's links, at the
+    users' mean sharing intensity `sharing` (x share_rate)."""
     scenario, view = model.scenario, model.view
     per_host = np.array([p.revenue_per_user if p.owner == owner else 0.0
                          for p in scenario.messaging])
     on_options = host_bits(len(scenario.messaging))[view.options].astype(float) @ per_host
     per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
-    per_tie = 2 * scenario.users.share_rate * (
+    per_tie = 2 * sharing * scenario.users.share_rate * (
         per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
     per_tie[0] = 0.0
     return on_options + per_tie[view.route[view.options]] @ ties

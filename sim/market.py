@@ -20,6 +20,7 @@ import numpy as np
 from sim.rules import (  # noqa: F401  (the states and outcomes are the market's vocabulary)
     ABANDONED, BLOCKED, DELIVERED, DIRECT, LOST, OPEN, OUTCOMES, STATES, TOKEN_FAIL, TOKEN_OK,
     UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss)
+from sim.cohorts import Cohorts
 from sim.scenario import SURFACES, Scenario, by_surface, surface_weights
 
 
@@ -157,6 +158,8 @@ class MarketView:
     option_size: np.ndarray       # (K,) number of platforms
     new_platforms: np.ndarray     # (2**M, K) platforms an option adds to a current mask
     allowed: np.ndarray           # (2**M, K) option joins no suspended platform
+    option_taste: np.ndarray      # (G, K) each cohort's summed taste for each option
+    sharing: np.ndarray           # (G,) each cohort's sharing intensity (x share_rate)
 
 
 def fanout(scenario: Scenario) -> np.ndarray:
@@ -258,6 +261,7 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     ends = masks & interconnected
     bridged = (common == 0) & (ends[:, None] > 0) & (ends[None, :] > 0)
     route = np.where(bridged, ends[:, None] | ends[None, :], common)
+    cohorts = Cohorts.of(scenario)
     tie_worth = np.where(common != 0, 1.0,
                          np.where(bridged, scenario.regulator.interoperability_reach, 0.0))
     return MarketView(
@@ -276,4 +280,6 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
         option_size=sizes[options],
         new_platforms=popcount(adds),
         allowed=(adds & suspended_bits) == 0,
+        option_taste=cohorts.option_taste(options),
+        sharing=cohorts.sharing,
     )

@@ -34,11 +34,12 @@ def choice_surplus(view, users, profile) -> tuple[float, float]:
     week's market, and the loss from blocks and warning pages they anticipate on the
     platforms they hold (the part of their utility that the week's realised sharing
     replaces in consumer surplus)."""
-    utilities = option_utilities(view, users, profile.current, profile.counts)
+    utilities = option_utilities(view, users, profile.current, profile.counts, profile.cohort)
     included = inclusive_value(utilities, users.choice_intensity)
     held = np.searchsorted(view.options, profile.current)
     ties = np.maximum(profile.counts.sum(axis=1), 1)
-    anticipated = (profile.counts * view.loss_with[held]).sum(axis=1) / ties
+    anticipated = view.sharing[profile.cohort] * (
+        profile.counts * view.loss_with[held]).sum(axis=1) / ties
     return float(included @ profile.weight), float(anticipated @ profile.weight)
 
 

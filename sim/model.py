@@ -23,18 +23,19 @@ ENGINES = {"agent": AgentUsers, "array": ArrayUsers}
 @dataclass(frozen=True)
 class UserProfile:
     """Every user's situation as platform choice sees it, with identical users merged:
-    row r stands for `weight[r]` users on mask `current[r]` whose ties are on each mask
-    as in `counts[r]`."""
+    row r stands for `weight[r]` users of cohort `cohort[r]` on mask `current[r]` whose
+    ties are on each mask as in `counts[r]`."""
 
+    cohort: np.ndarray       # (R,)
     current: np.ndarray      # (R,)
     counts: np.ndarray       # (R, 2**M)
     weight: np.ndarray       # (R,)
 
     @classmethod
-    def of(cls, masks: np.ndarray, counts: np.ndarray) -> UserProfile:
-        rows, weight = np.unique(np.column_stack([masks, counts]).astype(np.int64), axis=0,
-                                 return_counts=True)
-        return cls(rows[:, 0], rows[:, 1:], weight)
+    def of(cls, cohorts: np.ndarray, masks: np.ndarray, counts: np.ndarray) -> UserProfile:
+        rows, weight = np.unique(np.column_stack([cohorts, masks, counts]).astype(np.int64),
+                                 axis=0, return_counts=True)
+        return cls(rows[:, 0], rows[:, 1], rows[:, 2:], weight)
 
 
 class WalledGardenModel(Model):
@@ -96,7 +97,7 @@ class WalledGardenModel(Model):
 
     def user_profile(self) -> UserProfile:
         masks = np.asarray(self.users.masks(), dtype=np.int64)
-        return UserProfile.of(masks, self.users.neighbour_counts())
+        return UserProfile.of(self.users.cohorts(), masks, self.users.neighbour_counts())
 
     def settle_accounts(self) -> None:
         """This week's revenue by owner: visits delivered to content, visits diverted

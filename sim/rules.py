@@ -82,15 +82,16 @@ def view_loss(state, mean, users, recovery=0.0):
     return np.where(state == OPEN, 0.0, np.where(state == WARNED, warned, blocked))
 
 
-def option_utilities(view, users, current, neighbour_counts):
+def option_utilities(view, users, current, neighbour_counts, cohort=0):
     """Utility of every platform set a user may choose (Brock-Durlauf with extras).
 
     `current`: the user's mask (or array of masks); `neighbour_counts`: how many of
-    their ties are on each mask, shape (2**M,) or (n, 2**M). Utility = summed quality
-    + network_weight x fraction of ties reachable - expected loss from blocks and
-    warning pages on the views sent to them - switching cost per platform joined -
-    multihoming cost per extra platform. Options that join a platform with suspended
-    registrations get -inf.
+    their ties are on each mask, shape (2**M,) or (n, 2**M); `cohort`: the user's
+    cohort (or array of cohorts). Utility = summed quality + the cohort's taste +
+    network_weight x fraction of ties reachable - the cohort's sharing x expected loss
+    from blocks and warning pages on the views sent to them - switching cost per
+    platform joined - multihoming cost per extra platform. Options that join a
+    platform with suspended registrations get -inf.
 
     The expected loss is reckoned tie by tie: a view to a tie travels on the
     platforms the two have in common, in the best state among them, so joining a
@@ -98,10 +99,20 @@ def option_utilities(view, users, current, neighbour_counts):
     """
     counts = np.asarray(neighbour_counts, dtype=np.int64)
     ties = np.maximum(counts.sum(axis=-1, keepdims=True), 1)
-    per_tie = users.network_weight * view.reach - view.loss_with          # (K, 2**M)
+    cohort = np.asarray(cohort)
+    per_tie = (users.network_weight * view.reach)[None] \
+        - view.sharing[:, None, None] * view.loss_with[None]                 # (G, K, 2**M)
     # einsum, not a BLAS product: it keeps BLAS threads out of the engines' way
-    social = np.einsum("...m,km->...k", counts, per_tie) / ties
-    utility = (view.option_quality + social
+    if cohort.ndim == 0 or len(view.sharing) == 1:
+        social = np.einsum("...m,km->...k", counts, per_tie[int(cohort.flat[0])]) / ties
+    else:
+        counts = np.broadcast_to(counts, cohort.shape + counts.shape[-1:])
+        ties = np.broadcast_to(ties, cohort.shape + (1,))
+        social = np.empty(counts.shape[:-1] + per_tie.shape[1:2])
+        for g in range(len(view.sharing)):
+            rows = cohort == g
+            social[rows] = np.einsum("nm,km->nk", counts[rows], per_tie[g]) / ties[rows]
+    utility = (view.option_quality + view.option_taste[cohort] + social
                - users.switching_cost * view.new_platforms[current]
                - users.multihoming_cost * (view.option_size - 1))
     return np.where(view.allowed[current], utility, -np.inf)

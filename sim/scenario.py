@@ -178,6 +178,30 @@ class UserSpec:
                              "Most messaging platforms one user may use at once.")
     initial_multihoming: float = key(0.0, probability(), "fraction",
                                      "Fraction of users who start on a second messaging platform.")
+    cohorts: tuple = key([], Check(tuple), "tables",
+                         "Optional latent classes of users, each a {name, share, taste, sharing, "
+                         "initial_share} table (mixed logit); none: every user alike.")
+    cohort_clustering: float = key(0.0, probability(), "fraction",
+                                   "Chance that a user belongs to the cohort of their patch of "
+                                   "the grid rather than to one drawn alone (cohorts who share a "
+                                   "platform live near each other).")
+    cohort_patch: int = key(5, integer(1, 20000), "cells",
+                            "Side of the square patches whose users share a cohort.")
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    name: str = key("", TEXT, "", "Unique name of the cohort.")
+    share: float = key(1.0, probability(), "fraction",
+                       "Fraction of users in it (the cohorts' shares sum to 1).")
+    taste: dict = key({}, Check(dict), "platform -> utility per week",
+                      "Extra appeal of messaging platforms to its members, by platform name "
+                      "(a platform not named: 0).")
+    sharing: float = key(1.0, number(0.0, 50.0), "x users.share_rate",
+                         "Its members' sharing intensity, relative to users.share_rate.")
+    initial_share: dict = key({}, Check(dict), "platform -> fraction",
+                              "Where its members start, by platform name (sums to 1); empty: "
+                              "the platforms' initial_share.")
 
 
 @dataclass(frozen=True)
@@ -420,11 +444,34 @@ def apply_override(data: dict, dotted: str, value: Any, source: str) -> None:
                                 + ", ".join(map(str, names)))
         data["platforms"][names.index(parts[1])][parts[2]] = value
         return
+    if parts[:2] == ["users", "cohorts"] and len(parts) > 2:
+        apply_cohort_override(data, parts, value, source, dotted)
+        return
     target = data
     for part in parts[:-1]:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
             raise ScenarioError(source, dotted, f"{part!r} is not a section")
+    target[parts[-1]] = value
+
+
+def apply_cohort_override(data: dict, parts: list[str], value: Any, source: str,
+                          dotted: str) -> None:
+    """users.cohorts.<name>.<key>, or users.cohorts.<name>.taste.<platform>."""
+    if len(parts) not in (4, 5) or (len(parts) == 5 and parts[3] not in ("taste",
+                                                                         "initial_share")):
+        raise ScenarioError(source, dotted, "cohort keys read users.cohorts.<name>.<key> or "
+                            "users.cohorts.<name>.taste.<platform>")
+    cohorts = data.get("users", {}).get("cohorts", [])
+    names = [c.get("name") for c in cohorts if isinstance(c, dict)]
+    if parts[2] not in names:
+        raise ScenarioError(source, dotted, f"unknown cohort {parts[2]!r}; cohorts are "
+                            + (", ".join(map(str, names)) or "none"))
+    target = cohorts[names.index(parts[2])]
+    if len(parts) == 5:
+        target = target.setdefault(parts[3], {})
+        if not isinstance(target, dict):
+            raise ScenarioError(source, dotted, f"{parts[3]!r} is not a table")
     target[parts[-1]] = value
 
 
@@ -465,6 +512,9 @@ def from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     phases = tuple(_build(PhaseSpec, p, source, f"regulator.phases[{i}].")
                    for i, p in enumerate(nested["regulator"].phases))
     nested["regulator"] = dataclasses.replace(nested["regulator"], phases=phases)
+    cohorts = tuple(_build(CohortSpec, c, source, f"users.cohorts[{i}].")
+                    for i, c in enumerate(nested["users"].cohorts))
+    nested["users"] = dataclasses.replace(nested["users"], cohorts=cohorts)
     top = _build(Scenario, data, source, "")
     scenario = dataclasses.replace(top, platforms=platforms, source=source, **nested)
     check_consistency(scenario)
@@ -562,9 +612,39 @@ def check_consistency(s: Scenario) -> None:
             if surface not in SURFACES:
                 raise ScenarioError(src, f"regulator.phases[{i}].surfaces",
                                     f"unknown surface {surface!r}; allowed: " + ", ".join(SURFACES))
+    check_cohorts(s)
     if s.grid.radius * 2 + 1 > min(s.grid.width, s.grid.height):
         raise ScenarioError(src, "grid.radius", "the neighbourhood (2 x radius + 1) must fit in "
                             f"the grid ({s.grid.width} x {s.grid.height})")
+
+
+def check_cohorts(s: Scenario) -> None:
+    """Cohorts: unique names, shares that sum to 1, tastes and starting shares keyed by
+    messaging platforms."""
+    src, cohorts = s.source, s.users.cohorts
+    messaging = [p.name for p in s.messaging]
+    names = [c.name for c in cohorts]
+    for i, cohort in enumerate(cohorts):
+        where = f"users.cohorts[{i}]"
+        if not cohort.name or names.count(cohort.name) > 1:
+            raise ScenarioError(src, f"{where}.name", "every cohort needs a name of its own")
+        for table, allowed, valid in (("taste", "a number in [-100, 100]", lambda v: abs(v) <= 100),
+                                      ("initial_share", "a fraction in [0, 1]",
+                                       lambda v: 0 <= v <= 1)):
+            for platform, value in getattr(cohort, table).items():
+                if platform not in messaging:
+                    raise ScenarioError(src, f"{where}.{table}.{platform}", "unknown messaging "
+                                        "platform; allowed: " + ", ".join(messaging))
+                if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or not math.isfinite(value) or not valid(value):
+                    raise ScenarioError(src, f"{where}.{table}.{platform}",
+                                        f"must be {allowed}, got {value!r}")
+        if cohort.initial_share and abs(sum(cohort.initial_share.values()) - 1) > 1e-6:
+            raise ScenarioError(src, f"{where}.initial_share", "must sum to 1, got "
+                                f"{sum(cohort.initial_share.values()):g}")
+    if cohorts and abs(sum(c.share for c in cohorts) - 1) > 1e-6:
+        raise ScenarioError(src, "users.cohorts", "the cohorts' shares must sum to 1, got "
+                            f"{sum(c.share for c in cohorts):g}")
 
 
 def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,
@@ -587,7 +667,15 @@ def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,
 def key_check(dotted: str) -> Check | None:
     """What a dotted key (as in --set) accepts, or None if there is no such key."""
     parts = dotted.split(".")
-    if parts[0] == "platforms" and len(parts) == 3:
+    if parts[:2] == ["users", "cohorts"] and len(parts) > 2:
+        if len(parts) == 5 and parts[3] == "taste":
+            return number(-100.0, 100.0)
+        if len(parts) == 5 and parts[3] == "initial_share":
+            return probability()
+        cls, name = (CohortSpec, parts[3]) if len(parts) == 4 else (None, "")
+        if cls is None:
+            return None
+    elif parts[0] == "platforms" and len(parts) == 3:
         cls, name = PlatformSpec, parts[2]
     elif parts[0] in SECTIONS and len(parts) == 2:
         cls, name = SECTIONS[parts[0]], parts[1]
@@ -622,5 +710,6 @@ def schema_rows():
     yield from rows(Scenario, "")
     for section, spec in SECTIONS.items():
         yield from rows(spec, section + ".")
+    yield from rows(CohortSpec, "users.cohorts[].")
     yield from rows(PhaseSpec, "regulator.phases[].")
     yield from rows(PlatformSpec, "platforms[].")

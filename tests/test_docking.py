@@ -25,6 +25,9 @@ SCENARIOS = {
                       'platforms.QQ.warns=["DingTalk", "JD"]', "users.revision_rate=0.2"),
     "heavy multihoming": ("no_regulation", "users.initial_multihoming=0.8",
                           "users.multihoming_cost=0.05", "users.revision_rate=0.2"),
+    "cohorts": ("no_regulation", 'users.cohorts=[{name="young", share=0.35, taste={QQ=1.0}, '
+                'sharing=2.5, initial_share={WeChat=0.3, QQ=0.7}}, {name="others", share=0.65}]',
+                "users.cohort_clustering=0.7", "users.cohort_patch=3", "users.revision_rate=0.2"),
     "well mixed": ("no_regulation", "grid.well_mixed=true", "users.revision_rate=0.3",
                    "grid.density=0.8"),
 }

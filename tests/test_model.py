@@ -58,23 +58,32 @@ def test_welfare_adds_up_and_fines_are_a_transfer():
                     included + model.ledger.value_delivered)
 
 
+COHORTS = ('users.cohorts=[{name="young", share=0.4, taste={QQ=1.5}, sharing=3.0}, '
+           '{name="others", share=0.6}]')
+
+
 def test_inclusive_value_of_every_user_from_a_direct_computation():
     """The model's summed inclusive value against one computed user by user from their
-    ties' platforms, utility by utility, without the merged profile."""
-    scenario = small("china_2021", 'engine="agent"', size=8, steps=3)
+    ties' platforms, utility by utility, without the merged profile; users in two
+    cohorts with their own tastes and sharing."""
+    scenario = small("china_2021", 'engine="agent"', COHORTS, size=8, steps=3)
     model = WalledGardenModel(scenario, rng=replicate_seed(3, 0))
     for _ in range(scenario.steps):
         model.step()
     users, view = scenario.users, model.market_view()
+    cohort_names = [c.name for c in users.cohorts]
+    assert {p.cohort for p in model.users.members} == {0, 1}
     included, _ = choice_surplus(view, users, model.user_profile())
     direct = 0.0
     for person in model.users.members:
         utilities = []
         for k, option in enumerate(view.options):
+            sharing = {"young": 3.0, "others": 1.0}[cohort_names[person.cohort]]
+            taste = {"young": 1.5 * (option >> 1 & 1), "others": 0.0}[cohort_names[person.cohort]]
             social = np.mean([users.network_weight * view.reach[k, t.platforms]
-                              - view.loss_with[k, t.platforms] for t in person.ties])
+                              - sharing * view.loss_with[k, t.platforms] for t in person.ties])
             joined = bin(option & ~person.platforms).count("1")
-            u = (view.option_quality[k] + social - users.switching_cost * joined
+            u = (view.option_quality[k] + taste + social - users.switching_cost * joined
                  - users.multihoming_cost * (bin(option).count("1") - 1))
             utilities.append(u if view.allowed[person.platforms, k] else -np.inf)
         finite = np.array([u for u in utilities if np.isfinite(u)])
