@@ -1,13 +1,21 @@
 """Calibration by the method of simulated moments (McFadden 1989; Pakes & Pollard 1989).
 
 The parameters that no source pins down are fitted so that the case's simulated
-moments match the record (`sim.validation.RECORD`): how long the largest platform
-took to open one-on-one chat after the deadline, QQ's opening for the deadline and
-its re-block, the feed staying closed, and WeChat's and QQ's 2021 sizes. Every evaluation uses the same replicate
-seeds (common random numbers), so the objective is a fixed function of the
-parameters. A scrambled Sobol design over the search box finds a start, Nelder-Mead
-polishes it, and the standard errors come from the sandwich formula with a
-finite-difference Jacobian.
+moments match the record in `scenarios/data/record_2021.csv` (`sim.record.moments`):
+QQ's users per WeChat user at the record's quarterly figures, the weeks from the
+deadline until WeChat opens each surface (censored at the run's end), and the
+share of QQ's blocked chat links it opens for the deadline's check and blocks again.
+
+Every evaluation uses the same replicate seeds (common random numbers), so the
+objective is a fixed function of the parameters. Two steps: a scrambled Sobol
+design scored with a diagonal weighting (each moment's miss in units of a stated
+tolerance); then the weighting matrix is the inverse of the moments' covariance
+across replicates at the best design point (with a floor on each variance, since a
+0/1 outcome can have none), the design is re-scored and its best points polished
+by Nelder-Mead. Standard errors come from the sandwich formula with a central
+finite-difference Jacobian; the identification report gives the Jacobian's
+singular values, rank and condition number and the objective's profile along each
+parameter, and says which parameters the moments do not pin down.
 """
 
 from __future__ import annotations
@@ -18,8 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from sim.record import WECHAT, has_record, measure, moments as record_moments
 from sim.scenario import Scenario, ScenarioError
-from sim.validation import RECORD, WECHAT, case_moments, derive, has_record, simulate
+from sim.validation import derive, simulate
+
+# a miss of one tolerance weighs 1 in the first step: 0.05 of QQ's users per WeChat
+# user, four weeks of a lag, a quarter of QQ's links
+TOLERANCE = {"ratio": 0.05, "lag": 4.0, "share": 0.25}
+IDENTIFIED_RANGE = 0.5    # a standard error above this share of the search range: not pinned
+PROFILE_POINTS = 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,13 @@ class Parameter:
             return self.low * (self.high / self.low) ** u
         return self.low + u * (self.high - self.low)
 
+    def position(self, value: float) -> float:
+        """The search position of a value (clipped to the range)."""
+        value = min(max(value, self.low), self.high)
+        if self.log:
+            return math.log(value / self.low) / math.log(self.high / self.low)
+        return (value - self.low) / (self.high - self.low)
+
     def slope(self, u: float) -> float:
         """d value / d u, for the delta method."""
         if self.log:
@@ -45,10 +67,11 @@ class Parameter:
 
 
 def parameters(case: Scenario) -> list[Parameter]:
-    """The unpinned parameters; platform-level ones are shared by the messaging platforms."""
+    """The unpinned parameters; platform-level ones are shared by the messaging
+    platforms; every cohort taste the case names is one parameter."""
     def each(key):
         return tuple(f"platforms.{p.name}.{key}" for p in case.messaging)
-    return [
+    found = [
         Parameter("token_cost", ("users.token_cost",), 0.05, 1.5,
                   "time cost of a copy-paste token, in units of a share's mean value"),
         Parameter("diversion", each("diversion"), 0.1, 1.0,
@@ -58,24 +81,27 @@ def parameters(case: Scenario) -> list[Parameter]:
                   log=True),
         Parameter("deadline_credibility", each("deadline_credibility"), 0.02, 1.0,
                   "platforms' belief that the announced deadline check will come", log=True),
-    ] + [Parameter(f"quality_{p.name}", (f"platforms.{p.name}.quality",), 0.0, 0.6,
-                   f"{p.name}'s intrinsic appeal to users ({WECHAT}'s is the reference)")
-         for p in case.messaging if p.name != WECHAT]
-
-
-MOMENTS = tuple(RECORD)
+    ]
+    found += [Parameter(f"quality_{p.name}", (f"platforms.{p.name}.quality",), -0.5, 1.0,
+                        f"{p.name}'s intrinsic appeal to users ({WECHAT}'s is the reference)")
+              for p in case.messaging if p.name != WECHAT]
+    found += [Parameter(f"taste_{c.name}_{platform}",
+                        (f"users.cohorts.{c.name}.taste.{platform}",), -1.0, 3.0,
+                        f"the {c.name} cohort's extra taste for {platform}")
+              for c in case.users.cohorts for platform in c.taste]
+    return found
 
 
 @dataclass(frozen=True)
 class Budget:
-    replicates: int = 20
-    design_points: int = 128     # Sobol points (a power of two)
-    polish_evaluations: int = 120
-    starts: int = 3              # Nelder-Mead runs, from the best design points
-    weeks: int = 60
+    replicates: int = 8
+    design_points: int = 32      # Sobol points (a power of two)
+    polish_evaluations: int = 40
+    starts: int = 2              # Nelder-Mead runs, from the best design points
+    weeks: int | None = None     # None: the case's own length
 
 
-QUICK_BUDGET = Budget(replicates=6, design_points=8, polish_evaluations=10, weeks=40, starts=1)
+QUICK_BUDGET = Budget(replicates=3, design_points=4, polish_evaluations=4, starts=1, weeks=30)
 
 
 class Problem:
@@ -83,8 +109,15 @@ class Problem:
 
     def __init__(self, case: Scenario, budget: Budget, progress=None):
         self.case, self.budget, self.progress = case, budget, progress
+        self.weeks = budget.weeks or case.steps
         self.params = parameters(case)
+        self.targets = record_moments(case, self.weeks)
         self.evaluations = 0
+        self.cache: dict[tuple, np.ndarray] = {}
+
+    @property
+    def target(self) -> np.ndarray:
+        return np.array([m.target for m in self.targets])
 
     def values(self, u) -> list[float]:
         return [p.value(float(x)) for p, x in zip(self.params, u)]
@@ -92,56 +125,66 @@ class Problem:
     def scenario(self, u) -> Scenario:
         overrides = [(key, value) for p, value in zip(self.params, self.values(u))
                      for key in p.keys]
-        return derive(self.case, ("steps", self.budget.weeks), *overrides)
+        return derive(self.case, ("steps", self.weeks), *overrides)
 
     def moments(self, u) -> np.ndarray:
         """Moments per replicate, shape (replicates, moments)."""
-        self.evaluations += 1
-        if self.progress:
-            self.progress.update(1)
-        runs = simulate(self.scenario(u), self.budget.replicates)
-        per_run = [case_moments(self.case, run) for run in runs]
-        return np.array([[m[k] for k in MOMENTS] for m in per_run])
+        u = tuple(float(x) for x in np.clip(u, 0.0, 1.0))
+        if u not in self.cache:
+            self.evaluations += 1
+            if self.progress:
+                self.progress.update(1)
+            runs = simulate(self.scenario(u), self.budget.replicates)
+            self.cache[u] = np.array([[row[m.name] for m in self.targets] for row in (
+                measure(self.case, self.targets, run.rows, run.states) for run in runs)])
+        return self.cache[u]
 
 
-def moment_weights() -> np.ndarray:
-    """Each moment's miss is measured in units of 10% of its target (of 0.01 for
-    targets below 0.1): a week of lag, a re-block probability and a market share
-    then weigh alike as relative errors."""
-    scale = 0.1 * np.array([max(abs(RECORD[k]), 0.1) for k in MOMENTS])
-    return 1.0 / scale ** 2
+def first_step_weights(targets) -> np.ndarray:
+    """Diagonal: each moment's miss in units of its kind's tolerance."""
+    return np.diag([1.0 / TOLERANCE[m.kind] ** 2 for m in targets])
 
 
-def objective(mean: np.ndarray, weights: np.ndarray) -> float:
-    gap = mean - np.array([RECORD[k] for k in MOMENTS])
-    return float(gap @ (weights * gap))
+def optimal_weights(targets, per_replicate: np.ndarray) -> np.ndarray:
+    """The inverse of the moments' covariance across replicates, each variance floored
+    at a tenth of its tolerance squared (a 0/1 outcome that never varies would
+    otherwise weigh infinitely)."""
+    floor = np.array([(0.1 * TOLERANCE[m.kind]) ** 2 for m in targets])
+    omega = np.atleast_2d(np.cov(per_replicate, rowvar=False))
+    return np.linalg.pinv(omega + np.diag(floor))
+
+
+def objective(mean: np.ndarray, target: np.ndarray, weights: np.ndarray) -> float:
+    gap = mean - target
+    return float(gap @ weights @ gap)
 
 
 def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) -> dict:
-    """Fit the unpinned parameters; return the fit as tidy tables and the overrides."""
+    """Fit the unpinned parameters; return the fit, the moments and the identification
+    report as tidy tables, and the overrides of the identified parameters."""
     from tqdm import tqdm
 
     if not has_record(case):
         raise ScenarioError(case.source, "platforms", "calibrate fits the 2021 record: the "
-                            "case needs WeChat and QQ among its messaging platforms and "
-                            "regulator.policy = \"order\"")
+                            "case needs WeChat and QQ among its messaging platforms, a "
+                            "start_date and regulator.policy = \"order\"")
     dims = len(parameters(case))
-    total = budget.design_points + budget.polish_evaluations + 2 * dims + 1
+    total = (budget.design_points + budget.polish_evaluations + 2 * dims
+             + PROFILE_POINTS * dims)
     with tqdm(total=total, desc="calibrate", unit="eval", disable=not progress) as bar:
         problem = Problem(case, budget, bar)
+        target = problem.target
         design = stats.qmc.Sobol(dims, scramble=True, seed=np.random.default_rng(case.seed)
                                  ).random(budget.design_points)
-        pilot = [problem.moments(u) for u in design]
-        weights = moment_weights()
-        scores = [objective(m.mean(axis=0), weights) for m in pilot]
-        start_score = min(scores)
-        cache = {tuple(u): m for u, m in zip(design, pilot)}
+        first = first_step_weights(problem.targets)
+        first_scores = [objective(problem.moments(u).mean(axis=0), target, first)
+                        for u in design]
+        pilot = design[int(np.argmin(first_scores))]
+        weights = optimal_weights(problem.targets, problem.moments(pilot))
+        scores = [objective(problem.moments(u).mean(axis=0), target, weights) for u in design]
 
         def loss(u):
-            u = np.clip(u, 0.0, 1.0)
-            if tuple(u) not in cache:
-                cache[tuple(u)] = problem.moments(u)
-            return objective(cache[tuple(u)].mean(axis=0), weights)
+            return objective(problem.moments(u).mean(axis=0), target, weights)
 
         # the objective is a step function with several near-equal valleys: polish the
         # best few design points, not only the best one
@@ -153,25 +196,39 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                          "fatol": 1e-4, "initial_simplex": simplex(start, 0.1)})
             candidates.append(np.clip(polished.x, 0.0, 1.0))
         u = min(candidates, key=loss)
-        fitted = cache[tuple(u)]
+        fitted = problem.moments(u)
         errors, jacobian = standard_errors(problem, u, fitted, weights)
+        profiles = profile(problem, u, loss)
         bar.total = problem.evaluations
         bar.refresh()
     theta = problem.values(u)
+    identification = identify(problem, u, jacobian, weights, errors)
+    # the sandwich's pseudo-inverse gives a finite error along directions the moments
+    # do not see; such a parameter has none
+    errors = np.where([r["unseen_share"] >= 0.5 for r in identification["parameters"]],
+                      math.inf, errors)
+    pinned = {row["parameter"]: row["identified"] for row in identification["parameters"]}
     mean, sd = fitted.mean(axis=0), fitted.std(axis=0, ddof=1)
     fit = [{"parameter": p.name, "estimate": v, "std_error": float(e),
             "ci_low": float(v - 1.96 * e), "ci_high": float(v + 1.96 * e),
-            "low": p.low, "high": p.high, "meaning": p.doc}
+            "identified": pinned[p.name], "low": p.low, "high": p.high, "meaning": p.doc}
            for p, v, e in zip(problem.params, theta, errors)]
-    moments = [{"moment": k, "target": RECORD[k], "simulated": float(mean[i]),
-                "sd": float(sd[i]), "weight": float(weights[i])} for i, k in enumerate(MOMENTS)]
-    return {"fit": fit, "moments": moments, "jacobian": jacobian.tolist(),
-            "objective": objective(mean, weights), "start_objective": start_score,
-            "design": [{**{p.name: v for p, v in zip(problem.params, problem.values(u))},
-                        "objective": score} for u, score in zip(design, scores)],
-            "evaluations": problem.evaluations,
-            "replicates": budget.replicates,
-            "overrides": {key: v for p, v in zip(problem.params, theta) for key in p.keys}}
+    moment_rows = [{"moment": m.name, "target": m.target, "simulated": float(mean[i]),
+                    "sd": float(sd[i]), "weight": float(weights[i, i]), "kind": m.kind,
+                    "approximate": m.approximate, "meaning": m.doc, "source": m.source}
+                   for i, m in enumerate(problem.targets)]
+    return {"fit": fit, "moments": moment_rows, "jacobian": jacobian.tolist(),
+            "identification": identification, "profiles": profiles,
+            "objective": objective(mean, target, weights),
+            "start_objective": float(min(scores)),
+            "design": [{**dict(zip((p.name for p in problem.params), problem.values(x))),
+                        "objective": score} for x, score in zip(design, scores)],
+            "evaluations": problem.evaluations, "replicates": budget.replicates,
+            "weeks": problem.weeks,
+            "overrides": {key: v for p, v in zip(problem.params, theta) for key in p.keys
+                          if pinned[p.name]},
+            "held": [p.name for p in problem.params if not pinned[p.name]],
+            "keys": {p.name: list(p.keys) for p in problem.params}}
 
 
 def simplex(start: np.ndarray, size: float) -> np.ndarray:
@@ -184,25 +241,29 @@ def simplex(start: np.ndarray, size: float) -> np.ndarray:
     return np.array(vertices)
 
 
-def standard_errors(problem: Problem, u: np.ndarray, fitted: np.ndarray,
-                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sandwich standard errors of the MSM estimate for one observed history.
-
-    V = (1 + 1/S) (G'WG)^-1 G'W Omega W G (G'WG)^-1, with G the Jacobian of the mean
-    moments (central differences under common random numbers), Omega the moments'
-    covariance across replicates and S the number of replicates; then the delta
-    method takes V from the search scale to the parameters'. A parameter the moments
-    do not move is not identified: its standard error is infinite.
-    """
-    h = 0.05
+def jacobian_of(problem, u: np.ndarray, h: float = 0.05) -> np.ndarray:
+    """d mean moments / d u by central differences under common random numbers."""
     columns = []
     for i in range(len(u)):
         up, down = u.copy(), u.copy()
         up[i], down[i] = min(u[i] + h, 1.0), max(u[i] - h, 0.0)
         columns.append((problem.moments(up).mean(axis=0) - problem.moments(down).mean(axis=0))
                        / (up[i] - down[i]))
-    G = np.array(columns).T                                  # (moments, parameters)
-    W = np.diag(weights)
+    return np.array(columns).T                                  # (moments, parameters)
+
+
+def standard_errors(problem, u: np.ndarray, fitted: np.ndarray,
+                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sandwich standard errors of the MSM estimate for one observed history.
+
+    V = (1 + 1/S) (G'WG)^-1 G'W Omega W G (G'WG)^-1, with G the Jacobian of the mean
+    moments, Omega the moments' covariance across replicates and S the number of
+    replicates; then the delta method takes V from the search scale to the
+    parameters'. A parameter the moments do not move is not identified: its standard
+    error is infinite.
+    """
+    G = jacobian_of(problem, u)
+    W = np.atleast_2d(weights) if np.ndim(weights) == 2 else np.diag(weights)
     omega = np.atleast_2d(np.cov(fitted, rowvar=False))
     S = len(fitted)
     errors = np.full(len(u), math.inf)
@@ -214,3 +275,44 @@ def standard_errors(problem: Problem, u: np.ndarray, fitted: np.ndarray,
         slopes = np.array([p.slope(x) for p, x in zip(problem.params, u)])[identified]
         errors[identified] = slopes * np.sqrt(np.maximum(np.diag(V), 0.0))
     return errors, G
+
+
+def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
+             errors: np.ndarray) -> dict:
+    """What the moments pin down: the singular values of W^1/2 G (search scale), its
+    numerical rank and condition number, and per parameter whether it is identified
+    (a finite standard error below IDENTIFIED_RANGE of its search range) and how much
+    of it lies in the directions the moments barely see."""
+    root = np.linalg.cholesky(weights + 1e-12 * np.eye(len(weights))).T
+    scaled = root @ jacobian
+    _, singular, right = np.linalg.svd(scaled, full_matrices=True)
+    tolerance = max(scaled.shape) * np.finfo(float).eps * max(singular.max(initial=0.0), 1e-300)
+    weak = 1e-3 * singular.max(initial=0.0)
+    rank = int((singular > max(tolerance, weak)).sum())
+    strong = singular[singular > 0]
+    condition = float(strong.max() / strong.min()) if len(strong) == len(u) else math.inf
+    null = right[rank:]                          # directions the moments do not see
+    rows = []
+    for i, p in enumerate(problem.params):
+        spread = p.high - p.low
+        share = float((null[:, i] ** 2).sum()) if len(null) else 0.0
+        rows.append({"parameter": p.name,
+                     "std_error_share_of_range": float(errors[i] / spread),
+                     "unseen_share": share,
+                     "identified": bool(math.isfinite(errors[i])
+                                        and errors[i] <= IDENTIFIED_RANGE * spread
+                                        and share < 0.5)})
+    return {"singular_values": singular.tolist(), "rank": rank, "parameters_count": len(u),
+            "condition_number": condition, "parameters": rows}
+
+
+def profile(problem, u: np.ndarray, loss) -> list[dict]:
+    """The objective along each parameter's range, the others held at the fit."""
+    rows = []
+    for i, p in enumerate(problem.params):
+        for x in np.linspace(0.0, 1.0, PROFILE_POINTS):
+            moved = u.copy()
+            moved[i] = x
+            rows.append({"parameter": p.name, "value": p.value(x), "objective": loss(moved),
+                         "fitted": p.value(u[i])})
+    return rows

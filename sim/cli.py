@@ -183,6 +183,16 @@ def cmd_verify(args) -> None:
     print(f"{args.directory}: every file reproduces byte for byte")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
+    return value
+
+
 def cmd_validate(args) -> None:
     from sim import outputs, validation
     from sim.scenario import load
@@ -197,7 +207,8 @@ def cmd_validate(args) -> None:
     effort = validation.QUICK if args.quick else validation.FULL
     target = Path(args.out) if args.out else RESULTS / "validation" / case.name
     started = now()
-    rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
+    with validation.in_parallel(args.workers):
+        rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
     if not rows:
         raise UsageError(f"{args.scenario}: the selected checks do not apply to this scenario "
                          "(the record check needs WeChat, QQ and regulator.policy = \"order\")")
@@ -228,7 +239,7 @@ def cmd_validate(args) -> None:
 def cmd_calibrate(args) -> None:
     import os.path
 
-    from sim import calibration, outputs
+    from sim import calibration, outputs, validation
     from sim.scenario import load
     from sim.validation_report import write_calibration_report
 
@@ -237,17 +248,34 @@ def cmd_calibrate(args) -> None:
     target = Path(args.out) if args.out else RESULTS / "calibration" / case.name
     fitted_name = f"{case.name}_fitted"
     started = now()
-    result = calibration.calibrate(case, budget, progress=not args.quiet)
+    with validation.in_parallel(args.workers):
+        result = calibration.calibrate(case, budget, progress=not args.quiet)
     base = os.path.relpath(Path(args.scenario).resolve(), target.resolve())
+    identification = result["identification"]
     lines = [f"# {case.name} with the parameters fitted by `python run.py calibrate`",
-             f"# (method of simulated moments; objective {result['objective']:.4g}).",
+             f"# (method of simulated moments on {len(result['moments'])} moments of "
+             "scenarios/data/record_2021.csv;",
+             f"# objective {result['objective']:.4g}; Jacobian rank {identification['rank']} of "
+             f"{identification['parameters_count']}, condition number "
+             f"{identification['condition_number']:.3g}).",
              f'base = "{base}"', f'name = "{fitted_name}"',
              f'description = "{case.name}, calibrated to the record by simulated moments."',
              "", "[overrides]"]
-    lines += [f'"{key}" = {value!r}' for key, value in result["overrides"].items()]
+    for p in result["fit"]:
+        keys = result["keys"][p["parameter"]]
+        if p["identified"]:
+            lines += [f'"{key}" = {p["estimate"]!r}   # fitted, s.e. {p["std_error"]:.3g}'
+                      for key in keys]
+        else:
+            lines.append(f"# {p['parameter']}: not pinned down by the moments (s.e. "
+                         f"{p['std_error']:.3g}); held at the scenario's assumption: sweep it")
     with outputs.staged_directory(target) as staging:
         outputs.write_csv(staging / "fit.csv", list(result["fit"][0]), result["fit"])
         outputs.write_csv(staging / "moments.csv", list(result["moments"][0]), result["moments"])
+        outputs.write_csv(staging / "identification.csv",
+                          list(identification["parameters"][0]), identification["parameters"])
+        outputs.write_csv(staging / "profiles.csv", list(result["profiles"][0]),
+                          result["profiles"])
         (staging / f"{fitted_name}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
         write_calibration_report(staging / "report.html", result, case.name,
                                  str(target / f"{fitted_name}.toml"))
@@ -261,7 +289,8 @@ def cmd_calibrate(args) -> None:
                    "evaluation (common random numbers); the Sobol design scrambled by seed"},
             started=started, finished=now(), directory=staging))
     for p in result["fit"]:
-        print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g})")
+        held = "" if p["identified"] else "  not identified: held at the assumption"
+        print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g}){held}")
     for m in result["moments"]:
         print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}")
     print(f"fitted scenario: {target / (fitted_name + '.toml')}")
@@ -395,6 +424,8 @@ def parser() -> argparse.ArgumentParser:
                           help="run only this check (repeatable)")
     validate.add_argument("--out", help="output directory (default results/validation/<name>/)")
     validate.add_argument("--quiet", action="store_true", help="no progress bar")
+    validate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                          help="processes running replicates (default: one per core)")
     validate.set_defaults(handler=cmd_validate)
 
     calibrate = commands.add_parser(
@@ -404,6 +435,8 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--quick", action="store_true", help="a small search, for testing")
     calibrate.add_argument("--out", help="output directory (default results/calibration/<name>/)")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+                           help="processes running replicates (default: one per core)")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")

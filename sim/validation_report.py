@@ -112,50 +112,91 @@ def calibration_figure(result: dict) -> go.Figure:
     return fig
 
 
-def design_figure(result: dict) -> go.Figure:
-    """The objective over the Sobol design, against each parameter: where the fit is pinned."""
+def profile_figure(result: dict) -> go.Figure:
+    """The objective along each parameter, the others held at the fit: a flat profile
+    is a parameter the moments do not pin down."""
     fit = result["fit"]
-    fig = make_subplots(rows=1, cols=len(fit), subplot_titles=[p["parameter"] for p in fit])
-    for i, p in enumerate(fit, start=1):
+    columns = min(len(fit), 4)
+    rows = -(-len(fit) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p["parameter"] for p in fit])
+    for i, p in enumerate(fit):
+        row, col = i // columns + 1, i % columns + 1
+        points = [r for r in result["profiles"] if r["parameter"] == p["parameter"]]
+        fig.add_trace(go.Scatter(x=[r["value"] for r in points], y=[r["objective"] for r in points],
+                                 mode="lines+markers", marker={"color": "#1f77b4"},
+                                 showlegend=False), row=row, col=col)
+        fig.add_trace(go.Scatter(x=[p["estimate"]], y=[result["objective"]], mode="markers",
+                                 marker={"color": FAIL if not p["identified"] else "#2ca02c",
+                                         "size": 12, "symbol": "star"}, showlegend=False),
+                      row=row, col=col)
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=300 * rows, title="Profile of the objective along each parameter, "
+                      "the others at the fit (star: the fit; red: not identified)")
+    return fig
+
+
+def design_figure(result: dict) -> go.Figure:
+    """The objective over the Sobol design, against each parameter."""
+    fit = result["fit"]
+    columns = min(len(fit), 4)
+    rows = -(-len(fit) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p["parameter"] for p in fit])
+    for i, p in enumerate(fit):
+        row, col = i // columns + 1, i % columns + 1
         fig.add_trace(go.Scatter(x=[d[p["parameter"]] for d in result["design"]],
                                  y=[d["objective"] for d in result["design"]], mode="markers",
                                  marker={"color": "#1f77b4", "size": 6}, showlegend=False),
-                      row=1, col=i)
-        fig.add_trace(go.Scatter(x=[p["estimate"]], y=[result["objective"]], mode="markers",
-                                 marker={"color": FAIL, "size": 12, "symbol": "star"},
-                                 showlegend=False), row=1, col=i)
+                      row=row, col=col)
     fig.update_yaxes(type="log")
-    fig.update_layout(height=360, title="Objective over the search design (star: the fit)")
+    fig.update_layout(height=300 * rows, title="Objective over the search design (second-step "
+                      "weights)")
     return fig
 
 
 def write_calibration_report(path, result: dict, scenario_name: str, fitted_file: str) -> None:
+    identification = result["identification"]
+    unseen = {r["parameter"]: r for r in identification["parameters"]}
     fit_rows = "".join(
         f"<tr><td>{html.escape(p['parameter'])}</td><td class=num>{number(p['estimate'])}</td>"
         f"<td class=num>{number(p['std_error'])}</td>"
         f"<td class=num>[{number(p['low'])}, {number(p['high'])}]</td>"
+        f"<td class=num>{number(unseen[p['parameter']]['unseen_share'])}</td>"
+        f"<td>{'yes' if p['identified'] else '<b>no</b>: held at the assumption; sweep it'}</td>"
         f"<td>{html.escape(p['meaning'])}</td></tr>" for p in result["fit"])
     moment_rows = "".join(
-        f"<tr><td>{html.escape(m['moment'])}</td><td class=num>{number(m['target'])}</td>"
+        f"<tr><td>{html.escape(m['moment'])}</td><td class=num>{number(m['target'])}"
+        f"{' (approx.)' if m['approximate'] else ''}</td>"
         f"<td class=num>{number(m['simulated'])}</td><td class=num>{number(m['sd'])}</td>"
-        f"<td class=num>{number(m['weight'])}</td></tr>" for m in result["moments"])
+        f"<td class=num>{number(m['weight'])}</td><td>{html.escape(m['meaning'])}</td>"
+        f"<td>{html.escape(m['source'])}</td></tr>" for m in result["moments"])
+    singular = ", ".join(number(v) for v in identification["singular_values"])
     figures = "".join(
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=name)
         for i, (name, fig) in enumerate((("moments", calibration_figure(result)),
+                                         ("profiles", profile_figure(result)),
                                          ("design", design_figure(result)))))
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Calibration: {html.escape(scenario_name)}</title>
 {STYLE}</head><body>
 <h1>Calibration of {html.escape(scenario_name)} by simulated moments</h1>
 <p>Objective {number(result['objective'])} (best design point {number(result['start_objective'])}),
-{result['evaluations']} evaluations of {result['replicates']} replicates each, common random
-numbers throughout. Fitted scenario: <code>{html.escape(fitted_file)}</code>.
-A standard error of ∞ means the moments do not move that parameter near the fit
-(not identified).</p>
+{result['evaluations']} evaluations of {result['replicates']} replicates of {result['weeks']}
+weeks each, common random numbers throughout; weighting matrix: the inverse of the moments'
+covariance across replicates at the best first-step design point. Fitted scenario:
+<code>{html.escape(fitted_file)}</code>.</p>
+<h2>Identification</h2>
+<p>Jacobian of the weighted moments (search scale): rank {identification['rank']} of
+{identification['parameters_count']} parameters, condition number
+{number(identification['condition_number'])}; singular values {singular}. A parameter is
+identified when its standard error is finite and at most half its search range and less than
+half of it lies in the directions the moments do not see ("unseen"). Parameters that are not
+identified keep the scenario's assumption in the fitted file: sweep them.</p>
 <h2>Parameters</h2><table><tr><th>parameter</th><th class=num>estimate</th>
-<th class=num>std. error</th><th class=num>search range</th><th>meaning</th></tr>{fit_rows}</table>
+<th class=num>std. error</th><th class=num>search range</th><th class=num>unseen</th>
+<th>identified</th><th>meaning</th></tr>{fit_rows}</table>
 <h2>Moments</h2><table><tr><th>moment</th><th class=num>record</th><th class=num>fitted model</th>
-<th class=num>sd</th><th class=num>weight</th></tr>{moment_rows}</table>
+<th class=num>sd</th><th class=num>weight</th><th>meaning</th><th>source</th></tr>{moment_rows}
+</table>
 {figures}
 </body></html>
 """

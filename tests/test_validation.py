@@ -3,6 +3,7 @@ on the shipped case, and the machinery behind `validate` and `calibrate` must ho
 
 import csv
 import dataclasses
+import datetime
 import math
 import subprocess
 import sys
@@ -10,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from sim import calibration, validation
-from sim.market import BLOCKED, WARNED
+from sim import calibration, record, validation
+from sim.market import BLOCKED, OPEN, WARNED
 from sim.scenario import load
 
 from conftest import ROOT, SCENARIOS
@@ -69,24 +70,45 @@ def test_counterfactuals_are_the_shipped_scenario_files(case):
     assert not same_market(validation.no_order(case, effort), validation.sized(case, effort))
 
 
-def test_case_moments_read_the_link_history(case):
-    """A hand-made history: QQ opens for the deadline check and blocks again two weeks
-    later; WeChat puts chat behind a warning page at the deadline and opens it plainly
-    five weeks later, and never opens the feed."""
-    deadline = validation.first_deadline(case)
+def test_record_moments_come_from_the_record_file(case):
+    """Targets are read from scenarios/data/record_2021.csv: QQ per WeChat user at the
+    record's dates inside the run, WeChat's lags (the feed censored at the run's end)."""
+    targets = {m.name: m for m in record.moments(case, 104)}
+    assert targets["qq_per_wechat_2022_09"].target == pytest.approx(574 / 1309)
+    assert targets["qq_per_wechat_2022_09"].week == record.calendar_week(
+        case, datetime.date(2022, 9, 30))
+    assert targets["wechat_chat_lag"].target == pytest.approx(73 / 7)
+    assert targets["wechat_chat_warned_lag"].target == 0
+    deadline = record.first_deadline(case)
+    assert targets["wechat_feed_lag"].target == 104 - deadline
+    short = {m.name for m in record.moments(case, 40)}
+    assert "qq_per_wechat_2022_09" not in short and "qq_per_wechat_2021_12" in short
+    assert all(m.source for m in targets.values())
+
+
+def test_record_moments_read_the_link_history(case):
+    """A hand-made history: QQ opens Taobao for the deadline check and blocks it again
+    two weeks later; WeChat puts chat behind a warning page at the deadline and opens
+    it plainly five weeks later, opens groups at ten weeks and never opens the feed."""
+    deadline = record.first_deadline(case)
     weeks, hosts, contents = 30, len(case.messaging), len(case.content)
     states = np.zeros((weeks, hosts, contents, 3), np.uint8)
     wechat, qq = 0, 1
+    taobao = [c.name for c in case.content].index("Taobao")
     states[:deadline - 1, wechat, :, 0] = BLOCKED            # chat blocked until the check
     states[deadline - 1:deadline - 1 + 5, wechat, :, 0] = WARNED   # then a warning page
+    states[:deadline - 1 + 10, wechat, :, 1] = BLOCKED       # groups open ten weeks on
     states[:, wechat, :, 2] = BLOCKED                        # feed never
-    states[:deadline - 2, qq, 1, 0] = BLOCKED                # QQ opens Taobao for the check
-    states[deadline + 1:, qq, 1, 0] = BLOCKED                # and blocks it again
+    states[:deadline - 2, qq, taobao, 0] = BLOCKED           # QQ opens Taobao for the check
+    states[deadline + 1:, qq, taobao, 0] = BLOCKED           # and blocks it again
     rows = [{"users_WeChat": 0.6, "users_QQ": 0.3, "users_DingTalk": 0.1}] * weeks
-    moments = validation.case_moments(case, validation.Run(rows, states))
-    assert moments["chat_lag"] == 5
-    assert moments["qq_opened"] == 1 and moments["reblock"] == 1 and moments["feed_closed"] == 1
-    assert moments["wechat_share"] == pytest.approx(0.6)
+    states[:, ~np.array([[h.owner != c.owner for c in case.content]
+                         for h in case.messaging])] = OPEN   # own links are always open
+    values = record.measure(case, record.moments(case, weeks), rows, states)
+    assert values["wechat_chat_warned_lag"] == 0 and values["wechat_chat_lag"] == 5
+    assert values["wechat_group_lag"] == 10 and values["wechat_feed_lag"] == weeks - deadline
+    assert values["qq_opened_for_check"] == 1 and values["qq_reblocked"] == 1
+    assert values["qq_per_wechat_2021_12"] == pytest.approx(0.5)
 
 
 class LinearProblem:
@@ -185,4 +207,10 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
     assert fitted.users.token_cost == pytest.approx(token_cost)
     assert fitted.name == "china_2021_fitted"
     with open(out / "moments.csv") as f:
-        assert [r["moment"] for r in csv.DictReader(f)] == list(validation.RECORD)
+        assert [r["moment"] for r in csv.DictReader(f)] == [
+            m.name for m in record.moments(load(SCENARIOS / "china_2021.toml"), 30)]
+    with open(out / "identification.csv") as f:
+        assert {r["parameter"] for r in csv.DictReader(f)} == {r["parameter"] for r in fit}
+    text = (out / "china_2021_fitted.toml").read_text()
+    for r in fit:
+        assert (f"# {r['parameter']}: not pinned down" in text) != (r["identified"] == "1")

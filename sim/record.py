@@ -1,0 +1,215 @@
+"""The 2021 record as data: `scenarios/data/record_2021.csv`, one row per figure or
+dated event, each with its source and whether it is an approximation.
+
+The validation and the calibration read the case's targets from here, never from
+numbers typed into the code, so a reader can check every target against its source
+and change one in one place.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+RECORD_FILE = Path(__file__).resolve().parent.parent / "scenarios" / "data" / "record_2021.csv"
+COLUMNS = ("series", "platform", "surface", "date", "value", "unit", "approximate", "source")
+MONTHLY_USERS = "million monthly users"
+
+
+@dataclass(frozen=True)
+class Entry:
+    series: str
+    platform: str
+    surface: str
+    date: datetime.date
+    value: float | None
+    unit: str
+    approximate: bool
+    source: str
+
+
+def load_record(path: Path = RECORD_FILE) -> tuple[Entry, ...]:
+    """Every row of the record, checked: known columns, ISO dates, numbers where a
+    value is given, a source for every row."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: columns must be {', '.join(COLUMNS)}")
+        entries = []
+        for line, row in enumerate(reader, start=2):
+            if not row["source"].strip():
+                raise ValueError(f"{path}:{line}: every figure needs a source")
+            entries.append(Entry(row["series"], row["platform"], row["surface"],
+                                 datetime.date.fromisoformat(row["date"]),
+                                 float(row["value"]) if row["value"] else None, row["unit"],
+                                 row["approximate"] == "true", row["source"]))
+    return tuple(entries)
+
+
+def event(record, series: str, platform: str = "", surface: str = "") -> Entry:
+    """The one dated event of a series (for a platform and surface)."""
+    found = [e for e in record if e.series == series and e.platform == platform
+             and e.surface == surface]
+    if len(found) != 1:
+        raise LookupError(f"the record has {len(found)} {series!r} events for "
+                          f"{platform or 'the market'} {surface}".rstrip())
+    return found[0]
+
+
+def weeks_between(start: datetime.date, end: datetime.date) -> float:
+    return (end - start).days / 7
+
+
+def monthly_users(record, platform: str) -> list[Entry]:
+    """A platform's monthly users over time, oldest first."""
+    return sorted((e for e in record if e.series == "users" and e.platform == platform
+                   and e.unit == MONTHLY_USERS), key=lambda e: e.date)
+
+
+def users_at(record, platform: str, date: datetime.date) -> float:
+    """Monthly users on a date, interpolated linearly between the record's figures
+    (held flat beyond the first and last)."""
+    series = monthly_users(record, platform)
+    if not series:
+        raise LookupError(f"the record has no monthly users for {platform}")
+    points = [(e.date.toordinal(), e.value) for e in series]
+    day = date.toordinal()
+    if day <= points[0][0]:
+        return points[0][1]
+    for (d0, v0), (d1, v1) in zip(points, points[1:]):
+        if day <= d1:
+            return v0 + (v1 - v0) * (day - d0) / (d1 - d0)
+    return points[-1][1]
+
+
+# --- The record's moments ---------------------------------------------------------------
+
+WECHAT, QQ = "WeChat", "QQ"
+REBLOCK_WINDOW = 4    # weeks after the deadline in which a re-block counts
+USER_WINDOW = 4       # weeks over which a quarter-end's users are averaged (monthly users)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One target of the record, and how a run of the case measures it."""
+
+    name: str
+    target: float
+    week: int            # the week it is measured at or up to
+    kind: str            # "ratio", "lag" or "share"
+    approximate: bool
+    source: str
+    doc: str
+
+
+def has_record(case) -> bool:
+    names = [p.name for p in case.messaging]
+    return (WECHAT in names and QQ in names and case.regulator.policy == "order"
+            and bool(case.start_date))
+
+
+def first_deadline(case) -> int:
+    phases = case.regulator.phases
+    return min(p.step for p in phases) if phases else case.regulator.deadline_step
+
+
+def calendar_week(case, date: datetime.date) -> int:
+    """The model's week (1-based) that holds a calendar date."""
+    start = datetime.date.fromisoformat(case.start_date)
+    return (date - start).days // 7 + 1
+
+
+def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
+    """The record's targets that a run of `weeks` weeks of the case can measure.
+
+    - QQ's monthly users per WeChat monthly user at each of the record's QQ figures
+      inside the run (WeChat's interpolated to the same date): continuous series.
+    - Weeks from the order's deadline until WeChat's chat links are all at least
+      behind a warning page, and until its chat, group and feed links are all plainly
+      open; a lag longer than the run is censored at the run's end, and so is the
+      target (the feed never opened in the record).
+    - Of QQ's chat links blocked at the start: the share open for the deadline's
+      check, and the share open for it and blocked again within REBLOCK_WINDOW weeks.
+    """
+    record = record or load_record()
+    deadline_date = event(record, "deadline").date
+    deadline = first_deadline(case)
+    cap = weeks - deadline
+    found = []
+    for entry in monthly_users(record, QQ):
+        week = calendar_week(case, entry.date)
+        if 1 < week <= weeks:
+            wechat = users_at(record, WECHAT, entry.date)
+            found.append(Moment(
+                f"qq_per_wechat_{entry.date:%Y_%m}", entry.value / wechat, week, "ratio",
+                entry.approximate, entry.source + "; WeChat interpolated between Tencent's "
+                "quarterly figures", f"QQ's users per WeChat user in {entry.date:%b %Y}"))
+    for series, surface, name, doc in (
+            ("warned", "chat", "wechat_chat_warned_lag", "until WeChat's chat links are all at "
+             "least behind a warning page"),
+            ("opened", "chat", "wechat_chat_lag", "until WeChat's chat links are all open"),
+            ("opened", "group", "wechat_group_lag", "until WeChat's group links are all open"),
+            ("never_opened", "feed", "wechat_feed_lag", "until WeChat's feed links are all "
+             "open (censored at the run's end)")):
+        entry = event(record, series, WECHAT, surface)
+        found.append(Moment(name, min(weeks_between(deadline_date, entry.date), cap),
+                            weeks, "lag", entry.approximate, entry.source,
+                            "weeks from the deadline " + doc))
+    opened = event(record, "opened", QQ, "chat")
+    reblocked = event(record, "reblocked", QQ, "chat")
+    found += [Moment("qq_opened_for_check", 1.0, deadline, "share", opened.approximate,
+                     opened.source, "share of QQ's chat links blocked at the start that are "
+                     "open for the deadline's check"),
+              Moment("qq_reblocked", 1.0, deadline + REBLOCK_WINDOW, "share",
+                     reblocked.approximate, reblocked.source,
+                     "share of QQ's chat links blocked at the start that are open for the "
+                     f"check and blocked again within {REBLOCK_WINDOW} weeks")]
+    return tuple(found)
+
+
+def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
+    """Each moment in one run: `rows` its weekly rows, `states` (weeks, hosts,
+    contents, surfaces) the rival links' states after each week (the policy the
+    deadline's check audits was set the week before the deadline)."""
+    import numpy as np
+
+    from sim.rules import BLOCKED, OPEN
+    from sim.scenario import SURFACES
+
+    names = [p.name for p in case.messaging]
+    wechat, qq = names.index(WECHAT), names.index(QQ)
+    deadline = first_deadline(case)
+    weeks = len(rows)
+    rival = np.array([[p.owner != c.owner for c in case.content] for p in case.messaging])
+
+    def lag(host, surface, condition):
+        links = rival[host]
+        ok = condition(states[:, host, links, surface]).all(axis=1)
+        for week in range(deadline - 1, weeks):
+            if ok[week]:
+                return float(week + 1 - deadline)
+        return float(weeks - deadline)
+
+    chat = SURFACES.index("chat")
+    started = (states[0, qq, :, chat] == BLOCKED) & rival[qq]
+    at_check = states[deadline - 2, qq, :, chat] != BLOCKED
+    again = (states[deadline - 1:deadline - 1 + REBLOCK_WINDOW, qq, :, chat] == BLOCKED).any(axis=0)
+    denominator = max(int(started.sum()), 1)
+    values = {}
+    for m in targets:
+        if m.kind == "ratio":
+            window = rows[max(m.week - USER_WINDOW, 0):m.week]
+            values[m.name] = float(np.mean([r[f"users_{QQ}"] / max(r[f"users_{WECHAT}"], 1e-12)
+                                            for r in window]))
+        elif m.name == "wechat_chat_warned_lag":
+            values[m.name] = lag(wechat, chat, lambda s: s != BLOCKED)
+        elif m.kind == "lag":
+            surface = SURFACES.index(m.name.split("_")[1])
+            values[m.name] = lag(wechat, surface, lambda s: s == OPEN)
+        elif m.name == "qq_opened_for_check":
+            values[m.name] = float((started & at_check).sum() / denominator)
+        else:
+            values[m.name] = float((started & at_check & again).sum() / denominator)
+    return values
