@@ -148,9 +148,12 @@ def first_step_weights(targets) -> np.ndarray:
 def optimal_weights(targets, per_replicate: np.ndarray) -> np.ndarray:
     """The inverse of the moments' covariance across replicates, each variance floored
     at a tenth of its tolerance squared (a 0/1 outcome that never varies would
-    otherwise weigh infinitely)."""
+    otherwise weigh infinitely). With fewer than twice as many replicates as moments
+    the covariances are too noisy to invert: the variances alone are used."""
     floor = np.array([(0.1 * TOLERANCE[m.kind]) ** 2 for m in targets])
     omega = np.atleast_2d(np.cov(per_replicate, rowvar=False))
+    if len(per_replicate) < 2 * len(targets):
+        omega = np.diag(np.diag(omega))
     return np.linalg.pinv(omega + np.diag(floor))
 
 
@@ -209,10 +212,16 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                       math.inf, errors)
     pinned = {row["parameter"]: row["identified"] for row in identification["parameters"]}
     mean, sd = fitted.mean(axis=0), fitted.std(axis=0, ddof=1)
+    # intervals on the search scale, mapped back: inside the range, asymmetric for the
+    # parameters searched on a log scale
+    search = errors / np.array([p.slope(x) for p, x in zip(problem.params, u)])
     fit = [{"parameter": p.name, "estimate": v, "std_error": float(e),
-            "ci_low": float(v - 1.96 * e), "ci_high": float(v + 1.96 * e),
+            "ci_low": p.value(float(np.clip(x - 1.96 * se, 0.0, 1.0))) if np.isfinite(se)
+            else p.low,
+            "ci_high": p.value(float(np.clip(x + 1.96 * se, 0.0, 1.0))) if np.isfinite(se)
+            else p.high,
             "identified": pinned[p.name], "low": p.low, "high": p.high, "meaning": p.doc}
-           for p, v, e in zip(problem.params, theta, errors)]
+           for p, v, e, x, se in zip(problem.params, theta, errors, u, search)]
     moment_rows = [{"moment": m.name, "target": m.target, "simulated": float(mean[i]),
                     "sd": float(sd[i]), "weight": float(weights[i, i]), "kind": m.kind,
                     "approximate": m.approximate, "meaning": m.doc, "source": m.source}
@@ -281,8 +290,8 @@ def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
              errors: np.ndarray) -> dict:
     """What the moments pin down: the singular values of W^1/2 G (search scale), its
     numerical rank and condition number, and per parameter whether it is identified
-    (a finite standard error below IDENTIFIED_RANGE of its search range) and how much
-    of it lies in the directions the moments barely see."""
+    (a finite standard error, on the search scale, below IDENTIFIED_RANGE of the
+    search range) and how much of it lies in the directions the moments barely see."""
     root = np.linalg.cholesky(weights + 1e-12 * np.eye(len(weights))).T
     scaled = root @ jacobian
     _, singular, right = np.linalg.svd(scaled, full_matrices=True)
@@ -294,13 +303,12 @@ def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
     null = right[rank:]                          # directions the moments do not see
     rows = []
     for i, p in enumerate(problem.params):
-        spread = p.high - p.low
+        search = float(errors[i] / p.slope(u[i]))      # the error in units of the range
         share = float((null[:, i] ** 2).sum()) if len(null) else 0.0
         rows.append({"parameter": p.name,
-                     "std_error_share_of_range": float(errors[i] / spread),
+                     "std_error_share_of_range": search,
                      "unseen_share": share,
-                     "identified": bool(math.isfinite(errors[i])
-                                        and errors[i] <= IDENTIFIED_RANGE * spread
+                     "identified": bool(math.isfinite(search) and search <= IDENTIFIED_RANGE
                                         and share < 0.5)})
     return {"singular_values": singular.tolist(), "rank": rank, "parameters_count": len(u),
             "condition_number": condition, "parameters": rows}

@@ -229,6 +229,8 @@ def cmd_validate(args) -> None:
         mark = "pass" if r["passed"] else "FAIL"
         off = {None: "", True: "  (passes without its mechanism!)", False: ""}[
             r["without_mechanism"]]
+        if r["passed"] and r["row_without_mechanism"] and not r["without_mechanism"]:
+            off = "  (this row passes without the mechanism too)"
         print(f"{mark:<5} {r['check']:<26} {r['measure'][:60]:<60} {r['value']:>10.4g}{off}")
     print(f"{len(rows) - len(failed)} of {len(rows)} checks pass, and fail without their "
           f"mechanism; report in {target}/report.html")

@@ -51,7 +51,7 @@ class LinkValues:
 
     links: list[tuple[int, int]]     # (content, surface)
     by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
-    shocks: np.ndarray               # (L, 3, K): direct shift of revisers' choices, by state
+    shocks: np.ndarray               # (L, 3, G, K): direct shift of each cohort's choices, by state
     dynamics: UserDynamics           # how the users' shift plays out in revenue
 
     @property
@@ -66,7 +66,7 @@ class LinkValues:
 
     def users(self, period: int) -> np.ndarray:
         """(L, 3): discounted user revenue change of holding each state for `period` weeks."""
-        return self.shocks @ self.dynamics.gain(period)
+        return np.einsum("lagk,gk->la", self.shocks, self.dynamics.gain(period))
 
     def steady(self) -> np.ndarray:
         """(L, 3): weekly value of holding each state for the whole horizon."""
@@ -79,14 +79,16 @@ class UserDynamics:
     """How users' platform choices respond to a change, and what it does to the owner's
     user revenue, linearised around the current market.
 
-    With p_ik the logit probabilities of user i (weight w_i, N users) over platform sets
-    k, a utility change du moves the distribution of chosen sets by
-    dX_k = (1/N) sum_i w_i (p_ik(u + du) - p_ik(u)) (the direct shock). A
-    fraction r revises each week, and each user's ties shift as the population does
-    (mean field), which feeds back through the network and loss terms Phi (K, 2**M):
-    dx_u = (1 - r) dx_{u-1} + r (A dx_{u-1} + b_u dX), with
-    A_kj = (1/N) sum_i w_i beta p_ik (Phi_k,j - sum_l p_il Phi_l,j) and b_u = 1 while
-    the change holds. The owner's revenue changes by N sum_k r_o(k) dx_u,k in week u.
+    With p_ik the logit probabilities of user i (weight w_i, cohort g(i), N users) over
+    platform sets k, a utility change du moves each cohort's distribution of chosen
+    sets by dX_gk = (1/N) sum_{i in g} w_i (p_ik(u + du) - p_ik(u)) (the direct
+    shock). A fraction r revises each week, and each user's ties shift as the
+    population does (mean field), which feeds back through the network and loss terms
+    Phi_g (K, 2**M): dx_g,u = (1 - r) dx_g,u-1 + r (A_g sum_h dx_h,u-1 + b_u dX_g), with
+    A_g,kj = (1/N) sum_{i in g} w_i beta p_ik (Phi_g,k,j - sum_l p_il Phi_g,l,j) and
+    b_u = 1 while the change holds. The owner's revenue changes by
+    N sum_g,k R_o(g, k) dx_g,u,k in week u: a heavy sharer who leaves takes more views
+    with them.
     """
 
     def __init__(self, model, owner: str, host: int):
@@ -102,31 +104,36 @@ class UserDynamics:
         self.people = float(self.weight.sum())
         self.share = profile.counts / np.maximum(profile.counts.sum(axis=1, keepdims=True), 1)
         ties = self.weight @ self.share / max(self.people, 1.0)                  # (2**M,)
-        sharing = float(self.weight @ view.sharing[profile.cohort]) / max(self.people, 1.0)
-        self.revenue = option_revenue(model, owner, ties, sharing)               # (K,)
+        self.cohort = profile.cohort
+        groups = len(view.sharing)
+        self.members = np.eye(groups)[self.cohort]                               # (R, G)
+        mean_sharing = float(self.weight @ view.sharing[self.cohort]) / max(self.people, 1.0)
+        self.revenue = np.array([option_revenue(model, owner, ties, s, mean_sharing)
+                                 for s in view.sharing])                         # (G, K)
         self.current = profile.current
-        self.sharing = view.sharing[profile.cohort]                               # (R,)
+        self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
                     - view.sharing[:, None, None] * view.loss_with[None])          # (G, K, 2**M)
-        self.cohort = profile.cohort
         self.feedback = np.stack([self.slope(self.phi[self.cohort, :, m])
-                                  for m in view.options], axis=1)                # (K, K)
+                                  for m in view.options], axis=-1)               # (G, K, K)
         self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
         self.paths: dict[int, np.ndarray] = {}
 
     def shock(self, du: np.ndarray) -> np.ndarray:
-        """(K,): the direct shift dX of the chosen-set distribution for a utility change
-        du (R, K), per reviser: the logit probabilities recomputed, not linearised."""
+        """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
+        utility change du (R, K), per reviser: the logit probabilities recomputed, not
+        linearised."""
         moved = choice_probabilities(self.utilities + du, self.beta)
-        return self.weight @ (moved - self.p) / max(self.people, 1.0)
+        return self.members.T @ (self.weight[:, None] * (moved - self.p)) / max(self.people, 1.0)
 
     def slope(self, du: np.ndarray) -> np.ndarray:
-        """The first-order shift for a small utility change du (R, K): the feedback's
-        Jacobian."""
+        """(G, K): each cohort's first-order shift for a small utility change du (R, K):
+        the feedback's Jacobian."""
         du = np.where(self.p > 0, du, 0.0)
         centred = du - (self.p * du).sum(axis=1, keepdims=True)
-        return self.beta * (self.weight @ (self.p * centred)) / max(self.people, 1.0)
+        return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
+            self.people, 1.0)
 
     def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
         """The direct shift for a change in the loss term per tie on each mask
@@ -166,17 +173,21 @@ class UserDynamics:
         return self.paths[period]
 
     def gain(self, period: int) -> np.ndarray:
-        """(K,): the discounted revenue of a unit direct shift held for `period` weeks,
-        over the horizon (the linear map from dX to money)."""
+        """(G, K): the discounted revenue of a unit direct shift of each cohort held for
+        `period` weeks, over the horizon (the linear map from dX to money)."""
         if period not in self.cache:
-            k = len(self.revenue)
-            path = np.zeros((k, k))
-            total = np.zeros((k, k))
-            step = (1 - self.rate) * np.eye(k) + self.rate * self.feedback
+            groups, k = self.revenue.shape
+            size = groups * k
+            # state: every cohort's shift (g, k) flattened; each cohort's feedback reads
+            # the shift summed over cohorts
+            step = (1 - self.rate) * np.eye(size) + self.rate * np.hstack(
+                [self.feedback.reshape(size, k)] * groups)
+            path = np.zeros((size, size))
+            total = np.zeros((size, size))
             for u in range(1, max(self.horizon, period) + 1):
-                path = step @ path + (self.rate * np.eye(k) if u <= period else 0.0)
+                path = step @ path + (self.rate * np.eye(size) if u <= period else 0.0)
                 total += self.discount ** u * path
-            self.cache[period] = self.people * (self.revenue @ total)
+            self.cache[period] = (self.people * (self.revenue.ravel() @ total)).reshape(groups, k)
         return self.cache[period]
 
 
@@ -227,7 +238,7 @@ def link_values(model, host: int) -> LinkValues:
     dynamics = UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
-    shocks = np.zeros((len(links), 3, len(view.options)))
+    shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
     for a in (WARNED, BLOCKED):
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
@@ -245,17 +256,19 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
     return (1 - lost) * visit_value[None, :, None] + lost * (divert @ visit_value)
 
 
-def option_revenue(model, owner: str, ties: np.ndarray, sharing: float = 1.0) -> np.ndarray:
+def option_revenue(model, owner: str, ties: np.ndarray, sent: float = 1.0,
+                   received: float = 1.0) -> np.ndarray:
     """(K,): the owner's weekly revenue from one user on each platform set: what its
-    platforms earn per user, and its stake of the visits on the user's views, sent and
-    received, to ties on masks distributed as `ties` (2**M) under today's links, at the
-    users' mean sharing intensity `sharing` (x share_rate)."""
+    platforms earn per user, and its stake of the visits on the user's views, sent (at
+    the user's sharing intensity `sent`, x share_rate) and received (at the ties'
+    mean, `received`), to ties on masks distributed as `ties` (2**M) under today's
+    links."""
     scenario, view = model.scenario, model.view
     per_host = np.array([p.revenue_per_user if p.owner == owner else 0.0
                          for p in scenario.messaging])
     on_options = host_bits(len(scenario.messaging))[view.options].astype(float) @ per_host
     per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
-    per_tie = 2 * sharing * scenario.users.share_rate * (
+    per_tie = (sent + received) * scenario.users.share_rate * (
         per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
     per_tie[0] = 0.0
     return on_options + per_tie[view.route[view.options]] @ ties
@@ -328,8 +341,8 @@ class PenaltyOutlook:
         reg = regulator.spec
         horizon, rate = spec.planning_horizon, users.revision_rate
         dynamics = values.dynamics
-        naming = -float(naming_shock(dynamics, model, host, reg.naming_penalty)
-                        @ dynamics.gain(reg.naming_steps))
+        naming = -float((naming_shock(dynamics, model, host, reg.naming_penalty)
+                         * dynamics.gain(reg.naming_steps)).sum())
         suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
                       * exposure_weight(reg.suspension_steps, horizon, self.discount, rate))
         group = regulator.group[host]

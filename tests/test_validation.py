@@ -214,3 +214,21 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
     text = (out / "china_2021_fitted.toml").read_text()
     for r in fit:
         assert (f"# {r['parameter']}: not pinned down" in text) != (r["identified"] == "1")
+
+
+def test_weights_invert_the_replicate_covariance_with_a_floor(case):
+    """Enough replicates: the full covariance (floored) is inverted; too few for the
+    number of moments: the variances alone; a moment that never varies gets the
+    floor's weight, not an infinite one."""
+    targets = record.moments(case, 30)
+    rng = np.random.default_rng(3)
+    many = rng.normal(size=(4 * len(targets), len(targets)))
+    many[:, 1] += many[:, 0]                          # two correlated moments
+    many[:, -1] = 1.0                                 # a 0/1 outcome that never varies
+    floor = np.array([(0.1 * calibration.TOLERANCE[m.kind]) ** 2 for m in targets])
+    full = calibration.optimal_weights(targets, many)
+    assert full @ (np.cov(many, rowvar=False) + np.diag(floor)) == pytest.approx(
+        np.eye(len(targets)), abs=1e-8)
+    assert full[-1, -1] == pytest.approx(1 / floor[-1])
+    few = calibration.optimal_weights(targets, many[:3])
+    assert np.count_nonzero(few - np.diag(np.diag(few))) == 0
