@@ -26,7 +26,8 @@ def case():
 # Checks the shipped case does not pass, as ODD.md section 8 reports: each stays
 # listed until the model reproduces it, and the test fails if one starts to pass
 # unannounced.
-KNOWN_GAPS = {"surface_order", "record", "opening_effects", "interoperability_effects"}
+KNOWN_GAPS = {"surface_order", "record", "opening_effects", "interoperability_effects",
+              "counterfactual"}   # its heavy-sharers row: the estimate is 13% off (ODD 8)
 
 
 @pytest.mark.parametrize("name", list(validation.CHECKS))
