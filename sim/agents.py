@@ -6,7 +6,6 @@ import numpy as np
 from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from sim.cohorts import Cohorts
 from sim.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
 from sim.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
@@ -70,7 +69,7 @@ class AgentUsers:
         grid_spec = scenario.grid
         self.grid = OrthogonalMooreGrid((grid_spec.width, grid_spec.height), torus=True,
                                         capacity=1, random=model.random)
-        cohorts = Cohorts.of(scenario)
+        cohorts = model.cohorts
         patches = cohorts.patches(rng, grid_spec.width, grid_spec.height)
         initial = np.cumsum(cohorts.initial, axis=1)
         for cell in self.grid.all_cells:

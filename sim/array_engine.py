@@ -26,7 +26,6 @@ import numpy as np
 
 from sim.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
                         WARNED_OK, MarketView, ShareLedger)
-from sim.cohorts import Cohorts
 from sim.rules import draw_category, logit_choice, option_utilities
 
 
@@ -45,7 +44,7 @@ class ArrayUsers:
         self.user_cell = np.flatnonzero(occupied).astype(np.int32)
         self.cell_user = np.full(grid.width * grid.height, -1, dtype=np.int32)
         self.cell_user[self.user_cell] = np.arange(len(self.user_cell), dtype=np.int32)
-        cohorts = Cohorts.of(scenario)
+        cohorts = model.cohorts
         self.cohort = cohorts.draw(rng, cohorts.patches(rng, grid.width, grid.height),
                                    self.user_cell % grid.width, self.user_cell // grid.width)
         self.platforms = np.zeros(len(self.user_cell), dtype=np.uint8)

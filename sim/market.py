@@ -222,7 +222,8 @@ def diversion_table(scenario: Scenario, links_state: np.ndarray, best: np.ndarra
 
 
 def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
-                suspended: np.ndarray, interoperable: bool = False) -> MarketView:
+                suspended: np.ndarray, interoperable: bool = False,
+                cohorts: Cohorts | None = None) -> MarketView:
     """Build the view from the link policy, naming penalties (M,), suspensions (M,)
     and whether messaging interoperability is in force.
 
@@ -261,7 +262,7 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     ends = masks & interconnected
     bridged = (common == 0) & (ends[:, None] > 0) & (ends[None, :] > 0)
     route = np.where(bridged, ends[:, None] | ends[None, :], common)
-    cohorts = Cohorts.of(scenario)
+    cohorts = cohorts or Cohorts.of(scenario)
     tie_worth = np.where(common != 0, 1.0,
                          np.where(bridged, scenario.regulator.interoperability_reach, 0.0))
     return MarketView(

@@ -11,6 +11,7 @@ from mesa import Model
 
 from sim.agents import AgentUsers, Platform, Regulator
 from sim.array_engine import ArrayUsers
+from sim.cohorts import Cohorts
 from sim.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
 from sim.metrics import choice_surplus, step_row
 from sim.scenario import Scenario
@@ -55,6 +56,7 @@ class WalledGardenModel(Model):
         self.links = LinkPolicy(scenario)
         self.regulator = Regulator(self, scenario.regulator)
         self.platforms = [Platform(self, spec) for spec in scenario.platforms]
+        self.cohorts = Cohorts.of(scenario)
         self.users = ENGINES[scenario.engine](self)
         self.count_users()
         owners, hosts = len(scenario.owners), len(scenario.messaging)
@@ -93,7 +95,8 @@ class WalledGardenModel(Model):
     def market_view(self):
         week = self.steps
         return market_view(self.scenario, self.links, self.regulator.penalties(week),
-                           self.regulator.suspended(week), self.regulator.interoperable(week))
+                           self.regulator.suspended(week), self.regulator.interoperable(week),
+                           self.cohorts)
 
     def user_profile(self) -> UserProfile:
         masks = np.asarray(self.users.masks(), dtype=np.int64)

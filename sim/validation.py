@@ -891,14 +891,14 @@ def out_of_sample(case: Scenario, runs: list[Run]) -> list[Evidence]:
     from sim.record import load_record, users_at
 
     facts = load_record()
-    first, last = min(len(r.rows) for r in runs), USER_WINDOW
+    weeks, window = min(len(r.rows) for r in runs), USER_WINDOW
     start = datetime.date.fromisoformat(case.start_date)
-    end = start + datetime.timedelta(weeks=first)
+    end = start + datetime.timedelta(weeks=weeks)
     growth = users_at(facts, WECHAT, end) / users_at(facts, WECHAT, start) - 1
 
     def change(name):
-        return [np.mean([r[f"users_{name}"] for r in run.rows[first - last:first]])
-                / np.mean([r[f"users_{name}"] for r in run.rows[:last]]) - 1 for run in runs]
+        return [np.mean([r[f"users_{name}"] for r in run.rows[weeks - window:weeks]])
+                / np.mean([r[f"users_{name}"] for r in run.rows[:window]]) - 1 for run in runs]
     rows = []
     wechat = change(WECHAT)
     ci = confidence_interval(wechat)

@@ -113,15 +113,21 @@ def calibration_figure(result: dict) -> go.Figure:
     return fig
 
 
+def parameter_grid(fit: list[dict]):
+    """One subplot per parameter, four to a row: the figure, its rows and each
+    parameter's (row, column)."""
+    columns = min(len(fit), 4)
+    rows = -(-len(fit) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p["parameter"] for p in fit])
+    return fig, rows, [(i // columns + 1, i % columns + 1) for i in range(len(fit))]
+
+
 def profile_figure(result: dict) -> go.Figure:
     """The objective along each parameter, the others held at the fit: a flat profile
     is a parameter the moments do not pin down."""
     fit = result["fit"]
-    columns = min(len(fit), 4)
-    rows = -(-len(fit) // columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p["parameter"] for p in fit])
-    for i, p in enumerate(fit):
-        row, col = i // columns + 1, i % columns + 1
+    fig, rows, places = parameter_grid(fit)
+    for p, (row, col) in zip(fit, places):
         points = [r for r in result["profiles"] if r["parameter"] == p["parameter"]]
         fig.add_trace(go.Scatter(x=[r["value"] for r in points], y=[r["objective"] for r in points],
                                  mode="lines+markers", marker={"color": "#1f77b4"},
@@ -139,11 +145,8 @@ def profile_figure(result: dict) -> go.Figure:
 def design_figure(result: dict) -> go.Figure:
     """The objective over the Sobol design, against each parameter."""
     fit = result["fit"]
-    columns = min(len(fit), 4)
-    rows = -(-len(fit) // columns)
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[p["parameter"] for p in fit])
-    for i, p in enumerate(fit):
-        row, col = i // columns + 1, i % columns + 1
+    fig, rows, places = parameter_grid(fit)
+    for p, (row, col) in zip(fit, places):
         fig.add_trace(go.Scatter(x=[d[p["parameter"]] for d in result["design"]],
                                  y=[d["objective"] for d in result["design"]], mode="markers",
                                  marker={"color": "#1f77b4", "size": 6}, showlegend=False),
