@@ -172,13 +172,16 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                             "case needs WeChat and QQ among its messaging platforms, a "
                             "start_date and regulator.policy = \"order\"")
     dims = len(parameters(case))
-    total = (budget.design_points + budget.polish_evaluations + 2 * dims
+    total = (budget.design_points + 1 + budget.polish_evaluations + 2 * dims
              + PROFILE_POINTS * dims)
     with tqdm(total=total, desc="calibrate", unit="eval", disable=not progress) as bar:
         problem = Problem(case, budget, bar)
         target = problem.target
-        design = stats.qmc.Sobol(dims, scramble=True, seed=np.random.default_rng(case.seed)
-                                 ).random(budget.design_points)
+        # the case's own values join the design: a fit that cannot beat them says so
+        design = np.vstack([stats.qmc.Sobol(dims, scramble=True,
+                                            seed=np.random.default_rng(case.seed)
+                                            ).random(budget.design_points),
+                            [p.position(current_value(case, p.keys[0])) for p in problem.params]])
         first = first_step_weights(problem.targets)
         first_scores = [objective(problem.moments(u).mean(axis=0), target, first)
                         for u in design]
@@ -230,6 +233,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
             "identification": identification, "profiles": profiles,
             "objective": objective(mean, target, weights),
             "start_objective": float(min(scores)),
+            "case_objective": float(scores[-1]),
             "design": [{**dict(zip((p.name for p in problem.params), problem.values(x))),
                         "objective": score} for x, score in zip(design, scores)],
             "evaluations": problem.evaluations, "replicates": budget.replicates,
@@ -238,6 +242,17 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                           if pinned[p.name]},
             "held": [p.name for p in problem.params if not pinned[p.name]],
             "keys": {p.name: list(p.keys) for p in problem.params}}
+
+
+def current_value(case: Scenario, key: str) -> float:
+    """The case's value of a parameter's scenario key (the start of the search)."""
+    parts = key.split(".")
+    if parts[0] == "platforms":
+        return getattr(next(p for p in case.platforms if p.name == parts[1]), parts[2])
+    if parts[:2] == ["users", "cohorts"]:
+        cohort = next(c for c in case.users.cohorts if c.name == parts[2])
+        return cohort.taste.get(parts[4], 0.0)
+    return getattr(case.users, parts[1])
 
 
 def simplex(start: np.ndarray, size: float) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -193,6 +194,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def power_of_two(text: str) -> int:
+    value = positive_int(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two (Sobol design), got {text!r}")
+    return value
+
+
 def cmd_validate(args) -> None:
     from sim import outputs, validation
     from sim.scenario import load
@@ -247,6 +255,10 @@ def cmd_calibrate(args) -> None:
 
     case = load(args.scenario)
     budget = calibration.QUICK_BUDGET if args.quick else calibration.Budget()
+    budget = dataclasses.replace(budget, **{
+        name: value for name, value in (("replicates", args.replicates),
+                                        ("design_points", args.design_points),
+                                        ("polish_evaluations", args.polish)) if value})
     target = Path(args.out) if args.out else RESULTS / "calibration" / case.name
     fitted_name = f"{case.name}_fitted"
     started = now()
@@ -437,6 +449,12 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--quick", action="store_true", help="a small search, for testing")
     calibrate.add_argument("--out", help="output directory (default results/calibration/<name>/)")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate.add_argument("--replicates", type=positive_int,
+                           help="replicates per evaluation (default 8)")
+    calibrate.add_argument("--design-points", type=power_of_two,
+                           help="Sobol design points, a power of two (default 32)")
+    calibrate.add_argument("--polish", type=positive_int,
+                           help="Nelder-Mead evaluations after the design (default 40)")
     calibrate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                            help="processes running replicates (default: one per core)")
     calibrate.set_defaults(handler=cmd_calibrate)

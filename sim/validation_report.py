@@ -183,8 +183,9 @@ def write_calibration_report(path, result: dict, scenario_name: str, fitted_file
 <html><head><meta charset="utf-8"><title>Calibration: {html.escape(scenario_name)}</title>
 {STYLE}</head><body>
 <h1>Calibration of {html.escape(scenario_name)} by simulated moments</h1>
-<p>Objective {number(result['objective'])} (best design point {number(result['start_objective'])}),
-{result['evaluations']} evaluations of {result['replicates']} replicates of {result['weeks']}
+<p>Objective {number(result['objective'])} (best design point
+{number(result['start_objective'])}; the scenario's own values
+{number(result['case_objective'])}), {result['evaluations']} evaluations of {result['replicates']} replicates of {result['weeks']}
 weeks each, common random numbers throughout; weighting matrix: the inverse of the moments'
 covariance across replicates at the best first-step design point. Fitted scenario:
 <code>{html.escape(fitted_file)}</code>.</p>
