@@ -99,9 +99,11 @@ class Budget:
     polish_evaluations: int = 40
     starts: int = 2              # Nelder-Mead runs, from the best design points
     weeks: int | None = None     # None: the case's own length
+    profile_rounds: int = 3      # moves to a better point a profile finds
 
 
-QUICK_BUDGET = Budget(replicates=3, design_points=4, polish_evaluations=4, starts=1, weeks=30)
+QUICK_BUDGET = Budget(replicates=3, design_points=4, polish_evaluations=4, starts=1, weeks=30,
+                      profile_rounds=1)
 
 
 class Problem:
@@ -173,7 +175,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                             "start_date and regulator.policy = \"order\"")
     dims = len(parameters(case))
     total = (budget.design_points + 1 + budget.polish_evaluations + 2 * dims
-             + PROFILE_POINTS * dims)
+             + PROFILE_POINTS * dims)      # more if a profile finds a better point
     with tqdm(total=total, desc="calibrate", unit="eval", disable=not progress) as bar:
         problem = Problem(case, budget, bar)
         target = problem.target
@@ -201,10 +203,10 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                 options={"maxfev": budget.polish_evaluations // budget.starts, "xatol": 1e-3,
                          "fatol": 1e-4, "initial_simplex": simplex(start, 0.1)})
             candidates.append(np.clip(polished.x, 0.0, 1.0))
-        u = min(candidates, key=loss)
+        u, profiles = line_searches(problem, min(candidates, key=loss), loss,
+                                    budget.profile_rounds)
         fitted = problem.moments(u)
         errors, jacobian = standard_errors(problem, u, fitted, weights)
-        profiles = profile(problem, u, loss)
         bar.total = problem.evaluations
         bar.refresh()
     theta = problem.values(u)
@@ -329,6 +331,21 @@ def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
             "condition_number": condition, "parameters": rows}
 
 
+def line_searches(problem, u: np.ndarray, loss, rounds: int) -> tuple[np.ndarray, list[dict]]:
+    """Profile the objective at u; a profile is a line search along one parameter, and
+    on a rough simulated objective it can find a better point than the polish: move
+    there and profile again, up to `rounds` times. Returns the point and its profiles."""
+    rows = profile(problem, u, loss)
+    for _ in range(rounds):
+        best = min(rows, key=lambda row: row["objective"])
+        if best["objective"] >= loss(u):
+            break
+        u = u.copy()
+        u[[p.name for p in problem.params].index(best["parameter"])] = best["position"]
+        rows = profile(problem, u, loss)
+    return u, rows
+
+
 def profile(problem, u: np.ndarray, loss) -> list[dict]:
     """The objective along each parameter's range, the others held at the fit."""
     rows = []
@@ -336,6 +353,6 @@ def profile(problem, u: np.ndarray, loss) -> list[dict]:
         for x in np.linspace(0.0, 1.0, PROFILE_POINTS):
             moved = u.copy()
             moved[i] = x
-            rows.append({"parameter": p.name, "value": p.value(x), "objective": loss(moved),
-                         "fitted": p.value(u[i])})
+            rows.append({"parameter": p.name, "value": p.value(x), "position": float(x),
+                         "objective": loss(moved), "fitted": p.value(u[i])})
     return rows

@@ -147,6 +147,19 @@ def test_a_parameter_the_moments_do_not_move_is_not_identified():
     assert math.isfinite(errors[0]) and errors[1] == math.inf
 
 
+def test_a_profile_that_finds_a_better_point_moves_the_fit_there():
+    problem = LinearProblem(np.eye(2), np.zeros((1, 2)))
+    target = np.array([0.75, 0.25])
+
+    def loss(u):
+        return float(((np.asarray(u) - target) ** 2).sum())
+    u, rows = calibration.line_searches(problem, np.array([0.5, 0.5]), loss, rounds=3)
+    assert u == pytest.approx(target)
+    assert {row["fitted"] for row in rows if row["parameter"] == "p0"} == {0.75}
+    stuck, _ = calibration.line_searches(problem, np.array([0.5, 0.5]), loss, rounds=0)
+    assert stuck == pytest.approx([0.5, 0.5])
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
                           text=True)
