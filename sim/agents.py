@@ -7,6 +7,7 @@ from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from sim.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
+from sim.network import extra_ties, network_rng
 from sim.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
 from sim.strategies import STRATEGIES
@@ -34,7 +35,7 @@ class UserAgent(CellAgent):
         for _ in range(rng.poisson(users.share_rate * view.sharing[self.cohort])):
             content, surface = divmod(int(draw_category(view.post_cdf, rng.random())),
                                       len(SURFACES))
-            for partner in self.model.users.recipients(self, surface, view.fanout):
+            for partner in self.model.users.recipients(self, surface, view.recipients):
                 route = int(view.route[self.platforms, partner.platforms])
                 value = rng.exponential(view.view_mean[surface])
                 draw = rng.random()
@@ -84,6 +85,18 @@ class AgentUsers:
         for user in self.members:
             user.ties = [self.rewired(user, tie) for tie in
                          user.cell.get_neighborhood(radius=grid_spec.radius).agents]
+        if grid_spec.extra_ties:
+            self.add_extra_ties()
+
+    def add_extra_ties(self) -> None:
+        """Append each user's long-range ties (`sim.network`), users indexed by cell in
+        row-major order as in the array engine."""
+        grid_spec = self.model.scenario.grid
+        by_cell = sorted(self.members, key=lambda u: (u.cell.coordinate[1], u.cell.coordinate[0]))
+        start, target = extra_ties(network_rng(self.model.rng), len(by_cell),
+                                   grid_spec.extra_ties, grid_spec.degree_tail)
+        for i, user in enumerate(by_cell):
+            user.ties += [by_cell[j] for j in target[start[i]:start[i + 1]]]
 
     def rewired(self, user: UserAgent, tie: UserAgent) -> UserAgent:
         """Keep a grid tie, or with chance `rewire` replace it by a tie to a random user."""
@@ -97,7 +110,8 @@ class AgentUsers:
 
     def recipients(self, user: UserAgent, surface: int, fanout: np.ndarray) -> list[UserAgent]:
         """Who sees a post: one tie in a chat, `group_size` distinct ties in a group,
-        every tie on the feed. Well mixed, as many users drawn from everyone."""
+        every tie on the feed (`fanout`: `MarketView.recipients`). Well mixed, as many
+        users drawn from everyone."""
         rng = self.model.rng
         if len(self.members) < 2:
             return []

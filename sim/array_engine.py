@@ -1,8 +1,11 @@
 """The array engine: the same users and rules as `sim/agents.py`, held as arrays.
 
-State per user: a uint8 platform mask and two int32 cell maps (about 9 bytes),
-plus a sparse list of rewired ties (about 0.4 ties per user at rewire = 0.05). The
-Moore neighbourhood is a stencil over the torus, never a stored edge list.
+State per user: a uint8 platform mask, two int32 cell maps and an int32 tie count
+(about 13 bytes), plus a sparse list of rewired ties (about 0.4 ties per user at
+rewire = 0.05) and, with `grid.extra_ties`, the long-range ties as CSR arrays
+(`sim.network`; 4 bytes a tie). The Moore neighbourhood is a stencil over the
+torus, never a stored edge list. A user's ties are its stencil ties (rewired or not)
+followed by its long-range ties.
 
 Distributions, not draws, match the agent engine (the docking tests check this):
 - Each user's number of posts is Poisson(share_rate), drawn by inverse CDF; a post's
@@ -26,6 +29,7 @@ import numpy as np
 
 from sim.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
                         WARNED_OK, MarketView, ShareLedger)
+from sim.network import extra_ties, network_rng
 from sim.rules import draw_category, logit_choice, option_utilities
 
 
@@ -60,12 +64,18 @@ class ArrayUsers:
         self.bounds = np.linspace(0, len(self.user_cell), BLOCKS + 1).astype(np.int64)
         self.block_rngs = tuple(rng.spawn(BLOCKS))
         self.revising = np.zeros(len(self.user_cell), dtype=bool)
-        self.n_ties = _count_ties(self.user_cell, self.cell_user, self.width, self.height,
-                                  self.offsets)
         self.poisson_cdf = poisson_table(scenario.users.share_rate * cohorts.sharing)
         self.rewired_start, self.rewired_slot, self.rewired_target = _rewire(
             rng, self.user_cell, self.cell_user, self.width, self.height, self.offsets,
             grid.rewire)
+        n = len(self.user_cell)
+        if grid.extra_ties:
+            self.extra_start, self.extra_target = extra_ties(
+                network_rng(rng), n, grid.extra_ties, grid.degree_tail)
+        else:
+            self.extra_start, self.extra_target = np.zeros(n + 1, np.int64), np.zeros(0, np.int32)
+        self.n_ties = _count_ties(self.user_cell, self.cell_user, self.width, self.height,
+                                  self.offsets) + np.diff(self.extra_start).astype(np.int32)
 
     def masks(self) -> np.ndarray:
         return self.platforms
@@ -85,7 +95,7 @@ class ArrayUsers:
         unreachable, direct, value_through = _share_kernel(
             self.block_rngs, self.bounds, self.poisson_cdf, self.cohort, self.platforms,
             *self.neighbourhood(),
-            view.route, view.state, view.post_cdf, view.fanout, view.view_mean, users.token_cost,
+            view.route, view.state, view.post_cdf, view.recipients, view.view_mean, users.token_cost,
             users.token_success, users.warning_cost, users.warning_dropout, counts, value_lost)
         ledger.counts += counts.sum(axis=0)
         ledger.value_lost += value_lost.sum(axis=0)
@@ -101,7 +111,7 @@ class ArrayUsers:
         """What the kernels need to find a user's ties."""
         return (self.user_cell, self.cell_user, self.width, self.height, self.offsets,
                 self.n_ties, self.rewired_start, self.rewired_slot, self.rewired_target,
-                self.model.scenario.grid.well_mixed)
+                self.extra_start, self.extra_target, self.model.scenario.grid.well_mixed)
 
     def neighbour_counts(self) -> np.ndarray:
         """(n, 2**M): how many of each user's ties are on each mask (well mixed: the
@@ -218,7 +228,7 @@ def _rewire(rng, user_cell, cell_user, width, height, offsets, p):
 @numba.njit(cache=True)
 def _count_ties(user_cell, cell_user, width, height, offsets):
     """Each user's number of grid ties (occupied cells in the stencil)."""
-    ties = np.zeros(len(user_cell), np.uint8)
+    ties = np.zeros(len(user_cell), np.int32)
     for user in range(len(user_cell)):
         for slot in range(len(offsets)):
             if _neighbour(user_cell[user], slot, width, height, offsets, cell_user) >= 0:
@@ -228,9 +238,9 @@ def _count_ties(user_cell, cell_user, width, height, offsets):
 
 @numba.njit(cache=True, parallel=True)
 def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user, width, height,
-                  offsets, n_ties, r_start, r_slot, r_target, well_mixed, route, state,
-                  post_cdf, fanout, view_mean, token_cost, token_success, warning_cost,
-                  warning_dropout, counts, value_lost):
+                  offsets, n_ties, r_start, r_slot, r_target, x_start, x_target, well_mixed,
+                  route, state, post_cdf, fanout, view_mean, token_cost, token_success,
+                  warning_cost, warning_dropout, counts, value_lost):
     """The week's views, by the rule of `sim.rules.share_outcome`, into `counts` and
     `value_lost` (one slice per block of users, each block with its own generator).
 
@@ -243,13 +253,16 @@ def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user
     on the number of threads.)
     """
     n, blocks, n_surfaces = len(masks), len(bounds) - 1, len(fanout)
+    most = len(offsets)                         # buffer size: the largest degree
+    for user in range(n):
+        most = max(most, n_ties[user])
     unreachable = np.zeros(blocks, np.int64)
     direct = np.zeros((blocks, n_surfaces), np.int64)
     value_through = np.zeros(blocks)
     for block in numba.prange(blocks):
         rng = rngs[block]
-        ties = np.empty(len(offsets), np.int32)
-        seen = np.empty(len(offsets), np.int32)
+        ties = np.empty(most, np.int32)
+        seen = np.empty(most, np.int32)
         lost, through = 0, 0.0     # locals: no cache line shared between threads
         for sender in range(bounds[block], bounds[block + 1]):
             table = poisson_cdf[cohort[sender]]
@@ -266,6 +279,9 @@ def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user
                         ties[k] = _tie(sender, slot, user_cell, cell_user, width, height,
                                        offsets, r_start, r_slot, r_target)
                         k += 1
+                for j in range(x_start[sender], x_start[sender + 1]):
+                    ties[k] = x_target[j]
+                    k += 1
             for _ in range(posts):
                 category = _draw_index(post_cdf, rng.random())
                 content, surface = category // n_surfaces, category % n_surfaces
@@ -350,7 +366,7 @@ def poisson_table(rates) -> np.ndarray:
 
 @numba.njit(cache=True, parallel=True)
 def _neighbour_counts(revisers, masks, user_cell, cell_user, width, height, offsets, n_ties,
-                      r_start, r_slot, r_target, n_masks):
+                      r_start, r_slot, r_target, x_start, x_target, n_masks):
     """How many of each reviser's ties are on each platform mask."""
     counts = np.zeros((len(revisers), n_masks), np.int32)
     for row in numba.prange(len(revisers)):
@@ -361,4 +377,6 @@ def _neighbour_counts(revisers, masks, user_cell, cell_user, width, height, offs
             tie = _tie(user, slot, user_cell, cell_user, width, height, offsets, r_start,
                        r_slot, r_target)
             counts[row, masks[tie]] += 1
+        for j in range(x_start[user], x_start[user + 1]):
+            counts[row, masks[x_target[j]]] += 1
     return counts

@@ -32,7 +32,8 @@ def state_bytes(model) -> float:
     """Bytes the array engine keeps per user (its arrays, nothing else)."""
     users = model.users
     arrays = [users.platforms, users.user_cell, users.cell_user, users.n_ties, users.revising,
-              users.rewired_start, users.rewired_slot, users.rewired_target]
+              users.rewired_start, users.rewired_slot, users.rewired_target,
+              users.extra_start, users.extra_target]
     return sum(a.nbytes for a in arrays) / max(model.population, 1)
 
 

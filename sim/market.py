@@ -144,6 +144,7 @@ class MarketView:
     share_weights: np.ndarray     # (C, S) chance that a post is of this content and surface
     post_cdf: np.ndarray          # (C * S,) their cumulative sum, content-major
     fanout: np.ndarray            # (S,) ties one post reaches (nominal: a full neighbourhood)
+    recipients: np.ndarray        # (S,) int: what the engines draw (see `recipients`)
     view_mean: np.ndarray         # (S,) mean value of one view
     divert: np.ndarray            # (2**M, C, S, C): chance that a view lost on a route goes
                                   # to content j, a service of the diverting host's group
@@ -162,11 +163,28 @@ class MarketView:
     sharing: np.ndarray           # (G,) each cohort's sharing intensity (x share_rate)
 
 
+def grid_ties(scenario: Scenario) -> int:
+    """Ties in a full Moore neighbourhood."""
+    return (2 * scenario.grid.radius + 1) ** 2 - 1
+
+
 def fanout(scenario: Scenario) -> np.ndarray:
     """Ties a post on each surface reaches in a full neighbourhood: one for a chat,
-    `group_size` for a group, every tie for the feed."""
-    ties = (2 * scenario.grid.radius + 1) ** 2 - 1
-    return np.array([1, min(scenario.users.group_size, ties), ties], dtype=np.int64)
+    `group_size` for a group, every tie for the feed. With long-range ties the nominal
+    neighbourhood is the mean degree, grid ties + `extra_ties` (a user of another
+    degree reaches more or fewer on the feed and in small groups)."""
+    ties = grid_ties(scenario) + scenario.grid.extra_ties
+    return np.array([1, min(scenario.users.group_size, ties), ties], dtype=float)
+
+
+def recipients(scenario: Scenario) -> np.ndarray:
+    """(S,) what the engines draw: a chat reaches one tie, a group at most the second
+    entry (of the sender's ties), the feed every tie (well mixed: the third entry, that
+    many users drawn from everyone)."""
+    ties = grid_ties(scenario)
+    group = scenario.users.group_size if scenario.grid.extra_ties else min(
+        scenario.users.group_size, ties)
+    return np.array([1, group, ties], dtype=np.int64)
 
 
 def route_states(links_state: np.ndarray) -> np.ndarray:
@@ -270,6 +288,7 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
         share_weights=share_weights,
         post_cdf=np.cumsum(share_weights.ravel()),
         fanout=views,
+        recipients=recipients(scenario),
         view_mean=view_mean,
         divert=divert,
         recovery=recovery,

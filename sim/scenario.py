@@ -137,6 +137,12 @@ class GridSpec:
                         "Fraction of ties replaced by a tie to a random user (small world).")
     well_mixed: bool = key(False, FLAG, "",
                            "Draw every partner from the whole population (the mean-field limit).")
+    extra_ties: float = key(0.0, number(0.0, 1000.0), "ties per user",
+                            "Mean number of long-range ties added to each user's grid ties, "
+                            "with heavy-tailed counts (0: none, the plain grid).")
+    degree_tail: float = key(2.5, number(1.0, 100.0, low_open=True), "shape",
+                             "Tail exponent alpha of the long-range ties' counts (Lomax "
+                             "weights): P(more than k) falls like k^-alpha; smaller is heavier.")
 
 
 @dataclass(frozen=True)
@@ -616,6 +622,22 @@ def check_consistency(s: Scenario) -> None:
     if s.grid.radius * 2 + 1 > min(s.grid.width, s.grid.height):
         raise ScenarioError(src, "grid.radius", "the neighbourhood (2 x radius + 1) must fit in "
                             f"the grid ({s.grid.width} x {s.grid.height})")
+    check_extra_ties(s)
+
+
+def check_extra_ties(s: Scenario) -> None:
+    """Long-range ties need a grid to add to and other users to reach."""
+    g = s.grid
+    if not g.extra_ties:
+        return
+    if g.well_mixed:
+        raise ScenarioError(s.source, "grid.extra_ties", "must be 0 when grid.well_mixed is "
+                            "true: well mixed, every partner is drawn from everyone already")
+    cells = g.width * g.height
+    if g.extra_ties > (cells - 1) / 2:
+        raise ScenarioError(s.source, "grid.extra_ties", f"must be at most half the other "
+                            f"cells ({(cells - 1) / 2:g} on a {g.width} x {g.height} grid), "
+                            f"got {g.extra_ties:g}")
 
 
 def check_cohorts(s: Scenario) -> None:

@@ -30,6 +30,8 @@ SCENARIOS = {
                 "users.cohort_clustering=0.7", "users.cohort_patch=3", "users.revision_rate=0.2"),
     "well mixed": ("no_regulation", "grid.well_mixed=true", "users.revision_rate=0.3",
                    "grid.density=0.8"),
+    "long-range ties": ("no_regulation", "grid.extra_ties=3", "grid.degree_tail=1.8",
+                        "users.group_size=10", "users.revision_rate=0.2", "grid.density=0.9"),
 }
 
 
