@@ -26,14 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from sim.record import WECHAT, has_record, measure, moments as record_moments
+from sim.record import QQ, WECHAT, has_record, measure, moments as record_moments
 from sim.scenario import Scenario, ScenarioError
 from sim.validation import derive, simulate
 
 # a miss of one tolerance weighs 1 in the first step: 0.05 of QQ's users per WeChat
 # user, four weeks of a lag, a quarter of QQ's links
 TOLERANCE = {"ratio": 0.05, "lag": 4.0, "share": 0.25}
-IDENTIFIED_RANGE = 0.5    # a standard error above this share of the search range: not pinned
+IDENTIFIED_RANGE = 0.125  # a 95% interval wider than half the search range: not pinned
 PROFILE_POINTS = 5
 
 
@@ -67,8 +67,8 @@ class Parameter:
 
 
 def parameters(case: Scenario) -> list[Parameter]:
-    """The unpinned parameters; platform-level ones are shared by the messaging
-    platforms; every cohort taste the case names is one parameter."""
+    """The unpinned parameters the record's moments speak to; platform-level ones are
+    shared by the messaging platforms; every cohort taste the case names is one."""
     def each(key):
         return tuple(f"platforms.{p.name}.{key}" for p in case.messaging)
     found = [
@@ -82,9 +82,10 @@ def parameters(case: Scenario) -> list[Parameter]:
         Parameter("deadline_credibility", each("deadline_credibility"), 0.02, 1.0,
                   "platforms' belief that the announced deadline check will come", log=True),
     ]
-    found += [Parameter(f"quality_{p.name}", (f"platforms.{p.name}.quality",), -0.5, 1.0,
-                        f"{p.name}'s intrinsic appeal to users ({WECHAT}'s is the reference)")
-              for p in case.messaging if p.name != WECHAT]
+    # only QQ's quality has moments of its own (its users per WeChat user); another
+    # platform's quality would be pinned through what it takes from WeChat, not by data
+    found += [Parameter(f"quality_{QQ}", (f"platforms.{QQ}.quality",), -0.5, 1.0,
+                        f"{QQ}'s intrinsic appeal to users ({WECHAT}'s is the reference)")]
     found += [Parameter(f"taste_{c.name}_{platform}",
                         (f"users.cohorts.{c.name}.taste.{platform}",), -1.0, 3.0,
                         f"the {c.name} cohort's extra taste for {platform}")
@@ -211,6 +212,9 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
         bar.refresh()
     theta = problem.values(u)
     identification = identify(problem, u, jacobian, weights, errors)
+    identification["overidentification"] = hansen_j(
+        objective(fitted.mean(axis=0), target, weights), budget.replicates,
+        len(problem.targets), dims)
     # the sandwich's pseudo-inverse gives a finite error along directions the moments
     # do not see; such a parameter has none
     errors = np.where([r["unseen_share"] >= 0.5 for r in identification["parameters"]],
@@ -244,6 +248,17 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                           if pinned[p.name]},
             "held": [p.name for p in problem.params if not pinned[p.name]],
             "keys": {p.name: list(p.keys) for p in problem.params}}
+
+
+def hansen_j(value: float, replicates: int, moments: int, parameters: int) -> dict:
+    """Hansen's test of the over-identifying restrictions. With W the inverse of the
+    moments' covariance Omega, J = value / (1 + 1/S) is chi-squared with M - P degrees
+    of freedom if the model is right (the floor on each variance makes J smaller, so the
+    test errs towards not rejecting)."""
+    J = value / (1.0 + 1.0 / replicates)
+    df = moments - parameters
+    return {"J": J, "degrees_of_freedom": df,
+            "p_value": float(stats.chi2.sf(J, df)) if df > 0 else math.nan}
 
 
 def current_value(case: Scenario, key: str) -> float:

@@ -258,7 +258,9 @@ def cmd_calibrate(args) -> None:
     budget = dataclasses.replace(budget, **{
         name: value for name, value in (("replicates", args.replicates),
                                         ("design_points", args.design_points),
-                                        ("polish_evaluations", args.polish)) if value})
+                                        ("polish_evaluations", args.polish),
+                                        ("profile_rounds", args.profile_rounds))
+        if value is not None})
     target = Path(args.out) if args.out else RESULTS / "calibration" / case.name
     fitted_name = f"{case.name}_fitted"
     started = now()
@@ -271,7 +273,10 @@ def cmd_calibrate(args) -> None:
              "scenarios/data/record_2021.csv;",
              f"# objective {result['objective']:.4g}; Jacobian rank {identification['rank']} of "
              f"{identification['parameters_count']}, condition number "
-             f"{identification['condition_number']:.3g}).",
+             f"{identification['condition_number']:.3g}; Hansen's J "
+             f"{identification['overidentification']['J']:.4g} on "
+             f"{identification['overidentification']['degrees_of_freedom']} degrees of "
+             f"freedom, p = {identification['overidentification']['p_value']:.3g}).",
              f'base = "{base}"', f'name = "{fitted_name}"',
              f'description = "{case.name}, calibrated to the record by simulated moments."',
              "", "[overrides]"]
@@ -307,6 +312,9 @@ def cmd_calibrate(args) -> None:
         print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g}){held}")
     for m in result["moments"]:
         print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}")
+    test = identification["overidentification"]
+    print(f"Hansen's J = {test['J']:.4g} on {test['degrees_of_freedom']} degrees of freedom "
+          f"(p = {test['p_value']:.3g})")
     print(f"fitted scenario: {target / (fitted_name + '.toml')}")
 
 
@@ -455,6 +463,8 @@ def parser() -> argparse.ArgumentParser:
                            help="Sobol design points, a power of two (default 32)")
     calibrate.add_argument("--polish", type=positive_int,
                            help="Nelder-Mead evaluations after the design (default 40)")
+    calibrate.add_argument("--profile-rounds", type=int, choices=range(0, 6), metavar="0-5",
+                           help="moves to a better point a profile finds (default 3)")
     calibrate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                            help="processes running replicates (default: one per core)")
     calibrate.set_defaults(handler=cmd_calibrate)

@@ -667,6 +667,16 @@ def check_cohorts(s: Scenario) -> None:
     if cohorts and abs(sum(c.share for c in cohorts) - 1) > 1e-6:
         raise ScenarioError(src, "users.cohorts", "the cohorts' shares must sum to 1, got "
                             f"{sum(c.share for c in cohorts):g}")
+    if cohorts and all(c.initial_share for c in cohorts):
+        # every user then starts by their cohort's shares: the platforms' own would be
+        # silently ignored, so they must agree
+        for p in s.messaging:
+            implied = sum(c.share * c.initial_share.get(p.name, 0.0) for c in cohorts)
+            if abs(implied - p.initial_share) > 0.01:
+                raise ScenarioError(src, f"platforms.{p.name}.initial_share", "must equal "
+                                    f"the cohorts' starting shares weighted by their shares "
+                                    f"({implied:.3g}) when every cohort gives its own, got "
+                                    f"{p.initial_share:g}")
 
 
 def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,

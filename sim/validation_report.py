@@ -160,6 +160,9 @@ def design_figure(result: dict) -> go.Figure:
 def write_calibration_report(path, result: dict, scenario_name: str, fitted_file: str) -> None:
     identification = result["identification"]
     unseen = {r["parameter"]: r for r in identification["parameters"]}
+    test = identification["overidentification"]
+    rejected = (": the model is rejected at the 5% level: the record's moments are not all "
+                "matched at once" if test["p_value"] < 0.05 else "")
     fit_rows = "".join(
         f"<tr><td>{html.escape(p['parameter'])}</td><td class=num>{number(p['estimate'])}</td>"
         f"<td class=num>{number(p['std_error'])}</td>"
@@ -193,9 +196,12 @@ covariance across replicates at the best first-step design point. Fitted scenari
 <p>Jacobian of the weighted moments (search scale): rank {identification['rank']} of
 {identification['parameters_count']} parameters, condition number
 {number(identification['condition_number'])}; singular values {singular}. A parameter is
-identified when its standard error is finite and at most half its search range and less than
-half of it lies in the directions the moments do not see ("unseen"). Parameters that are not
-identified keep the scenario's assumption in the fitted file: sweep them.</p>
+identified when its standard error is finite and its 95% interval spans at most half its
+search range (a standard error at most an eighth of it), and less than half of it lies in the
+directions the moments do not see ("unseen"). Parameters that are not identified keep the
+scenario's assumption in the fitted file: sweep them.</p>
+<p>Hansen's test of the over-identifying restrictions: J = {number(test['J'])} on
+{test['degrees_of_freedom']} degrees of freedom, p = {number(test['p_value'])}{rejected}.</p>
 <h2>Parameters</h2><table><tr><th>parameter</th><th class=num>estimate</th>
 <th class=num>std. error</th><th class=num>search range</th><th class=num>unseen</th>
 <th>identified</th><th>meaning</th></tr>{fit_rows}</table>

@@ -24,7 +24,7 @@ def rows(scenario, replicate=0):
 def test_a_single_cohort_of_everyone_changes_nothing(engine):
     """One cohort with no taste and sharing 1 is the model without cohorts, byte for
     byte: it draws no random number and adds nothing to any utility."""
-    plain = small("china_2021", f'engine="{engine}"', size=10, steps=12)
+    plain = small("china_2021", f'engine="{engine}"', "users.cohorts=[]", size=10, steps=12)
     one = small("china_2021", f'engine="{engine}"', 'users.cohorts=[{name="all"}]',
                 "users.cohort_clustering=0.9", size=10, steps=12)
     assert rows(plain) == rows(one)
@@ -34,8 +34,8 @@ def test_a_single_cohort_of_everyone_changes_nothing(engine):
 def test_sharing_twice_as_much_is_twice_the_share_rate(engine):
     """A cohort of everyone with sharing 2 is a population with share_rate doubled:
     the same posts, the same losses anticipated, the same choices."""
-    doubled = small("no_regulation", f'engine="{engine}"', "users.share_rate=4.0", size=10,
-                    steps=12)
+    doubled = small("no_regulation", f'engine="{engine}"', "users.share_rate=4.0",
+                    "users.cohorts=[]", size=10, steps=12)
     cohort = small("no_regulation", f'engine="{engine}"', "users.share_rate=2.0",
                    'users.cohorts=[{name="all", sharing=2.0}]', size=10, steps=12)
     assert rows(doubled) == rows(cohort)
@@ -72,10 +72,16 @@ def test_cohorts_keep_their_shares_and_cluster_as_asked():
 def test_cohorts_start_on_their_own_platforms(engine):
     scenario = small("china_2021", f'engine="{engine}"', "users.initial_multihoming=0",
                      'users.cohorts=[{name="qq", share=0.4, initial_share={QQ=1.0}}, '
-                     '{name="wechat", share=0.6, initial_share={WeChat=1.0}}]', size=40)
+                     '{name="wechat", share=0.6, initial_share={WeChat=1.0}}]',
+                     "platforms.WeChat.initial_share=0.6", "platforms.QQ.initial_share=0.4",
+                     "platforms.DingTalk.initial_share=0.0", size=40)
     model = WalledGardenModel(scenario, rng=replicate_seed(4, 0))
     cohorts, masks = model.users.cohorts(), model.users.masks()
     assert set(masks[cohorts == 0]) == {0b010} and set(masks[cohorts == 1]) == {0b001}
+
+
+MATCHING_SHARES = ("platforms.WeChat.initial_share=0.59", "platforms.QQ.initial_share=0.35",
+                   "platforms.DingTalk.initial_share=0.06")
 
 
 def test_a_cohort_with_its_own_taste_keeps_a_second_network_alive():
@@ -88,7 +94,8 @@ def test_a_cohort_with_its_own_taste_keeps_a_second_network_alive():
                'initial_share={WeChat=0.85, QQ=0.05, DingTalk=0.1}}]')
     final = {}
     for taste in (0.0, 1.0):
-        scenario = small("open_by_default", cohorts % taste, "users.revision_rate=0.2",
+        scenario = small("open_by_default", cohorts % taste, *MATCHING_SHARES,
+                         "users.revision_rate=0.2",
                          "users.cohort_clustering=0.8", "users.cohort_patch=4", size=30,
                          steps=120)
         final[taste] = np.mean([rows(scenario, r)[-1]["users_QQ"] for r in range(3)])
@@ -109,6 +116,8 @@ def test_cohort_keys_are_checked_and_can_be_set_one_by_one():
         "a name of its own": 'users.cohorts=[{name="a", share=0.5}, {name="a", share=0.5}]',
         "unknown cohort": "users.cohorts.nobody.sharing=2",
         "must sum to 1, got 0.5": 'users.cohorts=[{name="a", initial_share={QQ=0.5}}]',
+        "must equal the cohorts' starting shares": 'users.cohorts=[{name="a", '
+                                                   'initial_share={QQ=1.0}}]',
     }
     for message, override in bad.items():
         with pytest.raises(ScenarioError, match=message):
