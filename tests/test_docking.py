@@ -76,13 +76,13 @@ def test_engines_give_indistinguishable_distributions(name):
 
 
 def test_docking_catches_a_rule_changed_in_one_engine(monkeypatch):
-    """The array engine's token rule changed: tokens only for views worth twice
-    their cost. Docking must now reject on the outputs that rule moves."""
+    """The array engine's token rule changed: tokens only for views worth their cost
+    plus a share's mean value. Docking must now reject on the outputs that rule moves."""
     original = array_engine._share_kernel
 
     def mutant(*args):
         *head, token_cost, token_success, warning_cost, warning_dropout, counts, lost = args
-        return original(*head, 2 * token_cost, token_success, warning_cost, warning_dropout,
+        return original(*head, token_cost + 1.0, token_success, warning_cost, warning_dropout,
                         counts, lost)
 
     monkeypatch.setattr(array_engine, "_share_kernel", mutant)

@@ -14,7 +14,8 @@ from conftest import small
 
 @pytest.fixture
 def scenario():
-    return small("china_2021")
+    """The case's market with users alike (tests/test_cohorts.py covers cohorts)."""
+    return small("china_2021", "users.cohorts=[]")
 
 
 def view_of(scenario, links=None):
