@@ -76,6 +76,7 @@ class ArrayUsers:
             self.extra_start, self.extra_target = np.zeros(n + 1, np.int64), np.zeros(0, np.int32)
         self.n_ties = _count_ties(self.user_cell, self.cell_user, self.width, self.height,
                                   self.offsets) + np.diff(self.extra_start).astype(np.int32)
+        self.max_ties = max(len(self.offsets), int(self.n_ties.max(initial=0)))   # buffer size
 
     def masks(self) -> np.ndarray:
         return self.platforms
@@ -110,7 +111,7 @@ class ArrayUsers:
     def neighbourhood(self) -> tuple:
         """What the kernels need to find a user's ties."""
         return (self.user_cell, self.cell_user, self.width, self.height, self.offsets,
-                self.n_ties, self.rewired_start, self.rewired_slot, self.rewired_target,
+                self.max_ties, self.rewired_start, self.rewired_slot, self.rewired_target,
                 self.extra_start, self.extra_target, self.model.scenario.grid.well_mixed)
 
     def neighbour_counts(self) -> np.ndarray:
@@ -238,7 +239,7 @@ def _count_ties(user_cell, cell_user, width, height, offsets):
 
 @numba.njit(cache=True, parallel=True)
 def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user, width, height,
-                  offsets, n_ties, r_start, r_slot, r_target, x_start, x_target, well_mixed,
+                  offsets, max_ties, r_start, r_slot, r_target, x_start, x_target, well_mixed,
                   route, state, post_cdf, fanout, view_mean, token_cost, token_success,
                   warning_cost, warning_dropout, counts, value_lost):
     """The week's views, by the rule of `sim.rules.share_outcome`, into `counts` and
@@ -253,16 +254,13 @@ def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user
     on the number of threads.)
     """
     n, blocks, n_surfaces = len(masks), len(bounds) - 1, len(fanout)
-    most = len(offsets)                         # buffer size: the largest degree
-    for user in range(n):
-        most = max(most, n_ties[user])
     unreachable = np.zeros(blocks, np.int64)
     direct = np.zeros((blocks, n_surfaces), np.int64)
     value_through = np.zeros(blocks)
     for block in numba.prange(blocks):
         rng = rngs[block]
-        ties = np.empty(most, np.int32)
-        seen = np.empty(most, np.int32)
+        ties = np.empty(max_ties, np.int32)
+        seen = np.empty(max_ties, np.int32)
         lost, through = 0, 0.0     # locals: no cache line shared between threads
         for sender in range(bounds[block], bounds[block + 1]):
             table = poisson_cdf[cohort[sender]]
@@ -365,7 +363,7 @@ def poisson_table(rates) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True)
-def _neighbour_counts(revisers, masks, user_cell, cell_user, width, height, offsets, n_ties,
+def _neighbour_counts(revisers, masks, user_cell, cell_user, width, height, offsets, max_ties,
                       r_start, r_slot, r_target, x_start, x_target, n_masks):
     """How many of each reviser's ties are on each platform mask."""
     counts = np.zeros((len(revisers), n_masks), np.int32)

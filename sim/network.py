@@ -11,9 +11,9 @@ more contacts than others, as messaging address books do:
 - the stubs are shuffled and paired in order into undirected edges, each a tie in
   both directions; one odd stub left over, self-loops and second copies of an edge
   are dropped, which takes a little off the mean (under 0.5% at 10,000 users for
-  alpha >= 2.5, about 1% at alpha = 2, more for smaller alpha or smaller grids). A long-range tie that happens
-  to join grid neighbours is kept: it is then a second tie to that neighbour, as a
-  rewired tie may be.
+  alpha >= 2.5, about 1% at alpha = 2, more for smaller alpha or smaller grids). A
+  long-range tie that happens to join grid neighbours is kept: it is then a second
+  tie to that neighbour, as a rewired tie may be.
 
 Both engines build the network with `extra_ties` below from `network_rng(model.rng)`
 and index users by cell in row-major order, so with the same seed and the same
@@ -59,8 +59,3 @@ def extra_ties(rng: np.random.Generator, n: int, mean: float,
     order = np.argsort(source, kind="stable")
     start[1:] = np.cumsum(np.bincount(source, minlength=n))
     return start, target[order].astype(np.int32)
-
-
-def degrees(start: np.ndarray) -> np.ndarray:
-    """Each user's number of long-range ties."""
-    return np.diff(start)

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from sim import calibration, record, validation
 from sim.market import BLOCKED, OPEN, WARNED
@@ -145,6 +146,14 @@ def test_a_parameter_the_moments_do_not_move_is_not_identified():
     errors, _ = calibration.standard_errors(LinearProblem(slope, noise), np.array([0.5, 0.5]),
                                             noise, np.ones(2))
     assert math.isfinite(errors[0]) and errors[1] == math.inf
+
+
+def test_hansen_j_is_the_optimally_weighted_objective_over_one_plus_one_over_s():
+    test = calibration.hansen_j(11.0, replicates=10, moments=9, parameters=6)
+    assert test["J"] == pytest.approx(10.0)
+    assert test["degrees_of_freedom"] == 3
+    assert test["p_value"] == pytest.approx(stats.chi2.sf(10.0, 3))
+    assert math.isnan(calibration.hansen_j(1.0, 10, 6, 6)["p_value"])
 
 
 def test_a_profile_that_finds_a_better_point_moves_the_fit_there():
