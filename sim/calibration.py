@@ -65,10 +65,36 @@ class Parameter:
             return self.value(u) * math.log(self.high / self.low)
         return self.high - self.low
 
+    def settings(self, case: Scenario, value: float) -> list[tuple[str, float]]:
+        """The scenario overrides that give the case this value."""
+        return [(key, value) for key in self.keys]
+
+
+@dataclass(frozen=True)
+class CohortShare(Parameter):
+    """A cohort's size. The other cohorts shrink or grow in proportion to fill the rest,
+    and when every cohort gives its own starting shares, the platforms' starting shares
+    follow as the cohorts' mix (the scenario requires the two to agree)."""
+
+    cohort: str = ""
+
+    def settings(self, case: Scenario, value: float) -> list[tuple[str, float]]:
+        cohorts = case.users.cohorts
+        rest = sum(c.share for c in cohorts if c.name != self.cohort)
+        shares = {c.name: value if c.name == self.cohort else c.share * (1 - value) / rest
+                  for c in cohorts}
+        found = [(f"users.cohorts.{name}.share", share) for name, share in shares.items()]
+        if all(c.initial_share for c in cohorts):
+            found += [(f"platforms.{p.name}.initial_share",
+                       sum(shares[c.name] * c.initial_share.get(p.name, 0.0) for c in cohorts))
+                      for p in case.messaging]
+        return found
+
 
 def parameters(case: Scenario) -> list[Parameter]:
     """The unpinned parameters the record's moments speak to; platform-level ones are
-    shared by the messaging platforms; every cohort taste the case names is one."""
+    shared by the messaging platforms; the size of every cohort with tastes of its own
+    is one (its tastes are held: ODD 8)."""
     def each(key):
         return tuple(f"platforms.{p.name}.{key}" for p in case.messaging)
     found = [
@@ -86,10 +112,12 @@ def parameters(case: Scenario) -> list[Parameter]:
     # platform's quality would be pinned through what it takes from WeChat, not by data
     found += [Parameter(f"quality_{QQ}", (f"platforms.{QQ}.quality",), -0.5, 1.0,
                         f"{QQ}'s intrinsic appeal to users ({WECHAT}'s is the reference)")]
-    found += [Parameter(f"taste_{c.name}_{platform}",
-                        (f"users.cohorts.{c.name}.taste.{platform}",), -1.0, 3.0,
-                        f"the {c.name} cohort's extra taste for {platform}")
-              for c in case.users.cohorts for platform in c.taste]
+    # QQ's size is a step in a cohort's taste for it, not a slope: above a taste of about
+    # 1 the cohort stays and its size sets QQ's (the qq_cohort sweep, ODD 8), so the
+    # size is what the record's QQ-per-WeChat ratios can pin down
+    found += [CohortShare(f"share_{c.name}", (f"users.cohorts.{c.name}.share",), 0.05, 0.6,
+                          f"the {c.name} cohort's share of users", cohort=c.name)
+              for c in case.users.cohorts if c.taste and len(case.users.cohorts) > 1]
     return found
 
 
@@ -126,8 +154,8 @@ class Problem:
         return [p.value(float(x)) for p, x in zip(self.params, u)]
 
     def scenario(self, u) -> Scenario:
-        overrides = [(key, value) for p, value in zip(self.params, self.values(u))
-                     for key in p.keys]
+        overrides = [setting for p, value in zip(self.params, self.values(u))
+                     for setting in p.settings(self.case, value)]
         return derive(self.case, ("steps", self.weeks), *overrides)
 
     def moments(self, u) -> np.ndarray:
@@ -244,10 +272,11 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                         "objective": score} for x, score in zip(design, scores)],
             "evaluations": problem.evaluations, "replicates": budget.replicates,
             "weeks": problem.weeks,
-            "overrides": {key: v for p, v in zip(problem.params, theta) for key in p.keys
-                          if pinned[p.name]},
+            "overrides": {key: value for p, v in zip(problem.params, theta) if pinned[p.name]
+                          for key, value in p.settings(case, v)},
             "held": [p.name for p in problem.params if not pinned[p.name]],
-            "keys": {p.name: list(p.keys) for p in problem.params}}
+            "keys": {p.name: list(p.keys) for p in problem.params},
+            "settings": {p.name: p.settings(case, v) for p, v in zip(problem.params, theta)}}
 
 
 def hansen_j(value: float, replicates: int, moments: int, parameters: int) -> dict:
@@ -268,7 +297,7 @@ def current_value(case: Scenario, key: str) -> float:
         return getattr(next(p for p in case.platforms if p.name == parts[1]), parts[2])
     if parts[:2] == ["users", "cohorts"]:
         cohort = next(c for c in case.users.cohorts if c.name == parts[2])
-        return cohort.taste.get(parts[4], 0.0)
+        return cohort.taste.get(parts[4], 0.0) if parts[3] == "taste" else cohort.share
     return getattr(case.users, parts[1])
 
 

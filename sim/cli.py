@@ -281,10 +281,11 @@ def cmd_calibrate(args) -> None:
              f'description = "{case.name}, calibrated to the record by simulated moments."',
              "", "[overrides]"]
     for p in result["fit"]:
-        keys = result["keys"][p["parameter"]]
         if p["identified"]:
-            lines += [f'"{key}" = {p["estimate"]!r}   # fitted, s.e. {p["std_error"]:.3g}'
-                      for key in keys]
+            for key, value in result["settings"][p["parameter"]]:
+                note = (f"fitted, s.e. {p['std_error']:.3g}" if key in result["keys"][
+                    p["parameter"]] else f"follows {p['parameter']}")
+                lines.append(f'"{key}" = {value!r}   # {note}')
         else:
             lines.append(f"# {p['parameter']}: not pinned down by the moments (s.e. "
                          f"{p['std_error']:.3g}); held at the scenario's assumption: sweep it")

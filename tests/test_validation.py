@@ -169,6 +169,28 @@ def test_a_profile_that_finds_a_better_point_moves_the_fit_there():
     assert stuck == pytest.approx([0.5, 0.5])
 
 
+def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_following():
+    """The cohort with tastes of its own is fitted by its size, its tastes held; setting
+    the size rescales the other cohorts and moves the platforms' starting shares to the
+    cohorts' mix, so the fitted case still loads."""
+    case = load(SCENARIOS / "china_2021_cohorts.toml")
+    found = {p.name: p for p in calibration.parameters(case)}
+    assert "share_qq_natives" in found and not any(n.startswith("taste_") for n in found)
+    size = found["share_qq_natives"]
+    assert calibration.current_value(case, size.keys[0]) == pytest.approx(0.3)
+    moved = validation.derive(case, *size.settings(case, 0.45))
+    shares = {c.name: c.share for c in moved.users.cohorts}
+    assert shares["qq_natives"] == pytest.approx(0.45)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    for platform in moved.messaging:
+        mix = sum(c.share * c.initial_share[platform.name] for c in moved.users.cohorts)
+        assert platform.initial_share == pytest.approx(mix)
+    qq = next(p for p in moved.messaging if p.name == "QQ")
+    assert qq.initial_share > next(p for p in case.messaging if p.name == "QQ").initial_share
+    assert not any(p.name.startswith("share_") for p in calibration.parameters(
+        load(SCENARIOS / "china_2021.toml")))
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
                           text=True)
