@@ -134,7 +134,8 @@ def cmd_sweep(args) -> None:
         manifest = outputs.manifest(
             recipe=["sweep", outputs.portable(args.sweep), *[
                 part for override in args.set for part in ("--set", override)]]
-            + (["--replicates", str(args.replicates)] if args.replicates else []),
+            + (["--replicates", str(args.replicates)] if args.replicates else [])
+            + (["--no-png"] if args.no_png else []),
             inputs={"sweep": Path(args.sweep), "base": sweep.base},
             parameters={"design": sweep.design, "parameters": {k: list(v) for k, v in
                                                                sweep.parameters.items()},
@@ -162,7 +163,7 @@ def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
     settings (its identity); else start afresh, with --new, replacing only the
     project's files. A manifest marks the folder as this sweep's from the start, so an
     interrupted sweep is recognised and resumed."""
-    from sim import outputs, sweep as sweeps
+    from sim import sweep as sweeps
 
     if manifest_kind(folder.previous) == "sweep":
         recorded = folder.previous.get("identity")
@@ -175,9 +176,7 @@ def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
                              "--new to start it afresh, or choose another --out")
         sweeps.clear_runs(folder.path)
     folder.clear()
-    folder.path.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(folder.path / "manifest.json", {
-        "kind": "sweep", "identity": identity, "finished": None, "written": ["manifest.json"]})
+    folder.mark({"kind": "sweep", "identity": identity, "finished": None})
 
 
 def cmd_compare(args) -> None:

@@ -180,6 +180,16 @@ class OutputFolder:
             os.replace(staging / name, destination)
         self.owned = set(new) | kept
 
+    def mark(self, data: dict) -> None:
+        """Write a manifest into the folder before the result is complete (a sweep,
+        which writes in place), so that it is recognised as this command's from the
+        start; the files it lists become the project's."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = self.path / f".{MANIFEST}.tmp"
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path / MANIFEST)
+        self.previous, self.owned = data, owned_files(data)
+
     def clear(self, keep: set[str] = frozenset()) -> None:
         """Delete the earlier result's own files (manifest first), but `keep`, and the
         folders they leave empty; the user's files stay."""

@@ -21,7 +21,7 @@ WHOLE = re.compile(r"0|[1-9][0-9]{0,19}")
 OPTIONS = {
     "run": {"--set": ASSIGNMENT, "--replicates": COUNT, "--steps": COUNT, "--seed": WHOLE,
             "--engine": re.compile(r"array|agent")},
-    "sweep": {"--set": ASSIGNMENT, "--replicates": COUNT},
+    "sweep": {"--set": ASSIGNMENT, "--replicates": COUNT, "--no-png": None},
     "reproduce": {"--quick": None, "--no-png": None},
 }
 
