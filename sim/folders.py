@@ -85,7 +85,6 @@ class OutputFolder:
 
     def __init__(self, out: str | Path, kind: str, overwrite: bool = False,
                  expected: tuple[str, ...] = ()):
-        self.kind = kind
         self.shown = str(out)
         path = Path(out)
         if path.name in ("", ".", ".."):
@@ -101,7 +100,11 @@ class OutputFolder:
         self.path = path
         self.previous = read_manifest(path) if path.is_dir() else None
         self.owned = owned_files(self.previous)
-        if path.is_dir() and any(path.iterdir()):
+        try:
+            occupied = path.is_dir() and any(path.iterdir())
+        except OSError as err:
+            raise FolderError(f"--out {self.shown}: cannot be read: {err.strerror}") from None
+        if occupied:
             previous_kind = manifest_kind(self.previous)
             if previous_kind != kind and not overwrite:
                 what = (f"a {previous_kind} result, not a {kind} result" if previous_kind else

@@ -110,6 +110,18 @@ def test_a_folder_of_the_users_is_refused_untouched(tmp_path, one_line):
     assert str(mine) in one_line() and snapshot(mine) == before
 
 
+@pytest.mark.parametrize("command", [
+    ["sweep", ROOT / "scenarios/sweeps/fine_deadline.toml", "--quiet"],
+    ["reproduce", ROOT / "scenarios/papers/walled_gardens.toml", "--quick", "--quiet"],
+    ["validate", "--quick", "--quiet"], ["calibrate", "--quick", "--quiet"],
+    ["bench", "--quick", "--quiet"]])
+def test_every_command_refuses_a_folder_of_the_users_before_working(command, tmp_path, one_line):
+    mine = user_folder(tmp_path / "thesis")
+    before = snapshot(mine)
+    assert main([*map(str, command), "--out", str(mine)]) == 2
+    assert "not a result of this project" in one_line() and snapshot(mine) == before
+
+
 def test_overwrite_writes_beside_the_users_files_and_never_over_them(tmp_path, one_line):
     mine = user_folder(tmp_path / "thesis")
     before = snapshot(mine)
