@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
 
 from sim.compare import CompareError
+from sim.folders import FolderError, OutputFolder, manifest_kind
 from sim.verify import VerifyError
 from sim.scenario import ScenarioError
 
@@ -29,6 +31,11 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()) -> OutputFolder:
+    """The command's output folder (--out, else `default`), checked before any work."""
+    return OutputFolder(args.out or default, kind, args.overwrite, expected)
+
+
 def cmd_run(args) -> None:
     from sim import metrics, outputs, report, results, scenario as scenarios
     from sim.runner import replicate_seed, run_scenario
@@ -39,9 +46,7 @@ def cmd_run(args) -> None:
             overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
     scenario = scenarios.load(args.scenario, overrides)
     refuse_if_too_large(scenario, args.scenario, args.force)
-    target = Path(args.out) if args.out else RESULTS / scenario.name
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out: {target} exists and is not a directory")
+    folder = output_folder(args, RESULTS / scenario.name, "run", RUN_FILES)
 
     started = now()
     runs = run_scenario(scenario, progress=not args.quiet)
@@ -49,7 +54,7 @@ def cmd_run(args) -> None:
     events = [{"replicate": run.replicate, **event} for run in runs for event in run.events]
     summaries = [results.summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
     headline = results.headline(summaries)
-    with outputs.staged_directory(target) as staging:
+    with folder.staged() as staging:
         outputs.write_csv(staging / "timeseries.csv", metrics.columns(scenario), rows)
         outputs.write_csv(staging / "summary.csv", list(summaries[0]), summaries)
         outputs.write_csv(staging / "events.csv",
@@ -64,7 +69,10 @@ def cmd_run(args) -> None:
             recipe=recipe, inputs={"scenario": Path(args.scenario)},
             parameters=scenario.to_dict(), seeds=seeds, started=started, finished=now(),
             directory=staging))
-    print_headline(scenario, headline, target)
+    print_headline(scenario, headline, folder.path)
+
+
+RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
 
 
 def refuse_if_too_large(scenario, source, force: bool, runs_at_once: int = 1) -> None:
@@ -99,46 +107,76 @@ def cmd_sweep(args) -> None:
     for point in sweep.points:
         refuse_if_too_large(sweeps.point_scenario(sweep, point), args.sweep, args.force,
                             runs_at_once=args.workers or os.cpu_count() or 1)
-    target = Path(args.out) if args.out else RESULTS / sweep.name
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out: {target} exists and is not a directory")
+    folder = output_folder(args, RESULTS / sweep.name, "sweep",
+                           ("runs.parquet", "summary.csv", "manifest.json"))
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:
         raise UsageError("--workers: must be at least 1")
+    identity = json.loads(json.dumps(sweeps.identity(sweep)))     # as a manifest holds it
+    with folder.writing():
+        start_sweep_folder(folder, identity, args.new)
     started = now()
-    status = sweeps.run_sweep(sweep, target, workers, args.scheduler, progress=not args.quiet)
-    runs = sweeps.collect(sweep, target)
-    if not runs:
-        raise UsageError(f"{args.sweep}: every run failed; see {target}/runs/*.error.json")
-    summary = sweeps.summary_rows(sweep, runs)
-    columns = ["point", "point_id", *sweep.parameters, "metric", "mean", "sd", "ci_low",
-               "ci_high", "n"]
-    outputs.write_csv_atomic(target / "summary.csv", columns, summary)
-    with outputs.staged_directory(target / "figures") as staging:
-        figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging,
+    with folder.writing():
+        status = sweeps.run_sweep(sweep, folder.path, workers, args.scheduler,
+                                  progress=not args.quiet)
+    with folder.staged() as staging:
+        runs = sweeps.collect(sweep, folder.path, staging)
+        if not runs:
+            raise UsageError(f"{args.sweep}: every run failed; see "
+                             f"{folder.path}/runs/*.error.json")
+        summary = sweeps.summary_rows(sweep, runs)
+        columns = ["point", "point_id", *sweep.parameters, "metric", "mean", "sd", "ci_low",
+                   "ci_high", "n"]
+        outputs.write_csv(staging / "summary.csv", columns, summary)
+        figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging / "figures",
                               png=not args.no_png)
-    failed = sweeps.errors(sweep, target)
-    manifest = outputs.manifest(
-        recipe=["sweep", outputs.portable(args.sweep), *[
-            part for override in args.set for part in ("--set", override)]]
-        + (["--replicates", str(args.replicates)] if args.replicates else []),
-        inputs={"sweep": Path(args.sweep), "base": sweep.base},
-        parameters={"design": sweep.design, "parameters": {k: list(v) for k, v in
-                                                           sweep.parameters.items()},
-                    "fixed": sweep.fixed, "points": list(sweep.points),
-                    "replicates": sweep.replicates, "metrics": list(sweep.metrics)},
-        seeds={"root": sweep.seed, "common_random_numbers": sweep.common_random_numbers,
-               "derivation": "SeedSequence(root, spawn_key=(replicate,))"
-               if sweep.common_random_numbers else
-               "SeedSequence(root, spawn_key=(int(point_id, 16), replicate))",
-               "point_ids": [sweeps.point_id(p) for p in sweep.points]},
-        started=started, finished=now(), directory=target)
-    manifest["backend"] = {"workers": workers, "scheduler": args.scheduler or "processes"}
-    manifest["failed_runs"] = [{k: e[k] for k in ("index", "replicate", "error")} for e in failed]
-    outputs.write_json_atomic(target / "manifest.json", manifest)
+        failed = sweeps.errors(sweep, folder.path)
+        manifest = outputs.manifest(
+            recipe=["sweep", outputs.portable(args.sweep), *[
+                part for override in args.set for part in ("--set", override)]]
+            + (["--replicates", str(args.replicates)] if args.replicates else [])
+            + (["--no-png"] if args.no_png else []),
+            inputs={"sweep": Path(args.sweep), "base": sweep.base},
+            parameters={"design": sweep.design, "parameters": {k: list(v) for k, v in
+                                                               sweep.parameters.items()},
+                        "fixed": sweep.fixed, "points": list(sweep.points),
+                        "replicates": sweep.replicates, "metrics": list(sweep.metrics)},
+            seeds={"root": sweep.seed, "common_random_numbers": sweep.common_random_numbers,
+                   "derivation": "SeedSequence(root, spawn_key=(replicate,))"
+                   if sweep.common_random_numbers else
+                   "SeedSequence(root, spawn_key=(int(point_id, 16), replicate))",
+                   "point_ids": [sweeps.point_id(p) for p in sweep.points]},
+            started=started, finished=now(), directory=staging,
+            written_elsewhere=sweeps.stored_runs(folder.path))
+        manifest["identity"] = identity
+        manifest["backend"] = {"workers": workers, "scheduler": args.scheduler or "processes"}
+        manifest["failed_runs"] = [{k: e[k] for k in ("index", "replicate", "error")}
+                                   for e in failed]
+        outputs.write_json(staging / "manifest.json", manifest)
     print(f"{sweep.name}: {len(sweep.points)} point(s) x {sweep.replicates} replicate(s); "
           f"ran {status['ran']} now, {len(failed)} failed in all")
-    print(f"results in {target}/ (runs.parquet, summary.csv, figures/, manifest.json)")
+    print(f"results in {folder.path}/ (runs.parquet, summary.csv, figures/, manifest.json)")
+
+
+def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
+    """Resume the sweep already in the folder only if it was made with the same
+    settings (its identity); else start afresh, with --new, replacing only the
+    project's files. A manifest marks the folder as this sweep's from the start, so an
+    interrupted sweep is recognised and resumed."""
+    from sim import sweep as sweeps
+
+    if manifest_kind(folder.previous) == "sweep":
+        recorded = folder.previous.get("identity")
+        if recorded == identity:
+            return
+        if not new:
+            changed = sorted(k for k in identity if (recorded or {}).get(k) != identity[k])
+            raise UsageError(f"--out {folder.shown}: holds a sweep made with other settings "
+                             f"({', '.join(changed)}); resuming would mix their runs: pass "
+                             "--new to start it afresh, or choose another --out")
+        sweeps.clear_runs(folder.path)
+    folder.clear()
+    folder.mark({"kind": "sweep", "identity": identity, "finished": None})
 
 
 def cmd_compare(args) -> None:
@@ -158,9 +196,10 @@ def cmd_reproduce(args) -> None:
     spec_path = Path(args.spec)
     spec = paper.load_spec(spec_path)
     name = spec.get("name", spec_path.stem) + ("_quick" if args.quick else "")
-    target = Path(args.out) if args.out else RESULTS / "papers" / name
+    folder = output_folder(args, RESULTS / "papers" / name, "reproduce",
+                           ("manifest.json", "experiments", "figures", "tables"))
     started = now()
-    with outputs.staged_directory(target) as staging:
+    with folder.staged() as staging:
         paper.run_experiments(spec, spec_path, staging, args.quick)
         paper.make_outputs(spec, staging, png=not args.no_png)
         outputs.write_json(staging / "manifest.json", outputs.manifest(
@@ -170,7 +209,7 @@ def cmd_reproduce(args) -> None:
             seeds={"experiments": "each experiment's manifest.json"}, started=started,
             finished=now(), directory=staging))
     print(f"{name}: {len(spec.get('figures', []))} figure(s), {len(spec.get('tables', []))} "
-          f"table(s) in {target}/")
+          f"table(s) in {folder.path}/")
 
 
 def cmd_verify(args) -> None:
@@ -213,14 +252,15 @@ def cmd_validate(args) -> None:
                          + ", ".join(validation.CHECKS))
     effort_name = "quick" if args.quick else "full"
     effort = validation.QUICK if args.quick else validation.FULL
-    target = Path(args.out) if args.out else RESULTS / "validation" / case.name
+    folder = output_folder(args, RESULTS / "validation" / case.name, "validate",
+                           ("validation.csv", "report.html", "manifest.json"))
     started = now()
     with validation.in_parallel(args.workers):
         rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
     if not rows:
         raise UsageError(f"{args.scenario}: the selected checks do not apply to this scenario "
                          "(the record check needs WeChat, QQ and regulator.policy = \"order\")")
-    with outputs.staged_directory(target) as staging:
+    with folder.staged() as staging:
         outputs.write_csv(staging / "validation.csv", list(rows[0]), rows)
         write_validation_report(staging / "report.html", rows, case.name, effort_name)
         recipe = ["validate", "--scenario", outputs.portable(args.scenario)] + (
@@ -241,7 +281,7 @@ def cmd_validate(args) -> None:
             off = "  (this row passes without the mechanism too)"
         print(f"{mark:<5} {r['check']:<26} {r['measure'][:60]:<60} {r['value']:>10.4g}{off}")
     print(f"{len(rows) - len(failed)} of {len(rows)} checks pass, and fail without their "
-          f"mechanism; report in {target}/report.html")
+          f"mechanism; report in {folder.path}/report.html")
     if failed:
         raise VerificationFailed(f"{len(failed)} check(s) failed")
 
@@ -261,8 +301,11 @@ def cmd_calibrate(args) -> None:
                                         ("polish_evaluations", args.polish),
                                         ("profile_rounds", args.profile_rounds))
         if value is not None})
-    target = Path(args.out) if args.out else RESULTS / "calibration" / case.name
     fitted_name = f"{case.name}_fitted"
+    folder = output_folder(args, RESULTS / "calibration" / case.name, "calibrate",
+                           ("fit.csv", "moments.csv", "identification.csv", "profiles.csv",
+                            "report.html", f"{fitted_name}.toml", "manifest.json"))
+    target = folder.path
     started = now()
     with validation.in_parallel(args.workers):
         result = calibration.calibrate(case, budget, progress=not args.quiet)
@@ -289,7 +332,7 @@ def cmd_calibrate(args) -> None:
         else:
             lines.append(f"# {p['parameter']}: not pinned down by the moments (s.e. "
                          f"{p['std_error']:.3g}); held at the scenario's assumption: sweep it")
-    with outputs.staged_directory(target) as staging:
+    with folder.staged() as staging:
         outputs.write_csv(staging / "fit.csv", list(result["fit"][0]), result["fit"])
         outputs.write_csv(staging / "moments.csv", list(result["moments"][0]), result["moments"])
         outputs.write_csv(staging / "identification.csv",
@@ -322,10 +365,11 @@ def cmd_calibrate(args) -> None:
 def cmd_bench(args) -> None:
     from sim import bench, outputs
 
+    folder = output_folder(args, RESULTS / "bench", "bench",
+                           ("bench.json", "bench.html", "manifest.json"))
     started = now()
     rows, summary = bench.run(quick=args.quick, progress=not args.quiet)
-    target = Path(args.out) if args.out else RESULTS / "bench"
-    with outputs.staged_directory(target) as staging:
+    with folder.staged() as staging:
         outputs.write_json(staging / "bench.json", {"quick": args.quick, "cores": os.cpu_count(),
                                                     "measurements": rows, **summary})
         bench.figure(rows).write_html(staging / "bench.html", include_plotlyjs=True,
@@ -350,7 +394,7 @@ def cmd_bench(args) -> None:
               f"{r['runs_per_minute']:.1f} runs/minute")
     for name, value in summary["reached"].items():
         print(f"{name}: {value:,.2f} (target {summary['targets'][name]:,})")
-    print(f"results in {target}/ (bench.json, bench.html, manifest.json)")
+    print(f"results in {folder.path}/ (bench.json, bench.html, manifest.json)")
 
 
 def cmd_serve(args) -> None:
@@ -377,6 +421,13 @@ def keys_markdown(rows) -> str:
     return "\n".join(lines)
 
 
+def add_output_options(command: argparse.ArgumentParser, default: str) -> None:
+    command.add_argument("--out", help=f"output directory (default {default})")
+    command.add_argument("--overwrite", action="store_true",
+                         help="write into an existing folder that is not this command's result "
+                              "(only files this project wrote are replaced, never others)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="run.py", description="The walled-garden simulator.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -389,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int)
     run.add_argument("--seed", type=int)
     run.add_argument("--engine")
-    run.add_argument("--out", help="output directory (default results/<scenario name>/)")
+    add_output_options(run, "results/<scenario name>/")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--force", action="store_true", help="run even if it looks too large")
     run.set_defaults(handler=cmd_run)
@@ -399,10 +450,12 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS|local",
                        help="run on Dask: 'local' starts a LocalCluster, tcp://HOST:PORT joins one")
-    sweep.add_argument("--out", help="output directory (default results/<sweep name>/)")
+    add_output_options(sweep, "results/<sweep name>/")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a fixed override for every point, as in the sweep's [set] table")
     sweep.add_argument("--replicates", type=int, help="replicates per point (overrides the file)")
+    sweep.add_argument("--new", action="store_true",
+                       help="start afresh when --out holds this sweep made with other settings")
     sweep.add_argument("--no-png", action="store_true", help="figures as HTML only")
     sweep.add_argument("--force", action="store_true", help="run even if it looks too large")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -417,7 +470,7 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("spec", help="paper spec, e.g. scenarios/papers/walled_gardens.toml")
     reproduce.add_argument("--quick", action="store_true",
                            help="the same figures from smaller, faster experiments")
-    reproduce.add_argument("--out", help="output directory (default results/papers/<name>/)")
+    add_output_options(reproduce, "results/papers/<name>/")
     reproduce.add_argument("--no-png", action="store_true", help="figures as HTML only")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
     reproduce.set_defaults(handler=cmd_reproduce)
@@ -428,7 +481,7 @@ def parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure both engines' speed and memory")
     bench.add_argument("--quick", action="store_true", help="a smaller plan, under a minute")
-    bench.add_argument("--out", help="output directory (default results/bench/)")
+    add_output_options(bench, "results/bench/")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(handler=cmd_bench)
 
@@ -445,7 +498,7 @@ def parser() -> argparse.ArgumentParser:
                           help="fewer replicates and a smaller grid (a few minutes)")
     validate.add_argument("--check", action="append", default=[], metavar="NAME",
                           help="run only this check (repeatable)")
-    validate.add_argument("--out", help="output directory (default results/validation/<name>/)")
+    add_output_options(validate, "results/validation/<name>/")
     validate.add_argument("--quiet", action="store_true", help="no progress bar")
     validate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                           help="processes running replicates (default: one per core)")
@@ -456,7 +509,7 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--scenario", default="scenarios/china_2021.toml",
                            help="the case to calibrate (default scenarios/china_2021.toml)")
     calibrate.add_argument("--quick", action="store_true", help="a small search, for testing")
-    calibrate.add_argument("--out", help="output directory (default results/calibration/<name>/)")
+    add_output_options(calibrate, "results/calibration/<name>/")
     calibrate.add_argument("--quiet", action="store_true", help="no progress bar")
     calibrate.add_argument("--replicates", type=positive_int,
                            help="replicates per evaluation (default 8)")
@@ -479,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ScenarioError, UsageError, CompareError, VerifyError) as err:
+    except (ScenarioError, UsageError, CompareError, VerifyError, FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except VerificationFailed as err:

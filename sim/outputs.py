@@ -1,8 +1,7 @@
-"""Writing results: deterministic files, staged and renamed into place, with a manifest."""
+"""Writing results: deterministic files and their manifest (sim/folders.py puts them in place)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -10,7 +9,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -18,33 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.folders import MANIFEST, listing
+
 PACKAGES = ("mesa", "numpy", "scipy", "numba", "plotly", "kaleido", "pyarrow", "pandas",
             "SALib", "dask", "distributed")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def staged_directory(target: Path):
-    """Write into a hidden sibling directory; on success swap it in for `target`.
-
-    An interrupted run leaves only a `.partial` directory, never a `target` that
-    looks complete but is not.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    retired = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def format_value(value) -> str:
@@ -69,21 +45,6 @@ def csv_text(columns: list[str], rows: list[dict]) -> str:
 
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     Path(path).write_text(csv_text(columns, rows), encoding="utf-8")
-
-
-def write_csv_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
-    write_text_atomic(path, csv_text(columns, rows))
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename: never a half-written file."""
-    temporary = Path(path).with_name(Path(path).name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def sha256(path: Path) -> str:
@@ -137,10 +98,14 @@ def data_files(directory: Path) -> dict[str, str]:
 
 
 def manifest(*, recipe: list[str], inputs: dict[str, Path], parameters: dict, seeds: dict,
-             started: str, finished: str, directory: Path) -> dict:
+             started: str, finished: str, directory: Path, written_elsewhere: list[str] = ()) -> dict:
     """What produced the files in `directory`, and their checksums. `recipe` is the
-    command (after `run.py`) that makes them again, with `--out` left to the caller."""
+    command (after `run.py`) that makes them again, with `--out` left to the caller.
+    "kind" and "written" (every file of the result: those in `directory`, which the
+    command wrote, and `written_elsewhere`, e.g. a sweep's run store) are what the
+    output-folder rule (sim/folders.py) reads: only these files are ever replaced."""
     return {
+        "kind": recipe[0],
         "recipe": recipe,
         "command": sys.argv,
         "cwd": os.getcwd(),
@@ -154,6 +119,7 @@ def manifest(*, recipe: list[str], inputs: dict[str, Path], parameters: dict, se
         "started": started,
         "finished": finished,
         "files": data_files(directory),
+        "written": sorted({*listing(directory), MANIFEST, *written_elsewhere}),
     }
 
 

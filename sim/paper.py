@@ -17,7 +17,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from sim.scenario import ScenarioError
+from sim.scenario import ScenarioError, check_name
 
 SPEC_KEYS = {"name", "title", "quick", "experiments", "figures", "tables"}
 
@@ -33,15 +33,18 @@ def load_spec(path: Path) -> dict:
     for key in spec:
         if key not in SPEC_KEYS:
             raise ScenarioError(source, key, "unknown key; allowed: " + ", ".join(sorted(SPEC_KEYS)))
+    if "name" in spec:                  # names the output folder
+        check_name(source, "name", spec["name"])
     names = set()
     for i, experiment in enumerate(spec.get("experiments", [])):
         if not isinstance(experiment.get("name"), str) or (
                 ("scenario" in experiment) == ("sweep" in experiment)):
             raise ScenarioError(source, f"experiments[{i}]",
                                 "needs a name and exactly one of scenario or sweep")
-        names.add(experiment["name"])
+        names.add(check_name(source, f"experiments[{i}].name", experiment["name"]))
     for section in ("figures", "tables"):
         for i, item in enumerate(spec.get(section, [])):
+            check_name(source, f"{section}[{i}].name", item.get("name"))
             kind = item.get("kind")
             allowed = FIGURES if section == "figures" else TABLES
             if kind not in allowed:

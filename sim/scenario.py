@@ -527,15 +527,22 @@ def from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def check_name(source: str, key: str, name) -> str:
+    """A name read from a file that names a folder or file: an identifier, so that it
+    cannot reach outside the output folder (no separators, no '..', not empty)."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ScenarioError(source, key, "must be letters, digits, '_', '-' or '.', starting "
+                            f"with a letter or digit (it names a folder or file), got {name!r}")
+    return name
 
 
 def check_consistency(s: Scenario) -> None:
     """Rules that tie keys together."""
     src = s.source
-    if not SAFE_NAME.match(s.name):
-        raise ScenarioError(src, "name", "must be letters, digits, '_', '-' or '.', starting with "
-                            f"a letter or digit (it names the results folder), got {s.name!r}")
+    check_name(src, "name", s.name)
     names = [p.name for p in s.platforms]
     for i, p in enumerate(s.platforms):
         where = f"platforms[{i}]"

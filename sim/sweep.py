@@ -11,11 +11,13 @@ are then streamed, in canonical order, into `runs.parquet`, and summarised.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
 import os
+import re
 import tomllib
 import traceback
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.results import summary_metrics
-from sim.scenario import ScenarioError, key_check, load, parse_value
+from sim.scenario import ScenarioError, check_name, key_check, load, parse_value
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
@@ -85,7 +87,8 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
             raise ScenarioError(source, key, f"must be a whole number ≥ {int(key == 'replicates')}")
     metrics = tuple(data.get("metrics", DEFAULT_METRICS))
     parameters = _parameters(data.get("parameters"), kind, source)
-    sweep = Sweep(source=source, name=data.get("name", path.stem), base=path.parent / data["base"],
+    sweep = Sweep(source=source, name=check_name(source, "name", data.get("name", path.stem)),
+                  base=path.parent / data["base"],
                   replicates=replicates, seed=seed,
                   common_random_numbers=bool(data.get("common_random_numbers", False)),
                   metrics=metrics, fixed=fixed, design=kind, samples=samples,
@@ -220,6 +223,43 @@ def run_path(directory: Path, sweep: Sweep, index: int, replicate: int, suffix: 
     return directory / "runs" / f"{index:06d}-{point_id(sweep.points[index])}-r{replicate:04d}{suffix}"
 
 
+# The names run_path and save_run give: how a sweep recognises its own run store.
+RUN_FILE = re.compile(r"\d{6}-[0-9a-f]{16}-r\d{4}\.(parquet|error\.json)(\.tmp)?")
+
+
+def stored_runs(directory: Path) -> list[str]:
+    """The run store's files (relative to the sweep's folder), and only the sweep's."""
+    store = Path(directory) / "runs"
+    if not store.is_dir():
+        return []
+    return sorted(f"runs/{p.name}" for p in store.iterdir()
+                  if p.is_file() and RUN_FILE.fullmatch(p.name))
+
+
+def clear_runs(directory: Path) -> None:
+    """Delete the run store's files (not anything else in runs/), to start afresh."""
+    for name in stored_runs(directory):
+        (Path(directory) / name).unlink()
+    with contextlib.suppress(OSError):          # not empty: it holds the user's files
+        (Path(directory) / "runs").rmdir()
+
+
+def identity(sweep: Sweep) -> dict:
+    """Everything that changes a sweep's runs: resuming reuses saved runs only when
+    all of it is the same. The base scenario by its resolved content (its own base
+    files and overrides included), the code by its source, the packages by version."""
+    from sim.outputs import versions
+
+    source = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        source.update(path.read_bytes())
+    return {"base": load(sweep.base).to_dict(), "set": sweep.fixed, "seed": sweep.seed,
+            "common_random_numbers": sweep.common_random_numbers, "design": sweep.design,
+            "samples": sweep.samples, "parameters": {k: list(v) for k, v in
+                                                     sweep.parameters.items()},
+            "replicates": sweep.replicates, "code": source.hexdigest(), "versions": versions()}
+
+
 def pending_tasks(sweep: Sweep, directory: Path) -> list[tuple[int, int]]:
     return [(i, r) for i in range(len(sweep.points)) for r in range(sweep.replicates)
             if not run_path(directory, sweep, i, r, ".parquet").exists()]
@@ -328,13 +368,14 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
 
 # --- Collecting -----------------------------------------------------------------------
 
-def collect(sweep: Sweep, directory: Path) -> list[dict]:
-    """Stream every saved run, in canonical order, into runs.parquet; return the
-    per-run summaries (with their point), which are small."""
+def collect(sweep: Sweep, directory: Path, into: Path) -> list[dict]:
+    """Stream every run saved in `directory`, in canonical order, into
+    `into`/runs.parquet; return the per-run summaries (with their point), which are
+    small."""
     import pyarrow.parquet as pq
 
     summaries, writer = [], None
-    temporary = directory / "runs.parquet.tmp"
+    temporary = into / "runs.parquet.tmp"
     try:
         for index in range(len(sweep.points)):
             for replicate in range(sweep.replicates):
@@ -352,7 +393,7 @@ def collect(sweep: Sweep, directory: Path) -> list[dict]:
         if writer is not None:
             writer.close()
     if writer is not None:
-        os.replace(temporary, directory / "runs.parquet")
+        os.replace(temporary, into / "runs.parquet")
     return summaries
 
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from sim.folders import inside
 from sim.outputs import ROOT, git_state, sha256, versions
 
-VERIFIABLE = ("run", "sweep", "reproduce")
+# A manifest is data anyone can edit, so verify re-runs only these commands, with these
+# options, each value checked: no --scheduler (it would connect out), no --out or other
+# paths (the re-run writes only into verify's own temporary folder).
+ASSIGNMENT = re.compile(r"[A-Za-z0-9_.\-]+=[^\n]*")
+COUNT = re.compile(r"[1-9][0-9]{0,8}")
+WHOLE = re.compile(r"0|[1-9][0-9]{0,19}")
+OPTIONS = {
+    "run": {"--set": ASSIGNMENT, "--replicates": COUNT, "--steps": COUNT, "--seed": WHOLE,
+            "--engine": re.compile(r"array|agent")},
+    "sweep": {"--set": ASSIGNMENT, "--replicates": COUNT, "--no-png": None},
+    "reproduce": {"--quick": None, "--no-png": None},
+}
 
 
 class VerifyError(Exception):
@@ -58,25 +71,64 @@ def likely_causes(recorded: dict, fresh: dict) -> list[str]:
     return causes
 
 
-def recipe_command(recipe: list[str]) -> list[str]:
-    """The recipe with its input path resolved against the repository."""
-    command = list(recipe)
-    if len(command) > 1 and not Path(command[1]).is_absolute():
-        command[1] = str(ROOT / command[1])
-    return command
+def recipe_command(recipe, path: Path) -> list[str]:
+    """The recipe as a command to re-run, if it is one of the allowed ones: a
+    command of OPTIONS, its input TOML file (resolved against the repository), and
+    allowed options with valid values. Anything else is refused, naming why."""
+    def refuse(why: str):
+        return VerifyError(f"{path}: refusing to re-run the recipe {str(recipe)[:200]}: {why}")
+
+    if not isinstance(recipe, list) or not all(isinstance(part, str) for part in recipe):
+        raise refuse("it is not a list of words")
+    if not recipe or recipe[0] not in OPTIONS:
+        raise refuse("verify re-runs only " + ", ".join(OPTIONS) + " outputs")
+    command, options = recipe[0], OPTIONS[recipe[0]]
+    if len(recipe) < 2 or recipe[1].startswith("-"):
+        raise refuse(f"{command} needs its input file")
+    source = Path(recipe[1]) if Path(recipe[1]).is_absolute() else ROOT / recipe[1]
+    if source.suffix != ".toml" or not source.is_file():
+        raise refuse(f"the input {recipe[1]} is not a TOML file")
+    words = iter(recipe[2:])
+    for option in words:
+        if option not in options:
+            raise refuse(f"{option!r} is not an option verify re-runs "
+                         f"({', '.join(options)})")
+        if options[option] is not None:
+            value = next(words, None)
+            if value is None or not options[option].fullmatch(value):
+                raise refuse(f"{option} {value!r} is not a valid value")
+    return [command, str(source), *recipe[2:]]
+
+
+def read_manifest(directory: Path) -> dict:
+    """The recorded manifest, checked for the shape verify reads (one line if not)."""
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise VerifyError(f"{directory}: no manifest.json to verify against")
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise VerifyError(f"{path}: not a valid manifest (unreadable JSON: {err})") from None
+    files = recorded.get("files") if isinstance(recorded, dict) else None
+    inputs = recorded.get("inputs", {}) if isinstance(recorded, dict) else None
+    if not (isinstance(files, dict)
+            and all(isinstance(k, str) and inside(k) and isinstance(v, str)
+                    for k, v in files.items())
+            and isinstance(inputs, dict)
+            and all(isinstance(e, dict) and isinstance(e.get("path"), str)
+                    and isinstance(e.get("sha256"), str) for e in inputs.values())
+            and all(isinstance(recorded.get(k, {}), dict) for k in ("git", "versions"))):
+        raise VerifyError(f"{path}: not a valid manifest (its files, inputs, git or versions "
+                          "are not what this project writes)")
+    return recorded
 
 
 def verify(directory: Path) -> list[str]:
     """Problems found (none: the directory reproduces byte for byte)."""
     directory = Path(directory)
-    path = directory / "manifest.json"
-    if not path.is_file():
-        raise VerifyError(f"{directory}: no manifest.json to verify against")
-    recorded = json.loads(path.read_text())
-    recipe = recorded.get("recipe") or []
-    if not recipe or recipe[0] not in VERIFIABLE:
-        raise VerifyError(f"{path}: verify re-runs run, sweep and reproduce outputs; "
-                          f"this manifest's recipe is {recipe!r}")
+    recorded = read_manifest(directory)
+    recipe = recorded.get("recipe")
+    command = recipe_command(recipe, directory / "manifest.json")
     problems = []
     for name, checksum in recorded["files"].items():
         file = directory / name
@@ -87,7 +139,7 @@ def verify(directory: Path) -> list[str]:
                             "manifest's)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rerun"
-        result = subprocess.run([sys.executable, str(ROOT / "run.py"), *recipe_command(recipe),
+        result = subprocess.run([sys.executable, str(ROOT / "run.py"), *command,
                                  "--quiet", "--out", str(out)], cwd=ROOT, capture_output=True,
                                 text=True)
         if result.returncode != 0:

@@ -57,12 +57,13 @@ def test_adding_replicates_does_not_change_earlier_ones(root, tmp_path):
     assert three[:len(two)] == two and len(three) > len(two)
 
 
-def test_rerun_replaces_earlier_results(root, tmp_path):
+def test_rerun_replaces_earlier_results_and_keeps_files_it_did_not_write(root, tmp_path):
     out = tmp_path / "res"
     run(root / "scenarios/china_2021.toml", *SMALL, "--out", out)
-    (out / "stale.txt").write_text("old")
-    run(root / "scenarios/china_2021.toml", *SMALL, "--out", out)
-    assert not (out / "stale.txt").exists()
+    (out / "notes.txt").write_text("mine")
+    assert run(root / "scenarios/china_2021.toml", *SMALL, "--seed", "3", "--out", out) == 0
+    assert json.loads((out / "manifest.json").read_text())["parameters"]["seed"] == 3
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 BAD = {

@@ -131,7 +131,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     failed = sweeps.errors(sweep, tmp_path / "out")
     assert [(e["index"], e["replicate"]) for e in failed] == [(2, 0), (2, 1)]
     assert "boom" in failed[0]["error"]
-    assert len(sweeps.collect(sweep, tmp_path / "out")) == 6
+    assert len(sweeps.collect(sweep, tmp_path / "out", tmp_path / "out")) == 6
     assert len(sweeps.pending_tasks(sweep, tmp_path / "out")) == 2   # retried next time
 
 
