@@ -27,6 +27,7 @@ from sim.results import summary_metrics
 from sim.scenario import (FLAG, MAX_REPLICATES, MAX_SEED, TEXT, Check, ScenarioError,
                           check_table, check_value, integer, key_check, load, parse_value,
                           read_toml)
+from sim.workers import process_pool, stop
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
@@ -35,6 +36,7 @@ DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_link
 # tasks alone would fill the memory.
 MAX_RUNS = 1_000_000
 ANY_TABLE = Check(dict, noun="a table")
+CONNECT_TIMEOUT = 10       # seconds to reach a Dask scheduler given by --scheduler
 SWEEP_KEYS = {"name": TEXT, "description": TEXT, "base": TEXT,
               "replicates": integer(1, MAX_REPLICATES), "seed": integer(0, MAX_SEED),
               "common_random_numbers": FLAG, "metrics": Check(list), "set": ANY_TABLE,
@@ -271,10 +273,7 @@ def executor(workers: int, scheduler: str | None):
     """One executor interface for every backend: a local process pool, an embedded
     Dask LocalCluster (`local`), or an existing Dask cluster (`tcp://HOST:PORT`)."""
     if scheduler is None:
-        import multiprocessing
-
-        return cf.ProcessPoolExecutor(max_workers=workers,
-                                      mp_context=multiprocessing.get_context("spawn")), None
+        return process_pool(workers), None
     from dask.distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -282,7 +281,11 @@ def executor(workers: int, scheduler: str | None):
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client, cluster = Client(scheduler), None
+        try:
+            client, cluster = Client(scheduler, timeout=CONNECT_TIMEOUT), None
+        except OSError as err:              # refused, unreachable or timed out
+            raise ScenarioError("--scheduler", "", f"cannot reach the Dask scheduler at "
+                                f"{scheduler}: {err}") from None
     return client.get_executor(), (client, cluster)
 
 
@@ -291,12 +294,12 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
     """Run every missing run; at most a few per worker are in flight at once."""
     from tqdm import tqdm
 
+    pool, handles = executor(workers, scheduler)
     (directory / "runs").mkdir(parents=True, exist_ok=True)
     tasks = pending_tasks(sweep, directory)
     total = len(sweep.points) * sweep.replicates
     failures = 0
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool, handles = executor(workers, scheduler)
     bar = tqdm(total=total, initial=total - len(tasks), unit="run", desc=sweep.name,
                disable=not progress)
     in_flight = set()
@@ -317,6 +320,10 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
                 failures += "error" in result
                 bar.update(1)
                 bar.set_postfix(failed=failures)
+    except KeyboardInterrupt:
+        if handles is None:               # our own pool: end the runs in flight now
+            stop(pool)
+        raise
     finally:
         bar.close()
         for future in in_flight:          # interrupted: drop what has not started
