@@ -368,13 +368,30 @@ def cmd_bench(args) -> None:
     print(f"results in {target}/ (bench.json, bench.html, manifest.json)")
 
 
+# A tab gone this long (closed, or its connection lost) has its model freed; Solara's
+# default keeps it a day, so a class's abandoned tabs would fill the memory.
+SESSION_TIMEOUT = "2m"
+
+
 def cmd_serve(args) -> None:
+    import socket
     import subprocess
 
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port: must be from 1 to 65535, got {args.port}")
+    try:          # Solara would only log a failure to bind, and exit 0
+        socket.create_server((args.host, args.port)).close()
+    except OSError as err:
+        raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: "
+                         f"{err.strerror or err}") from None
     app = Path(__file__).resolve().parent / "server" / "app.py"
     print(f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
-    subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
-                    "--port", str(args.port), "--production", "--no-open"], check=False)
+    status = subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+                             "--port", str(args.port), "--production", "--no-open"],
+                            env={**os.environ, "SOLARA_KERNEL_CULL_TIMEOUT": SESSION_TIMEOUT},
+                            check=False).returncode
+    if status != 0:
+        raise UsageError(f"serve: the server stopped with status {status}")
 
 
 def cmd_keys(args) -> None:
