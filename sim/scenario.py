@@ -131,6 +131,9 @@ LARGE = 1e6
 MAX_STEPS = 100_000            # weeks: about 1,900 years
 MAX_REPLICATES = 100_000
 MAX_SEED = 2**63 - 1           # what a TOML integer can hold
+# How long naming or a suspension lasts: the platforms' projection of a measure costs
+# time in its length times their planning horizon (at most 520 weeks too).
+MAX_MEASURE_WEEKS = 520
 
 
 # --- The schema -----------------------------------------------------------------------
@@ -331,11 +334,11 @@ class RegulatorSpec:
     naming_after: int = key(2, integer(1, MAX_STEPS), "audits", "Audits with violations before naming.")
     naming_penalty: float = key(0.3, number(0.0, LARGE), "utility per week",
                                 "Quality penalty with users while named.")
-    naming_steps: int = key(8, integer(1, MAX_STEPS), "weeks", "How long naming lasts.")
+    naming_steps: int = key(8, integer(1, MAX_MEASURE_WEEKS), "weeks", "How long naming lasts.")
     suspend_registrations: bool = key(True, FLAG, "",
                                       "Measure: suspend new registrations (WeChat, July 2021).")
     suspend_after: int = key(3, integer(1, MAX_STEPS), "audits", "Audits with violations before suspension.")
-    suspension_steps: int = key(2, integer(1, MAX_STEPS), "weeks", "How long registrations stay suspended.")
+    suspension_steps: int = key(2, integer(1, MAX_MEASURE_WEEKS), "weeks", "How long registrations stay suspended.")
     forced_open: bool = key(True, FLAG, "", "Measure: the regulator opens the links itself.")
     forced_open_after: int = key(4, integer(1, MAX_STEPS), "audits",
                                  "Audits with violations before links are forced open.")
