@@ -116,7 +116,8 @@ def test_learning_is_defined_at_both_ends_of_recency_with_no_experimentation(rec
     model = WalledGardenModel(scenario, rng=3)
     for _ in range(scenario.steps):
         model.step()
-    attractions = [a for p in model.platforms for a in p.strategy.attraction.values()]
+    attractions = [a for p in model.platforms if p.spec.strategy == "learning"
+                   for a in p.strategy.attraction.values()]
     assert attractions and all(np.isfinite(a).all() for a in attractions)
 
 
@@ -204,8 +205,8 @@ def test_platforms_that_are_not_tables_are_one_line(tmp_path, capsys):
 
 def test_a_byte_order_mark_is_accepted(tmp_path):
     scenario = tmp_path / "bom.toml"
-    scenario.write_bytes(b"\xef\xbb\xbf" + f'base = "{CASE}"\n'.encode())
-    assert load(scenario).name == "bom"
+    scenario.write_bytes(b"\xef\xbb\xbf" + f'base = "{CASE}"\nsteps = 7\n'.encode())
+    assert load(scenario).steps == 7
     sweep = tmp_path / "bom_sweep.toml"
     sweep.write_bytes(b"\xef\xbb\xbf" + sweep_file(tmp_path).read_bytes())
     assert len(load_sweep(sweep).points) == 2
