@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
@@ -340,7 +342,10 @@ class Regulator(Agent):
         owner = self.model.scenario.messaging[host].owner
         annual = 52 * self.model.weekly_revenue(owner)
         base = self.spec.fine * (annual if self.spec.fine_kind == "revenue_share" else 1.0)
-        escalated = base * self.spec.fine_escalation ** offences
+        try:
+            escalated = base * self.spec.fine_escalation ** offences
+        except OverflowError:       # after hundreds of decisions: far past any cap
+            escalated = math.inf if base else 0.0
         cap = self.spec.fine_cap * annual
         return min(escalated, cap), bool(escalated > cap)
 

@@ -28,7 +28,7 @@ from scipy import optimize, stats
 
 from sim.record import QQ, WECHAT, has_record, measure, moments as record_moments
 from sim.scenario import Scenario, ScenarioError
-from sim.validation import derive, simulate
+from sim.validation import RECENT_RUNS, derive, simulate
 
 # a miss of one tolerance weighs 1 in the first step: 0.05 of QQ's users per WeChat
 # user, four weeks of a lag, a quarter of QQ's links
@@ -133,6 +133,16 @@ class Budget:
 
 QUICK_BUDGET = Budget(replicates=3, design_points=4, polish_evaluations=4, starts=1, weeks=30,
                       profile_rounds=1)
+
+
+def memory_estimate(case: Scenario, budget: Budget, workers: int) -> float:
+    """Bytes a calibration needs at its peak: each worker runs one replicate at a time,
+    and the last evaluations' runs (rows and link states) are kept to be shared."""
+    from sim.runner import BYTES_PER_ROW, users_memory
+
+    weeks = budget.weeks or case.steps
+    return (workers * users_memory(case)
+            + RECENT_RUNS * budget.replicates * weeks * BYTES_PER_ROW)
 
 
 class Problem:

@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -38,14 +39,15 @@ def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()
 
 def cmd_run(args) -> None:
     from sim import metrics, outputs, report, results, scenario as scenarios
-    from sim.runner import replicate_seed, run_scenario
+    from sim.runner import memory_estimate, replicate_seed, run_scenario
 
     overrides = list(args.set)
     for name in ("replicates", "steps", "seed", "engine"):
         if getattr(args, name) is not None:
             overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
     scenario = scenarios.load(args.scenario, overrides)
-    refuse_if_too_large(scenario, args.scenario, args.force)
+    refuse_if_too_large(memory_estimate(scenario), args.scenario, args.force,
+                        "grid x replicates x steps")
     folder = output_folder(args, RESULTS / scenario.name, "run", RUN_FILES)
 
     started = now()
@@ -75,14 +77,15 @@ def cmd_run(args) -> None:
 RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
 
 
-def refuse_if_too_large(scenario, source, force: bool, runs_at_once: int = 1) -> None:
-    """Refuse, before anything runs, a run the machine cannot hold (unless forced)."""
-    from sim.runner import available_memory, memory_estimate
+def refuse_if_too_large(need: float, source, force: bool, sizes: str) -> None:
+    """Refuse, before anything runs, work the machine cannot hold (unless forced);
+    `sizes` names what the estimate `need` (bytes) grows with."""
+    from sim.runner import available_memory
 
-    need, have = memory_estimate(scenario) * runs_at_once, available_memory()
+    have = available_memory()
     if need > 0.8 * have and not force:
-        raise ScenarioError(str(source), "grid", f"this run needs about {need / 2**30:.1f} GiB "
-                            f"(grid x replicates x steps) and {have / 2**30:.1f} GiB are free; "
+        raise ScenarioError(str(source), "grid", f"this needs about {need / 2**30:.1f} GiB "
+                            f"({sizes}) and {have / 2**30:.1f} GiB are free; "
                             "make it smaller, or pass --force")
 
 
@@ -102,11 +105,14 @@ def print_headline(scenario, headline: list[dict], target: Path) -> None:
 def cmd_sweep(args) -> None:
     from sim import figures, outputs
     from sim import sweep as sweeps
+    from sim.runner import sweep_memory_estimate
 
     sweep = sweeps.load_sweep(args.sweep, args.set, args.replicates)
-    for point in sweep.points:
-        refuse_if_too_large(sweeps.point_scenario(sweep, point), args.sweep, args.force,
-                            runs_at_once=args.workers or os.cpu_count() or 1)
+    check_scheduler(args.scheduler)
+    refuse_if_too_large(sweep_memory_estimate(
+        [sweeps.point_scenario(sweep, point) for point in sweep.points], sweep.replicates,
+        args.workers or os.cpu_count() or 1), args.sweep, args.force,
+        "grid x replicates x points")
     folder = output_folder(args, RESULTS / sweep.name, "sweep",
                            ("runs.parquet", "summary.csv", "manifest.json"))
     workers = args.workers or os.cpu_count() or 1
@@ -177,6 +183,14 @@ def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
         sweeps.clear_runs(folder.path)
     folder.clear()
     folder.mark({"kind": "sweep", "identity": identity, "finished": None})
+
+
+def check_scheduler(address: str | None) -> None:
+    """--scheduler: nothing, `local`, or a Dask scheduler's tcp:// or tls:// address."""
+    if address is not None and address != "local" and not re.fullmatch(
+            r"(tcp|tls)://[^\s/:]+:\d{1,5}", address):
+        raise UsageError(f"--scheduler: must be 'local' or a Dask scheduler's address such as "
+                         f"tcp://HOST:8786, got {address!r}")
 
 
 def cmd_compare(args) -> None:
@@ -301,6 +315,8 @@ def cmd_calibrate(args) -> None:
                                         ("polish_evaluations", args.polish),
                                         ("profile_rounds", args.profile_rounds))
         if value is not None})
+    refuse_if_too_large(calibration.memory_estimate(case, budget, args.workers), args.scenario,
+                        args.force, "grid x replicates per evaluation x workers")
     fitted_name = f"{case.name}_fitted"
     folder = output_folder(args, RESULTS / "calibration" / case.name, "calibrate",
                            ("fit.csv", "moments.csv", "identification.csv", "profiles.csv",
@@ -397,13 +413,30 @@ def cmd_bench(args) -> None:
     print(f"results in {folder.path}/ (bench.json, bench.html, manifest.json)")
 
 
+# A tab gone this long (closed, or its connection lost) has its model freed; Solara's
+# default keeps it a day, so a class's abandoned tabs would fill the memory.
+SESSION_TIMEOUT = "2m"
+
+
 def cmd_serve(args) -> None:
+    import socket
     import subprocess
 
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port: must be from 1 to 65535, got {args.port}")
+    try:          # Solara would only log a failure to bind, and exit 0
+        socket.create_server((args.host, args.port)).close()
+    except OSError as err:
+        raise UsageError(f"--host/--port: cannot listen on {args.host}:{args.port}: "
+                         f"{err.strerror or err}") from None
     app = Path(__file__).resolve().parent / "server" / "app.py"
     print(f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
-    subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
-                    "--port", str(args.port), "--production", "--no-open"], check=False)
+    status = subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
+                             "--port", str(args.port), "--production", "--no-open"],
+                            env={**os.environ, "SOLARA_KERNEL_CULL_TIMEOUT": SESSION_TIMEOUT},
+                            check=False).returncode
+    if status != 0:
+        raise UsageError(f"serve: the server stopped with status {status}")
 
 
 def cmd_keys(args) -> None:
@@ -521,6 +554,7 @@ def parser() -> argparse.ArgumentParser:
                            help="moves to a better point a profile finds (default 3)")
     calibrate.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                            help="processes running replicates (default: one per core)")
+    calibrate.add_argument("--force", action="store_true", help="run even if it looks too large")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
@@ -529,8 +563,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         args.handler(args)
     except (ScenarioError, UsageError, CompareError, VerifyError, FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -539,6 +573,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.command}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+        return interrupted()
+    except SystemError as err:
+        # Ctrl-C while a numba kernel runs is raised when the kernel returns, wrapped
+        # in a SystemError whose cause is the KeyboardInterrupt
+        if not isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+            raise
+        return interrupted()
     return 0
+
+
+def interrupted() -> int:
+    print("interrupted: no result folder was completed (a sweep keeps its finished runs)",
+          file=sys.stderr)
+    return 130

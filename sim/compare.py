@@ -18,13 +18,23 @@ def read_summary(directory: Path) -> dict[str, np.ndarray]:
     path = directory / "summary.csv"
     if not path.is_file():
         raise CompareError(f"{directory}: no summary.csv (is it the output of `run.py run`?)")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise CompareError(f"{path}: not a run's summary.csv ({err})") from None
+    if not rows or "replicate" not in rows[0]:
+        raise CompareError(f"{path}: not a run's summary.csv (no replicate column, or no rows)")
     columns = {}
     for name in rows[0]:
         if name in ("replicate", "steps"):
             continue
-        columns[name] = np.array([float(r[name]) if r[name] != "" else math.nan for r in rows])
+        try:
+            columns[name] = np.array([float(r[name]) if r[name] != "" else math.nan
+                                      for r in rows])
+        except (TypeError, ValueError):   # a missing cell (None) or text
+            raise CompareError(f"{path}: not a run's summary.csv: column {name!r} is not "
+                               "numbers in every row") from None
     return columns
 
 
@@ -51,4 +61,8 @@ def compare_runs(a: Path, b: Path) -> list[dict]:
             "mann_whitney_p": 1.0 if same else float(stats.mannwhitneyu(x, y).pvalue),
             "n_a": len(x), "n_b": len(y),
         })
+    if not rows:
+        raise CompareError(f"{a} and {b}: no metric has a value in at least 2 replicates of "
+                           "each run, so no test or confidence interval is possible; run more "
+                           "replicates (--replicates)")
     return rows

@@ -12,47 +12,58 @@ import csv
 import io
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from sim.scenario import ScenarioError, check_name
+from sim.scenario import (MAX_REPLICATES, TEXT, Check, ScenarioError, check_name,
+                          check_table, check_value, integer, read_toml)
 
-SPEC_KEYS = {"name", "title", "quick", "experiments", "figures", "tables"}
+ANY_TABLE = Check(dict, noun="a table")
+SPEC_KEYS = {"name": TEXT, "title": TEXT, "quick": ANY_TABLE, "experiments": Check(tuple),
+             "figures": Check(tuple), "tables": Check(tuple)}
+QUICK_KEYS = {"replicates": integer(1, MAX_REPLICATES), "set": ANY_TABLE}
+EXPERIMENT_KEYS = {"name": TEXT, "scenario": TEXT, "sweep": TEXT}
+ITEM_KEYS = {"name": TEXT, "caption": TEXT, "experiment": TEXT, "closed": TEXT, "open": TEXT,
+             "without": TEXT, "with": TEXT, "metric": TEXT, "metrics": Check(list)}
+# The experiments each kind of figure or table reads, and what else it needs.
+NEEDS = {"timeline": ("experiment",), "heatmap": ("experiment", "metric"),
+         "lines": ("experiment", "metric"), "welfare_gain": ("closed", "open"),
+         "order_effect": ("without", "with", "metrics"), "compare": ("without", "with", "metrics")}
 
 
 def load_spec(path: Path) -> dict:
+    """Read and validate a paper spec: every key of its kind, every experiment a figure
+    or table names declared."""
     source = str(path)
     if not Path(path).is_file():
         raise ScenarioError(source, "", "no such paper spec")
-    try:
-        spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(source, "", f"malformed TOML: {err}") from None
-    for key in spec:
-        if key not in SPEC_KEYS:
-            raise ScenarioError(source, key, "unknown key; allowed: " + ", ".join(sorted(SPEC_KEYS)))
+    spec = check_table(read_toml(Path(path)), SPEC_KEYS, source, "")
+    quick = check_table(spec.get("quick", {}), QUICK_KEYS, source, "quick.")
+    for key, value in quick.get("set", {}).items():
+        check_value(key, value, source, "quick.set")
     if "name" in spec:                  # names the output folder
         check_name(source, "name", spec["name"])
     names = set()
-    for i, experiment in enumerate(spec.get("experiments", [])):
-        if not isinstance(experiment.get("name"), str) or (
-                ("scenario" in experiment) == ("sweep" in experiment)):
+    for i, experiment in enumerate(spec.get("experiments", ())):
+        experiment = check_table(experiment, EXPERIMENT_KEYS, source, f"experiments[{i}].")
+        if "name" not in experiment or ("scenario" in experiment) == ("sweep" in experiment):
             raise ScenarioError(source, f"experiments[{i}]",
                                 "needs a name and exactly one of scenario or sweep")
         names.add(check_name(source, f"experiments[{i}].name", experiment["name"]))
-    for section in ("figures", "tables"):
-        for i, item in enumerate(spec.get(section, [])):
-            check_name(source, f"{section}[{i}].name", item.get("name"))
-            kind = item.get("kind")
-            allowed = FIGURES if section == "figures" else TABLES
-            if kind not in allowed:
-                raise ScenarioError(source, f"{section}[{i}].kind", "must be one of "
-                                    + ", ".join(allowed))
+    for section, kinds in (("figures", FIGURES), ("tables", TABLES)):
+        for i, item in enumerate(spec.get(section, ())):
+            where = f"{section}[{i}]."
+            item = check_table(item, {**ITEM_KEYS, "kind": Check(str, choices=tuple(kinds))},
+                               source, where)
+            for needed in ("name", "kind", *NEEDS.get(item.get("kind"), ())):
+                if needed not in item:
+                    raise ScenarioError(source, where + needed, "missing; a "
+                                        f"{item.get('kind', section[:-1])} needs it")
+            check_name(source, where + "name", item["name"])
             for role in ("experiment", "closed", "open", "without", "with"):
                 if role in item and item[role] not in names:
-                    raise ScenarioError(source, f"{section}[{i}].{role}",
+                    raise ScenarioError(source, where + role,
                                         f"unknown experiment {item[role]!r}; experiments are "
                                         + ", ".join(sorted(names)))
     return spec

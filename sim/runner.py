@@ -13,14 +13,25 @@ from sim.scenario import Scenario
 
 BYTES_PER_USER = {"agent": 4000, "array": 64}   # state and working memory, measured by bench
 BYTES_PER_ROW = 3000                            # one week's row as Python objects
+BYTES_PER_SUMMARY = 10000                       # one run's summary and task, in a sweep
 
 
 def memory_estimate(scenario: Scenario) -> float:
     """Bytes a run of this scenario needs at its peak (one replicate's users at a
     time, every replicate's rows)."""
+    return users_memory(scenario) + scenario.replicates * scenario.steps * BYTES_PER_ROW
+
+
+def users_memory(scenario: Scenario) -> float:
     users = scenario.grid.width * scenario.grid.height * scenario.grid.density
-    return (users * BYTES_PER_USER[scenario.engine]
-            + scenario.replicates * scenario.steps * BYTES_PER_ROW)
+    return users * BYTES_PER_USER[scenario.engine]
+
+
+def sweep_memory_estimate(scenarios: list[Scenario], replicates: int, workers: int) -> float:
+    """Bytes a sweep needs at its peak: each worker runs one replicate at a time (its
+    users and rows), and the main process keeps every run's summary."""
+    one_run = max(users_memory(s) + s.steps * BYTES_PER_ROW for s in scenarios)
+    return workers * one_run + len(scenarios) * replicates * BYTES_PER_SUMMARY
 
 
 def available_memory() -> float:

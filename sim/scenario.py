@@ -44,13 +44,14 @@ class Check:
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    noun: str = ""            # what it is, when not its kind's usual name
 
     def describe(self) -> str:
         if self.choices:
             return "one of " + ", ".join(f'"{c}"' for c in self.choices)
-        name = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-                list: "a list of strings", dict: "a table of numbers",
-                tuple: "a list of tables"}[self.kind]
+        name = self.noun or {int: "an integer", float: "a number", bool: "true or false",
+                             str: "a string", list: "a list of strings",
+                             dict: "a table of numbers", tuple: "a list of tables"}[self.kind]
         if self.low is not None and self.high is not None:
             opening = "(" if self.low_open else "["
             return f"{name} in {opening}{_fmt(self.low)}, {_fmt(self.high)}]"
@@ -122,6 +123,18 @@ def probability():
 FLAG = Check(bool)
 TEXT = Check(str)
 
+# Every number has an upper bound, so that no valid input overflows to inf or NaN. The
+# bounds are far beyond any sensible value yet keep every product the model forms
+# finite: money, utilities and weights up to 1e6 (money's unit is one chat view's mean
+# value), times at most 4e8 users, 50 shares and 120 ties each, stay below 1e20.
+LARGE = 1e6
+MAX_STEPS = 100_000            # weeks: about 1,900 years
+MAX_REPLICATES = 100_000
+MAX_SEED = 2**63 - 1           # what a TOML integer can hold
+# How long naming or a suspension lasts: the platforms' projection of a measure costs
+# time in its length times their planning horizon (at most 520 weeks too).
+MAX_MEASURE_WEEKS = 520
+
 
 # --- The schema -----------------------------------------------------------------------
 
@@ -150,20 +163,22 @@ class UserSpec:
     share_rate: float = key(1.0, number(0.0, 50.0), "shares per week",
                             "Mean number of links a user shares per week (Poisson).")
     surface_weights: dict = key({"chat": 0.6, "group": 0.3, "feed": 0.1}, Check(dict), "weights",
-                                "Relative frequency of posts on each surface: chat, group, feed.")
+                                "Relative frequency of posts on each surface: chat, group, feed (each in "
+                                "[0, 1e6]).")
     group_size: int = key(5, integer(1, 120), "ties",
                           "Ties one group post reaches (at most the sender's ties); a chat post "
                           "reaches one tie and a feed post every tie.")
     surface_value: dict = key({"chat": 1.0, "group": 0.5, "feed": 0.2}, Check(dict),
                               "x share_value",
-                              "Mean value of one view on each surface, relative to share_value.")
-    share_value: float = key(1.0, number(0.0, None, low_open=True), "money per view",
+                              "Mean value of one view on each surface, relative to share_value (each "
+                              "in (0, 1e6]).")
+    share_value: float = key(1.0, number(0.0, LARGE, low_open=True), "money per view",
                              "Mean value of a chat view reaching its content (exponential).")
-    token_cost: float = key(0.3, number(0.0), "money per token",
+    token_cost: float = key(0.3, number(0.0, LARGE), "money per token",
                             "Time cost of routing a blocked share through a copy-paste token.")
     token_success: float = key(0.8, probability(), "probability",
                                "Chance that a token share reaches its content.")
-    warning_cost: float = key(0.05, number(0.0), "money per view",
+    warning_cost: float = key(0.05, number(0.0, LARGE), "money per view",
                               "Time cost of clicking through a warning page.")
     warning_dropout: float = key(0.2, probability(), "probability",
                                  "Chance that a viewer gives up at a warning page whatever the "
@@ -175,10 +190,10 @@ class UserSpec:
                                "Fraction of users who reconsider their platforms each week.")
     choice_intensity: float = key(4.0, number(0.0, 1000.0), "1 / utility",
                                   "Logit intensity of platform choice (Brock-Durlauf beta).")
-    network_weight: float = key(2.0, number(0.0), "utility",
+    network_weight: float = key(2.0, number(0.0, LARGE), "utility",
                                 "Value of reaching all of one's ties (Brock-Durlauf J).")
-    switching_cost: float = key(0.5, number(0.0), "utility", "One-off cost of joining a platform.")
-    multihoming_cost: float = key(0.4, number(0.0), "utility per week",
+    switching_cost: float = key(0.5, number(0.0, LARGE), "utility", "One-off cost of joining a platform.")
+    multihoming_cost: float = key(0.4, number(0.0, LARGE), "utility per week",
                                   "Cost of each platform used beyond the first.")
     max_platforms: int = key(2, integer(1, 8), "platforms",
                              "Most messaging platforms one user may use at once.")
@@ -224,7 +239,7 @@ class PlatformSpec:
         False, FLAG, "",
         "Messaging: its users reach the users of other interconnected platforms they share no "
         "platform with (voluntary compatibility, as among Malueg & Schwartz's rivals).")
-    content_weight: float = key(0.0, number(0.0), "weight",
+    content_weight: float = key(0.0, number(0.0, LARGE), "weight",
                                 "Content: relative frequency with which its links are shared.")
     category: str = key("", TEXT, "",
                         "Content: what it offers (shopping, video, search, work...). A blocked "
@@ -232,9 +247,9 @@ class PlatformSpec:
     stakes: dict = key({}, Check(dict), "owner -> fraction",
                        "Content: shares of its visit revenue that accrue to other groups "
                        "(Tencent's stake in JD.com); the owner keeps the rest.")
-    revenue_per_visit: float = key(1.0, number(0.0), "money per visit",
+    revenue_per_visit: float = key(1.0, number(0.0, LARGE), "money per visit",
                                    "Content: what a completed share earns its owner.")
-    revenue_per_user: float = key(0.5, number(0.0), "money per user-week",
+    revenue_per_user: float = key(0.5, number(0.0, LARGE), "money per user-week",
                                   "Messaging: weekly revenue from each user on it.")
     diversion: float = key(0.3, probability(), "fraction",
                            "Messaging: chance that a view lost to its block or warning page goes "
@@ -254,7 +269,7 @@ class PlatformSpec:
     strategy_intensity: float = key(100.0, number(0.0, 10000.0), "1 / weekly revenue",
                                     "Logit intensity on profit differences (best_response, "
                                     "learning).")
-    adjustment_cost: float = key(0.005, number(0.0), "weekly revenue",
+    adjustment_cost: float = key(0.005, number(0.0, LARGE), "weekly revenue",
                                  "Cost of changing one link's state, in weeks of the owner's "
                                  "revenue.")
     audit_belief: float = key(0.1, probability(), "probability",
@@ -262,9 +277,9 @@ class PlatformSpec:
     deadline_credibility: float = key(
         1.0, probability(), "probability",
         "Prior belief that an announced deadline check comes (times regulator.deadline_audit).")
-    belief_weight: float = key(10.0, number(0.0), "observations",
+    belief_weight: float = key(10.0, number(0.0, LARGE), "observations",
                                "Weight of each prior against inspections seen (pseudo-observations).")
-    recency: float = key(0.1, Check(float, 0.0, 1.0, low_open=True), "fraction",
+    recency: float = key(0.1, probability(), "fraction",
                          "Learning: how fast old experience is forgotten (EWA phi).")
     experimentation: float = key(0.05, probability(), "probability",
                                  "Learning: chance of trying a state at random.")
@@ -277,7 +292,7 @@ class PlatformSpec:
 
 @dataclass(frozen=True)
 class PhaseSpec:
-    step: int = key(0, integer(0), "week", "Week from which the surfaces must be open.")
+    step: int = key(0, integer(0, MAX_STEPS), "week", "Week from which the surfaces must be open.")
     surfaces: tuple = key(list(SURFACES), Check(list), "surface names",
                           "Surfaces the phase requires open: chat, group, feed.")
 
@@ -286,8 +301,8 @@ class PhaseSpec:
 class RegulatorSpec:
     policy: str = key("none", Check(str, choices=("none", "order")), "",
                       "none, or an order to open rival links.")
-    announce_step: int = key(10, integer(0), "week", "Week the order is announced.")
-    deadline_step: int = key(11, integer(0), "week",
+    announce_step: int = key(10, integer(0, MAX_STEPS), "week", "Week the order is announced.")
+    deadline_step: int = key(11, integer(0, MAX_STEPS), "week",
                              "Week by which every surface must be open (unless phases say otherwise).")
     phases: tuple = key([], Check(tuple), "tables",
                         "Optional phased opening: a list of {step, surfaces}; replaces the deadline.")
@@ -316,16 +331,16 @@ class RegulatorSpec:
                           "(Anti-Monopoly Law: 10%). Once a decision is capped, each further one "
                           "also climbs a rung of the measures.")
     naming: bool = key(True, FLAG, "", "Measure: publicly name a platform caught repeatedly.")
-    naming_after: int = key(2, integer(1), "audits", "Audits with violations before naming.")
-    naming_penalty: float = key(0.3, number(0.0), "utility per week",
+    naming_after: int = key(2, integer(1, MAX_STEPS), "audits", "Audits with violations before naming.")
+    naming_penalty: float = key(0.3, number(0.0, LARGE), "utility per week",
                                 "Quality penalty with users while named.")
-    naming_steps: int = key(8, integer(1), "weeks", "How long naming lasts.")
+    naming_steps: int = key(8, integer(1, MAX_MEASURE_WEEKS), "weeks", "How long naming lasts.")
     suspend_registrations: bool = key(True, FLAG, "",
                                       "Measure: suspend new registrations (WeChat, July 2021).")
-    suspend_after: int = key(3, integer(1), "audits", "Audits with violations before suspension.")
-    suspension_steps: int = key(2, integer(1), "weeks", "How long registrations stay suspended.")
+    suspend_after: int = key(3, integer(1, MAX_STEPS), "audits", "Audits with violations before suspension.")
+    suspension_steps: int = key(2, integer(1, MAX_MEASURE_WEEKS), "weeks", "How long registrations stay suspended.")
     forced_open: bool = key(True, FLAG, "", "Measure: the regulator opens the links itself.")
-    forced_open_after: int = key(4, integer(1), "audits",
+    forced_open_after: int = key(4, integer(1, MAX_STEPS), "audits",
                                  "Audits with violations before links are forced open.")
     interoperability: bool = key(
         False, FLAG, "",
@@ -342,9 +357,9 @@ class Scenario:
     name: str = key("scenario", TEXT, "", "Scenario name; results go to results/<name>/.")
     description: str = key("", TEXT, "", "What the scenario is for.")
     start_date: str = key("", TEXT, "ISO date", "Calendar date of week 1, for the report's axis.")
-    steps: int = key(104, integer(1, 100000), "weeks", "Weeks to simulate.")
-    replicates: int = key(10, integer(1, 100000), "runs", "Independent replicates.")
-    seed: int = key(0, integer(0), "", "Root seed; replicates get streams spawned from it.")
+    steps: int = key(104, integer(1, MAX_STEPS), "weeks", "Weeks to simulate.")
+    replicates: int = key(10, integer(1, MAX_REPLICATES), "runs", "Independent replicates.")
+    seed: int = key(0, integer(0, MAX_SEED), "", "Root seed; replicates get streams spawned from it.")
     engine: str = key("array", Check(str, choices=("array", "agent")), "",
                       "Which engine simulates the users: array (fast) or agent (one object each).")
     grid: GridSpec = field(default_factory=GridSpec)
@@ -404,12 +419,7 @@ def read_table(path: Path, source: str, depth: int = 0) -> dict:
     `overrides` (dotted keys, as with --set) applied."""
     if not path.is_file():
         raise ScenarioError(source, "", f"no such scenario file: {path}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(str(path), "", f"malformed TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+    data = read_toml(path)
     base = data.pop("base", None)
     overrides = data.pop("overrides", {})
     if base is not None:
@@ -428,6 +438,21 @@ def read_table(path: Path, source: str, depth: int = 0) -> dict:
     for dotted, value in overrides.items():
         apply_override(data, dotted, value, str(path))
     return data
+
+
+def read_toml(path: Path) -> dict:
+    """A TOML file's data (scenario, sweep or paper spec), or one line saying why not.
+    A leading byte-order mark, which some Windows editors write, is skipped."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(str(path), "", f"malformed TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+    except RecursionError:     # tomllib recurses once per level of nested arrays or tables
+        raise ScenarioError(str(path), "", "malformed TOML: nested too deeply") from None
+    except OSError as err:
+        raise ScenarioError(str(path), "", f"cannot read it: {err.strerror}") from None
 
 
 def parse_value(text: str) -> Any:
@@ -481,22 +506,30 @@ def apply_cohort_override(data: dict, parts: list[str], value: Any, source: str,
     target[parts[-1]] = value
 
 
-def _build(cls, raw: Any, source: str, prefix: str):
-    """Validate a table against a spec dataclass and build it."""
+def check_table(raw: Any, checks: dict[str, Check], source: str, prefix: str) -> dict:
+    """Validate a table (of a scenario, sweep or paper spec) against the checks of its
+    keys: no unknown key, every value of its kind and in its range."""
     if not isinstance(raw, dict):
-        raise ScenarioError(source, prefix.rstrip("."), "must be a table")
-    fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+        raise ScenarioError(source, prefix.rstrip(".") or "(top level)", "must be a table")
     for name in raw:
-        if name not in fields:
-            hint = difflib.get_close_matches(name, fields, n=1)
-            allowed = f"did you mean {hint[0]!r}?" if hint else "allowed: " + ", ".join(fields)
+        if name not in checks:
+            hint = difflib.get_close_matches(name, checks, n=1)
+            allowed = f"did you mean {hint[0]!r}?" if hint else "allowed: " + ", ".join(checks)
             raise ScenarioError(source, prefix + name, f"unknown key; {allowed}")
     values = {}
     for name, value in raw.items():
         try:
-            values[name] = fields[name].metadata["check"].validate(value)
+            values[name] = checks[name].validate(value)
         except ValueError as err:
             raise ScenarioError(source, prefix + name, str(err)) from None
+    return values
+
+
+def _build(cls, raw: Any, source: str, prefix: str):
+    """Validate a table against a spec dataclass and build it."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+    values = check_table(raw, {name: f.metadata["check"] for name, f in fields.items()},
+                         source, prefix)
     for name, f in fields.items():        # defaults take the same normal form (lists as tuples)
         if name not in values:
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
@@ -527,6 +560,7 @@ def from_dict(data: dict, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
+MIN_EXPECTED_USERS = 10
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -584,12 +618,12 @@ def check_consistency(s: Scenario) -> None:
     if s.users.max_platforms > len(s.messaging):
         raise ScenarioError(src, "users.max_platforms", "must be at most the number of messaging "
                             f"platforms ({len(s.messaging)})")
-    check_surface_table(src, "users.surface_weights", s.users.surface_weights, "a number ≥ 0",
-                        lambda w: w >= 0)
+    check_surface_table(src, "users.surface_weights", s.users.surface_weights,
+                        f"a number in [0, {LARGE:g}]", lambda w: 0 <= w <= LARGE)
     if sum(s.users.surface_weights.values()) <= 0:
         raise ScenarioError(src, "users.surface_weights", "weights must not all be 0")
-    check_surface_table(src, "users.surface_value", s.users.surface_value, "a number > 0",
-                        lambda v: v > 0, complete=True)
+    check_surface_table(src, "users.surface_value", s.users.surface_value,
+                        f"a number in (0, {LARGE:g}]", lambda v: 0 < v <= LARGE, complete=True)
     check_surface_table(src, "regulator.visibility", s.regulator.visibility,
                         "a probability in [0, 1]", lambda v: 0 <= v <= 1, complete=True)
     for i, p in enumerate(s.platforms):
@@ -626,6 +660,13 @@ def check_consistency(s: Scenario) -> None:
                 raise ScenarioError(src, f"regulator.phases[{i}].surfaces",
                                     f"unknown surface {surface!r}; allowed: " + ", ".join(SURFACES))
     check_cohorts(s)
+    expected_users = s.grid.width * s.grid.height * s.grid.density
+    if expected_users < MIN_EXPECTED_USERS:
+        # cells hold a user by chance: with 10 expected, a replicate draws none with
+        # chance below 1e-4 (e^-10)
+        raise ScenarioError(src, "grid.density", "every replicate needs at least one user: "
+                            f"width x height x density must be at least {MIN_EXPECTED_USERS}, "
+                            f"got {expected_users:.3g}")
     if s.grid.radius * 2 + 1 > min(s.grid.width, s.grid.height):
         raise ScenarioError(src, "grid.radius", "the neighbourhood (2 x radius + 1) must fit in "
                             f"the grid ({s.grid.width} x {s.grid.height})")
@@ -724,6 +765,19 @@ def key_check(dotted: str) -> Check | None:
         return None
     fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
     return fields[name].metadata["check"] if name in fields else None
+
+
+def check_value(dotted: str, value: Any, source: str, table: str) -> Any:
+    """A value for the dotted key (as given in a sweep's or paper's table of overrides),
+    checked as the scenario checks it."""
+    check = key_check(dotted)
+    if check is None:
+        raise ScenarioError(source, f"{table}.{dotted}", "not a scenario key (see "
+                            "scenarios/README.md)")
+    try:
+        return check.validate(value)
+    except ValueError as err:
+        raise ScenarioError(source, f"{table}.{dotted}", str(err)) from None
 
 
 def surface_weights(s: Scenario) -> tuple[float, ...]:

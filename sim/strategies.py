@@ -159,6 +159,11 @@ class Learning(Strategy):
             profit = (model.revenue_history[-weeks:, owner]
                       - model.fine_history[-weeks:, owner]).mean()
             payoffs = np.full((len(values.links), 3), profit)
+        # EWA's experience N = (1 - recency) N' + 1 is at least 1, so the weighted average
+        # below is defined on the whole range of recency: 1 keeps only the last period's
+        # payoffs (Cournot adjustment), 0 averages every period's alike (fictitious play);
+        # with experimentation = 0 the choice is the pure logit, whose probabilities
+        # choice_probabilities normalises to 1.
         keep = (1 - spec.recency) * self.experience
         self.experience = keep + 1
         scale = max(model.weekly_revenue(spec.owner), 1e-9)

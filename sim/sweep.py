@@ -16,9 +16,9 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
-import tomllib
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from sim.results import summary_metrics
-from sim.scenario import ScenarioError, check_name, key_check, load, parse_value
+from sim.scenario import (FLAG, MAX_REPLICATES, MAX_SEED, TEXT, Check, ScenarioError,
+                          check_name, check_table, check_value, integer, key_check, load,
+                          parse_value, read_toml)
+from sim.workers import process_pool, stop
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
                    "mean_consumer_surplus", "final_hhi", "abandoned_rate")
-SWEEP_KEYS = {"name", "description", "base", "replicates", "seed", "common_random_numbers",
-              "metrics", "set", "design", "parameters"}
+# A sweep of more runs than this would take years on a workstation, and its list of
+# tasks alone would fill the memory.
+MAX_RUNS = 1_000_000
+ANY_TABLE = Check(dict, noun="a table")
+CONNECT_TIMEOUT = 10       # seconds to reach a Dask scheduler given by --scheduler
+SWEEP_KEYS = {"name": TEXT, "description": TEXT, "base": TEXT,
+              "replicates": integer(1, MAX_REPLICATES), "seed": integer(0, MAX_SEED),
+              "common_random_numbers": FLAG, "metrics": Check(list), "set": ANY_TABLE,
+              "design": ANY_TABLE, "parameters": ANY_TABLE}
+DESIGN_KEYS = {"kind": Check(str, choices=DESIGNS), "samples": integer(1, MAX_RUNS)}
 
 
 @dataclass(frozen=True)
@@ -57,42 +68,35 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
     path, source = Path(path), str(path)
     if not path.is_file():
         raise ScenarioError(source, "", "no such sweep file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(source, "", f"malformed TOML: {err}") from None
-    for name in data:
-        if name not in SWEEP_KEYS:
-            raise ScenarioError(source, name, "unknown key; allowed: " + ", ".join(sorted(SWEEP_KEYS)))
-    if not isinstance(data.get("base"), str):
-        raise ScenarioError(source, "base", "must name the base scenario file (relative to the sweep)")
-    design = data.get("design", {})
-    kind = design.get("kind", "grid") if isinstance(design, dict) else None
-    if kind not in DESIGNS:
-        raise ScenarioError(source, "design.kind", "must be one of " + ", ".join(DESIGNS))
-    samples = design.get("samples", 16)
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ScenarioError(source, "design.samples", f"must be an integer ≥ 1, got {samples!r}")
+    data = read_toml(path)
     if replicates is not None:
         data["replicates"] = replicates
-    fixed = dict(data.get("set", {}))
+    data = check_table(data, SWEEP_KEYS, source, "")
+    if "base" not in data:
+        raise ScenarioError(source, "base", "must name the base scenario file (relative to the sweep)")
+    design = check_table(data.get("design", {}), DESIGN_KEYS, source, "design.")
+    kind, samples = design.get("kind", "grid"), design.get("samples", 16)
+    fixed = {key: check_value(key, value, source, "set")
+             for key, value in data.get("set", {}).items()}
     for assignment in overrides:
         if "=" not in assignment:
             raise ScenarioError(source, assignment, "--set takes KEY=VALUE")
         key, text = assignment.split("=", 1)
-        fixed[key.strip()] = parse_value(text.strip())
+        fixed[key.strip()] = check_value(key.strip(), parse_value(text.strip()), source, "--set")
     replicates, seed = data.get("replicates", 10), data.get("seed", 0)
-    for key, value in (("replicates", replicates), ("seed", seed)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
-            raise ScenarioError(source, key, f"must be a whole number ≥ {int(key == 'replicates')}")
     metrics = tuple(data.get("metrics", DEFAULT_METRICS))
     parameters = _parameters(data.get("parameters"), kind, source)
     sweep = Sweep(source=source, name=check_name(source, "name", data.get("name", path.stem)),
                   base=path.parent / data["base"],
                   replicates=replicates, seed=seed,
-                  common_random_numbers=bool(data.get("common_random_numbers", False)),
+                  common_random_numbers=data.get("common_random_numbers", False),
                   metrics=metrics, fixed=fixed, design=kind, samples=samples,
                   parameters=parameters)
+    runs = design_size(sweep) * replicates
+    if runs > MAX_RUNS:
+        raise ScenarioError(source, "replicates" if kind == "grid" else "design.samples",
+                            f"the sweep would make {runs:,} runs (points x replicates); at most "
+                            f"{MAX_RUNS:,} are allowed")
     sweep = dataclasses.replace(sweep, points=tuple(design_points(sweep)))
     for point in sweep.points:            # every point must make a valid scenario
         scenario = point_scenario(sweep, point)
@@ -115,25 +119,27 @@ def _parameters(raw, kind: str, source: str) -> dict:
         if kind == "grid":
             if not isinstance(spec, list) or not spec:
                 raise ScenarioError(source, f"parameters.{key}", "a grid needs a non-empty list of values")
-            parameters[key] = [_coerce(check, v, source, key) for v in spec]
+            parameters[key] = [check_value(key, v, source, "parameters") for v in spec]
         else:
-            if (not isinstance(spec, dict) or set(spec) != {"low", "high"}
-                    or not all(isinstance(spec[b], (int, float)) for b in spec)):
+            if not isinstance(spec, dict) or set(spec) != {"low", "high"}:
                 raise ScenarioError(source, f"parameters.{key}", f"a {kind} design needs "
                                     "{ low = ..., high = ... }")
-            if not spec["low"] < spec["high"]:
-                raise ScenarioError(source, f"parameters.{key}", "empty range: low must be below high")
             if check.kind not in (int, float):
                 raise ScenarioError(source, f"parameters.{key}", "only numeric keys take a range")
-            parameters[key] = (float(spec["low"]), float(spec["high"]))
+            low, high = (check_value(key, spec[end], source, "parameters")
+                         for end in ("low", "high"))
+            if not low < high:
+                raise ScenarioError(source, f"parameters.{key}", "empty range: low must be below high")
+            parameters[key] = (float(low), float(high))
     return parameters
 
 
-def _coerce(check, value, source, key):
-    try:
-        return check.validate(value)
-    except ValueError as err:
-        raise ScenarioError(source, f"parameters.{key}", str(err)) from None
+def design_size(sweep: Sweep) -> int:
+    """How many points the design has, counted before they are laid out."""
+    if sweep.design == "grid":
+        return math.prod(len(values) for values in sweep.parameters.values())
+    variables = len(sweep.parameters)
+    return sweep.samples * {"lhs": 1, "sobol": variables + 2, "morris": variables + 1}[sweep.design]
 
 
 def design_points(sweep: Sweep) -> list[dict]:
@@ -307,10 +313,7 @@ def executor(workers: int, scheduler: str | None):
     """One executor interface for every backend: a local process pool, an embedded
     Dask LocalCluster (`local`), or an existing Dask cluster (`tcp://HOST:PORT`)."""
     if scheduler is None:
-        import multiprocessing
-
-        return cf.ProcessPoolExecutor(max_workers=workers,
-                                      mp_context=multiprocessing.get_context("spawn")), None
+        return process_pool(workers), None
     from dask.distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -318,7 +321,11 @@ def executor(workers: int, scheduler: str | None):
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client, cluster = Client(scheduler), None
+        try:
+            client, cluster = Client(scheduler, timeout=CONNECT_TIMEOUT), None
+        except OSError as err:              # refused, unreachable or timed out
+            raise ScenarioError("--scheduler", "", f"cannot reach the Dask scheduler at "
+                                f"{scheduler}: {err}") from None
     return client.get_executor(), (client, cluster)
 
 
@@ -327,12 +334,12 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
     """Run every missing run; at most a few per worker are in flight at once."""
     from tqdm import tqdm
 
+    pool, handles = executor(workers, scheduler)
     (directory / "runs").mkdir(parents=True, exist_ok=True)
     tasks = pending_tasks(sweep, directory)
     total = len(sweep.points) * sweep.replicates
     failures = 0
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool, handles = executor(workers, scheduler)
     bar = tqdm(total=total, initial=total - len(tasks), unit="run", desc=sweep.name,
                disable=not progress)
     in_flight = set()
@@ -353,6 +360,10 @@ def run_sweep(sweep: Sweep, directory: Path, workers: int, scheduler: str | None
                 failures += "error" in result
                 bar.update(1)
                 bar.set_postfix(failed=failures)
+    except KeyboardInterrupt:
+        if handles is None:               # our own pool: end the runs in flight now
+            stop(pool)
+        raise
     finally:
         bar.close()
         for future in in_flight:          # interrupted: drop what has not started

@@ -143,14 +143,15 @@ def in_parallel(workers: int):
     if workers <= 1:
         yield
         return
-    import concurrent.futures as cf
-    import multiprocessing
+    from sim.workers import process_pool, stop
 
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_one_thread) as pool:
+    with process_pool(workers, initializer=_one_thread) as pool:
         _pool = pool
         try:
             yield
+        except KeyboardInterrupt:
+            stop(pool)                  # end the replicates in flight now
+            raise
         finally:
             _pool = None
 

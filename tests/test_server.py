@@ -152,6 +152,7 @@ def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
     seed.press("Enter")
     broken.get_by_role("button", name="Reset", exact=True).click()
     broken.wait_for_selector("text=must be a whole number", timeout=30000)
+    assert broken.get_by_text("Traceback").count() == 0
     press(pages[1], "Step", 3)
     assert urllib.request.urlopen(server, timeout=10).status == 200
     for page in pages:

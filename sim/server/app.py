@@ -19,10 +19,11 @@ from plotly.subplots import make_subplots
 from sim.agents import UserAgent
 from sim.model import WalledGardenModel
 from sim.report import regulatory_marks
-from sim.scenario import SURFACES, load
+from sim.scenario import MAX_SEED, SURFACES, load
 
 SCENARIOS = Path(__file__).resolve().parent.parent.parent / "scenarios"
 HOSTS = ("WeChat", "QQ", "DingTalk")
+DEFAULT_SEED = 2021
 STRATEGY_CHOICES = ["as in scenario", "static", "best_response", "learning", "comply"]
 
 
@@ -34,17 +35,18 @@ def scenario_names() -> list[str]:
 class ClassroomModel(WalledGardenModel):
     """The model as the page builds it: a scenario from scenarios/ and the controls."""
 
-    def __init__(self, scenario="china_2021", seed=2021, size=30, order=True, deadline_step=11,
+    def __init__(self, scenario="china_2021", seed=DEFAULT_SEED, size=30, order=True, deadline_step=11,
                  audit_probability=0.02, fine=0.04, fine_kind="revenue_share", measures=True,
                  token_cost=0.3, share_rate=2.0, multihoming_cost=0.5, switching_cost=0.5,
                  WeChat="as in scenario", QQ="as in scenario", DingTalk="as in scenario"):
         if scenario not in scenario_names():        # names only: no paths from the page
             raise ValueError(f"unknown scenario {scenario!r}")
-        try:
-            seed = int(seed)                         # the text field returns a string
-        except ValueError:
-            raise ValueError(f"the random seed must be a whole number, got {seed!r}") from None
-        overrides = [f"seed={int(seed)}", f"grid.width={int(size)}", f"grid.height={int(size)}",
+        # The seed is typed as text. A bad one must not reach the page as an error, whose
+        # traceback would show the server's paths: the model takes the default seed and
+        # its log says why.
+        given = parse_seed(seed)
+        used = DEFAULT_SEED if given is None else given
+        overrides = [f"seed={used}", f"grid.width={int(size)}", f"grid.height={int(size)}",
                      'engine="agent"', f'regulator.policy="{"order" if order else "none"}"',
                      f"regulator.deadline_step={int(deadline_step)}",
                      f"regulator.audit_probability={float(audit_probability)}",
@@ -61,13 +63,26 @@ class ClassroomModel(WalledGardenModel):
         for host, strategy in (("WeChat", WeChat), ("QQ", QQ), ("DingTalk", DingTalk)):
             if host in names and strategy != "as in scenario":
                 overrides.append(f'platforms.{host}.strategy="{strategy}"')
-        super().__init__(load(SCENARIOS / f"{scenario}.toml", overrides), rng=int(seed))
+        super().__init__(load(SCENARIOS / f"{scenario}.toml", overrides), rng=used)
+        if given is None:
+            self.events.append({"step": 0, "event": "seed", "platform": "", "detail":
+                                f"the random seed must be a whole number from 0 to {MAX_SEED}, "
+                                f"got {str(seed)[:40]!r}: using {used}"})
+
+
+def parse_seed(text) -> int | None:
+    """The seed typed on the page, or None if it is not a valid seed."""
+    try:
+        seed = int(str(text).strip())
+    except ValueError:
+        return None
+    return seed if 0 <= seed <= MAX_SEED else None
 
 
 MODEL_PARAMS = {
     "scenario": {"type": "Select", "value": "china_2021", "values": scenario_names(),
                  "label": "Scenario"},
-    "seed": {"type": "InputText", "value": 2021, "label": "Random seed"},
+    "seed": {"type": "InputText", "value": DEFAULT_SEED, "label": "Random seed"},
     "size": {"type": "SliderInt", "value": 30, "min": 10, "max": 60, "step": 5,
              "label": "Grid side (users = side²)"},
     "order": {"type": "Checkbox", "value": True, "label": "Regulator orders links open"},
