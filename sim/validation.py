@@ -33,7 +33,7 @@ from sim.record import (USER_WINDOW, WECHAT, has_record, measure,
                         moments as record_moments)
 from sim.results import confidence_interval
 from sim.runner import replicate_seed
-from sim.scenario import SURFACES, Scenario, apply_override, from_dict
+from sim.scenario import LARGE, SURFACES, Scenario, apply_override, from_dict
 from sim.strategies import STRATEGIES
 
 ALPHA = 0.01          # significance level of every test
@@ -378,6 +378,8 @@ def largest_blocks(case: Scenario, effort: Effort) -> list[Evidence]:
 
 
 RIVALS = 3
+# a prior worth a million observations: no run's inspections move it
+FROZEN_BELIEFS = LARGE
 
 
 def size_world(case: Scenario, share: float, weeks: int, side: int) -> Scenario:
@@ -611,7 +613,7 @@ def incentives(case: Scenario, effort: Effort) -> list[Evidence]:
 PENALTIES = ("expected penalties in the platforms' decisions: believed audits x the "
              "regulator's decision and measures")
 IGNORE_PENALTIES = (("platforms.*.audit_belief", 0.0), ("platforms.*.deadline_credibility", 0.0),
-                    ("platforms.*.belief_weight", 1e9))
+                    ("platforms.*.belief_weight", FROZEN_BELIEFS))
 
 
 def credible(case: Scenario, effort: Effort) -> Scenario:
@@ -691,8 +693,8 @@ def weak_audits_reblock(case: Scenario, effort: Effort) -> list[Evidence]:
 
 
 @check("belief_learning", "Bayesian beliefs learn the audit rate from every inspection "
-       "seen", ("platforms.*.belief_weight", 1e9),
-       without="beliefs frozen at their priors (belief_weight = 1e9)")
+       "seen", ("platforms.*.belief_weight", FROZEN_BELIEFS),
+       without="beliefs frozen at their priors (belief_weight = 1e6)")
 def belief_learning(case: Scenario, effort: Effort) -> list[Evidence]:
     """Platforms that start out expecting few audits meet a regulator that audits 0.3 a
     week after the deadline: learning it, they keep fewer links violating than
@@ -709,7 +711,7 @@ def belief_learning(case: Scenario, effort: Effort) -> list[Evidence]:
         "belief_learning", "platforms that see frequent audits come to expect them and "
         "violate less", "Becker (1968); ODD 7.5",
         f"violating links per week after the deadline, beliefs learning (weight {weight:g}) "
-        "minus frozen", np.subtract(violating(weight), violating(1e9)), sign=-1)]
+        "minus frozen", np.subtract(violating(weight), violating(FROZEN_BELIEFS)), sign=-1)]
 
 
 def open_week(states: np.ndarray, host: int, surface: int, since: int = 0) -> float:
