@@ -156,10 +156,9 @@ class OutputFolder:
         staging = parent / (f".{self.path.name}.partial-{os.getpid()}" if fresh
                             else f".partial-{os.getpid()}")
         with self.writing():
+            parent.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()     # a folder of that name the project did not make is refused
             try:
-                parent.mkdir(parents=True, exist_ok=True)
-                shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir()
                 yield staging
                 if fresh:
                     os.replace(staging, self.path)
