@@ -136,6 +136,7 @@ def cmd_sweep(args) -> None:
         outputs.write_csv(staging / "summary.csv", columns, summary)
         figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging / "figures",
                               png=not args.no_png)
+        figures.write_sensitivity(sweep, runs, staging / "figures")
         failed = sweeps.errors(sweep, folder.path)
         manifest = outputs.manifest(
             recipe=["sweep", outputs.portable(args.sweep), *[
