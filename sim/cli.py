@@ -195,14 +195,34 @@ def check_scheduler(address: str | None) -> None:
 
 
 def cmd_compare(args) -> None:
-    from sim.compare import compare_runs
+    from sim import compare, outputs
 
-    rows = compare_runs(Path(args.a), Path(args.b))
-    print(f"{'metric':<28}{'mean A':>11}{'mean B':>11}{'B - A':>11}{'Cohen d':>9}"
-          f"{'Welch p':>10}{'M-W p':>10}")
+    rows = compare.compare_runs(args.a, args.b)
+    folder = output_folder(args, RESULTS / "compare" / compare.folder_name(rows), "compare",
+                           ("compare.csv", "compare.html", "plotly.min.js", "manifest.json"))
+    started = now()
+    with folder.staged() as staging:
+        compare.write_comparison(staging, rows)
+        sources = {}
+        for role, name in (("baseline", args.a), ("other", args.b)):
+            side = compare.read_outcomes(name).source
+            found = side / "summary.csv" if (side / "summary.csv").is_file() else side / "manifest.json"
+            if found.is_file():
+                sources[role] = found
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["compare", args.a, args.b], inputs=sources, parameters={},
+            seeds={}, started=started, finished=now(), directory=staging))
+    first = rows[0]
+    base, other = first["baseline"], first["other"]
+    print(f"{other} against {base}: {first['test']} and {first['rank_test']} tests, "
+          + ("paired by replicate" if first["paired"] else "independent samples"))
+    print(f"{'metric':<28}{'mean ' + base[:14]:>20}{'mean ' + other[:14]:>20}{'difference':>12}"
+          f"{first['effect_size_name']:>10}{'p':>10}{'p (Holm)':>10}")
     for r in rows:
-        print(f"{r['metric']:<28}{r['mean_a']:>11.4g}{r['mean_b']:>11.4g}{r['difference']:>11.4g}"
-              f"{r['cohen_d']:>9.2f}{r['welch_p']:>10.3g}{r['mann_whitney_p']:>10.3g}")
+        print(f"{r['metric']:<28}{r['mean_baseline']:>20.4g}{r['mean_other']:>20.4g}"
+              f"{r['difference']:>12.4g}{r['effect_size']:>10.2f}{r['p_value']:>10.3g}"
+              f"{r['p_value_holm']:>10.3g}")
+    print(f"results in {folder.path}/ (compare.csv, compare.html)")
 
 
 def cmd_reproduce(args) -> None:
@@ -495,9 +515,11 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)
 
-    compare = commands.add_parser("compare", help="test the difference between two runs' outcomes")
-    compare.add_argument("a", help="a run's output directory (with summary.csv)")
-    compare.add_argument("b", help="another run's output directory")
+    compare = commands.add_parser(
+        "compare", help="test the differences between two runs' (or sweep points') outcomes")
+    compare.add_argument("a", help="the baseline: a run's folder, or SWEEP_FOLDER@POINT")
+    compare.add_argument("b", help="the other: a run's folder, or SWEEP_FOLDER@POINT")
+    add_output_options(compare, "results/compare/<baseline>-vs-<other>/")
     compare.set_defaults(handler=cmd_compare)
 
     reproduce = commands.add_parser("reproduce", help="regenerate a paper's figures and tables")

@@ -205,8 +205,9 @@ FIGURES = {"timeline": fig_timeline, "heatmap": fig_heatmap, "lines": fig_lines,
 # --- Tables ---------------------------------------------------------------------------
 
 def table_compare(item: dict, directory: Path) -> list[dict]:
-    """Per metric: mean and 95% CI without and with the order, difference, Welch p,
-    Cohen's d."""
+    """Per metric: mean and 95% CI without and with the order, difference, the test's
+    p-value (paired when the replicates share seeds) adjusted across metrics by Holm,
+    and the effect size."""
     from sim.compare import compare_runs
     from sim.results import confidence_interval
 
@@ -222,8 +223,8 @@ def table_compare(item: dict, directory: Path) -> list[dict]:
                      "with_mean": with_["mean"],
                      "with_ci": f"[{with_['ci_low']:.4g}, {with_['ci_high']:.4g}]",
                      "difference": with_["mean"] - without["mean"],
-                     "welch_p": test.get("welch_p", math.nan),
-                     "cohen_d": test.get("cohen_d", math.nan)})
+                     "test": test.get("test", ""), "p_holm": test.get("p_value_holm", math.nan),
+                     "effect_size": test.get("effect_size", math.nan)})
     return rows
 
 

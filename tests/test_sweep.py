@@ -182,11 +182,13 @@ def test_compare_finds_the_effect_of_a_fine(tmp_path, capsys):
     from sim.compare import compare_runs
 
     rows = {r["metric"]: r for r in compare_runs(tmp_path / "a", tmp_path / "b")}
-    assert rows["total_fines"]["mean_a"] == 0 and rows["total_fines"]["difference"] > 0
-    assert rows["total_fines"]["welch_p"] < 0.01
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert rows["total_fines"]["mean_baseline"] == 0 and rows["total_fines"]["difference"] > 0
+    assert rows["total_fines"]["p_value"] < 0.01
+    out = tmp_path / "comparison"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
     assert "total_fines" in capsys.readouterr().out
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "c2")]) == 2
 
 
 def test_the_model_runs_under_mesa_batch_run():
