@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from sim.compare import CompareError
+from sim.discover import DiscoverError
 from sim.folders import FolderError, OutputFolder, manifest_kind
 from sim.verify import VerifyError
 from sim.scenario import ScenarioError
@@ -225,6 +226,41 @@ def cmd_compare(args) -> None:
     print(f"results in {folder.path}/ (compare.csv, compare.html)")
 
 
+def cmd_discover(args) -> None:
+    from sim import discover, outputs
+
+    if (args.below is None) == (args.above is None):
+        raise UsageError("discover: give exactly one of --below X or --above X")
+    if not 0 < args.threshold <= 1 or not 0 < args.mass_min < 1:
+        raise UsageError("discover: --threshold must lie in (0, 1] and --mass-min in (0, 1)")
+    result = discover.discover(Path(args.runs), args.metric, args.below, args.above,
+                               args.threshold, args.mass_min, args.seed)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{Path(args.runs).resolve().name}-{args.metric}")
+    folder = output_folder(args, RESULTS / "discover" / name, "discover",
+                           ("boxes.csv", "trajectory.csv", "tree.txt", "discover.html",
+                            "plotly.min.js", "manifest.json"))
+    started = now()
+    with folder.staged() as staging:
+        discover.write_discovery(staging, result)
+        manifest_file = Path(args.runs) / "manifest.json"
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["discover", args.runs, "--metric", args.metric]
+            + (["--below", str(args.below)] if args.below is not None else
+               ["--above", str(args.above)]),
+            inputs={"sweep": manifest_file} if manifest_file.is_file() else {},
+            parameters={"threshold": args.threshold, "mass_min": args.mass_min},
+            seeds={"cart": args.seed}, started=started, finished=now(), directory=staging))
+    chosen = [r for r in result["boxes"] if r["method"] == "prim" and r["chosen"]]
+    print(f"{result['condition']}: {result['meeting']} of {result['runs']} runs")
+    if chosen:
+        print(f"PRIM box: coverage {chosen[0]['coverage']:.2f}, density "
+              f"{chosen[0]['density']:.2f}, mass {chosen[0]['mass']:.2f}")
+    for r in chosen:
+        if r["restricted"]:
+            print(f"  {r['parameter']:<36} [{r['low']:.4g}, {r['high']:.4g}]")
+    print(f"results in {folder.path}/ (boxes.csv, trajectory.csv, tree.txt, discover.html)")
+
+
 def cmd_reproduce(args) -> None:
     from sim import outputs, paper
 
@@ -245,6 +281,8 @@ def cmd_reproduce(args) -> None:
             finished=now(), directory=staging))
     print(f"{name}: {len(spec.get('figures', []))} figure(s), {len(spec.get('tables', []))} "
           f"table(s) in {folder.path}/")
+    for figure, claim in paper.claims(spec):
+        print(f"  {figure}: {claim}")
 
 
 def cmd_verify(args) -> None:
@@ -522,6 +560,20 @@ def parser() -> argparse.ArgumentParser:
     add_output_options(compare, "results/compare/<baseline>-vs-<other>/")
     compare.set_defaults(handler=cmd_compare)
 
+    discover = commands.add_parser(
+        "discover", help="find the parameter boxes where an outcome happens (PRIM, CART)")
+    discover.add_argument("runs", help="a sweep's folder")
+    discover.add_argument("--metric", required=True, help="a summary metric, e.g. steps_to_open")
+    discover.add_argument("--below", type=float, help="the outcome: the metric below this")
+    discover.add_argument("--above", type=float, help="the outcome: the metric above this")
+    discover.add_argument("--threshold", type=float, default=0.8,
+                          help="PRIM stops peeling at this density (default 0.8)")
+    discover.add_argument("--mass-min", type=float, default=0.05,
+                          help="the smallest share of runs in a box or leaf (default 0.05)")
+    discover.add_argument("--seed", type=int, default=0, help="the CART tree's seed")
+    add_output_options(discover, "results/discover/<sweep>-<metric>/")
+    discover.set_defaults(handler=cmd_discover)
+
     reproduce = commands.add_parser("reproduce", help="regenerate a paper's figures and tables")
     reproduce.add_argument("spec", help="paper spec, e.g. scenarios/papers/walled_gardens.toml")
     reproduce.add_argument("--quick", action="store_true",
@@ -589,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         args.handler(args)
-    except (ScenarioError, UsageError, CompareError, VerifyError, FolderError) as err:
+    except (ScenarioError, UsageError, CompareError, DiscoverError, VerifyError,
+            FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except VerificationFailed as err:
