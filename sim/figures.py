@@ -99,8 +99,8 @@ def opening_heatmaps(runs: list[dict], keys: list[str], metric: str = "steps_to_
             sums[cell] += r[metric]
     share = np.where(total > 0, happened / np.maximum(total, 1), np.nan)
     mean = np.where(happened > 0, sums / np.maximum(happened, 1), np.nan)
-    text = [[("never" if happened[i, j] == 0 else f"{mean[i, j]:.3g}") for j in range(len(xs))]
-            for i in range(len(ys))]
+    never = [["never" if happened[i, j] == 0 else "" for j in range(len(xs))]
+             for i in range(len(ys))]
     labels_x, labels_y = [str(x) for x in xs], [str(y) for y in ys]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.22, subplot_titles=(
         "share of replicates where it happens", f"{metric}, where it happens"))
@@ -109,10 +109,11 @@ def opening_heatmaps(runs: list[dict], keys: list[str], metric: str = "steps_to_
                              colorbar={"x": 0.39, "len": 0.9, "title": "share"}), row=1, col=1)
     # Cells where it never happens are drawn grey with "never" written in them.
     fig.add_trace(go.Heatmap(x=labels_x, y=labels_y, z=np.where(happened > 0, 0.0, 1.0),
-                             colorscale=[[0, "rgba(0,0,0,0)"], [1, "#dddddd"]],
-                             showscale=False, hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Heatmap(x=labels_x, y=labels_y, z=mean, text=text,
-                             texttemplate="%{text}", colorscale="Viridis",
+                             colorscale=[[0, "rgba(0,0,0,0)"], [1, "#dddddd"]], text=never,
+                             texttemplate="%{text}", showscale=False, hoverinfo="skip"),
+                  row=1, col=2)
+    fig.add_trace(go.Heatmap(x=labels_x, y=labels_y, z=mean, texttemplate="%{z:.3g}",
+                             colorscale="Viridis",
                              colorbar={"x": 1.0, "len": 0.9, "title": "weeks"}), row=1, col=2)
     for col in (1, 2):
         fig.update_xaxes(title_text=keys[0], type="category", row=1, col=col)
@@ -129,21 +130,30 @@ def lines(rows: list[dict], keys: list[str], metric: str) -> go.Figure:
     with the 95% confidence interval as a band."""
     fig = go.Figure()
     groups = sorted({tuple(r[k] for k in keys[1:]) for r in rows})
-    for group in groups:
+    for i, group in enumerate(groups):
         points = sorted((r for r in rows if tuple(r[k] for k in keys[1:]) == group),
                         key=lambda r: r[keys[0]])
-        x = [r[keys[0]] for r in points]
         label = ", ".join(f"{k}={v}" for k, v in zip(keys[1:], group)) or metric
-        high = clipped(metric, [r["ci_high"] for r in points])
-        low = clipped(metric, [r["ci_low"] for r in points])
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself",
-                                 opacity=0.2, line_width=0, showlegend=False, hoverinfo="skip",
-                                 legendgroup=label))
-        fig.add_trace(go.Scatter(x=x, y=[r["mean"] for r in points], mode="lines+markers",
-                                 name=label, legendgroup=label))
+        add_line_with_band(fig, [r[keys[0]] for r in points], points, metric, label, i)
     fig.update_layout(template="plotly_white", title=f"{metric}: mean and 95% CI",
                       xaxis_title=keys[0], yaxis_title=metric)
     return fig
+
+
+def add_line_with_band(fig: go.Figure, x: list, points: list[dict], metric: str, label: str,
+                       index: int) -> None:
+    """The mean as a line, and its 95% interval (clipped to the metric's range) as a
+    band of the same colour."""
+    from plotly.colors import qualitative
+
+    color = qualitative.Plotly[index % len(qualitative.Plotly)]
+    high = clipped(metric, [r["ci_high"] for r in points])
+    low = clipped(metric, [r["ci_low"] for r in points])
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", mode="lines",
+                             fillcolor=color, opacity=0.2, line_width=0, showlegend=False,
+                             hoverinfo="skip", legendgroup=label))
+    fig.add_trace(go.Scatter(x=x, y=[r["mean"] for r in points], mode="lines+markers",
+                             line_color=color, name=label, legendgroup=label))
 
 
 def scatter(rows: list[dict], keys: list[str], metric: str) -> go.Figure:
@@ -304,16 +314,10 @@ def convergence_figure(rows: list[dict], metric: str, most: int = 6) -> go.Figur
     points = sorted({r["point"] for r in rows})
     shown = [points[i] for i in np.linspace(0, len(points) - 1, min(most, len(points))).astype(int)]
     fig = go.Figure()
-    for point in dict.fromkeys(shown):
+    for i, point in enumerate(dict.fromkeys(shown)):
         these = [r for r in rows if r["point"] == point and r["n"] > 0]
-        x = [r["replicates"] for r in these]
-        high, low = clipped(metric, [r["ci_high"] for r in these]), clipped(
-            metric, [r["ci_low"] for r in these])
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", opacity=0.15,
-                                 line_width=0, showlegend=False, hoverinfo="skip",
-                                 legendgroup=str(point)))
-        fig.add_trace(go.Scatter(x=x, y=[r["mean"] for r in these], mode="lines+markers",
-                                 name=f"point {point}", legendgroup=str(point)))
+        add_line_with_band(fig, [r["replicates"] for r in these], these, metric,
+                           f"point {point}", i)
     fig.update_layout(template="plotly_white", xaxis_title="replicates",
                       yaxis_title=metric, title=f"{metric}: mean and 95% CI as replicates grow")
     if not fig.data:
@@ -332,5 +336,7 @@ def write_figures(figures: dict[str, go.Figure], directory: Path, png: bool = Tr
     for stem, fig in figures.items():
         fig.write_html(directory / f"{stem}.html", include_plotlyjs="directory", div_id=stem)
     if png and figures:
-        pio.write_images(list(figures.values()),
-                         [directory / f"{stem}.png" for stem in figures], scale=scale)
+        # write_images takes plotly's default size, not the layout's, unless told
+        pio.write_images(list(figures.values()), [directory / f"{stem}.png" for stem in figures],
+                         width=[fig.layout.width for fig in figures.values()],
+                         height=[fig.layout.height for fig in figures.values()], scale=scale)

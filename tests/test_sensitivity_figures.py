@@ -120,7 +120,7 @@ def test_opening_heatmap_shows_how_often_and_when():
     share, never, weeks = fig.data
     assert np.array_equal(share.z, [[0.0, 1.0], [0.5, 0.0]])    # rows: deadline; cols: fine
     assert weeks.z[0][1] == 14 and weeks.z[1][0] == 20 and np.isnan(weeks.z[0][0])
-    assert weeks.text[0][0] == "never" and never.z[0][0] == 1 and never.z[0][1] == 0
+    assert never.text[0][0] == "never" and never.z[0][0] == 1 and never.z[0][1] == 0
     assert not fig.layout.annotations[2:]       # the two panel titles, no note
 
 
