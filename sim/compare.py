@@ -130,7 +130,8 @@ def sweep_outcomes(directory: Path) -> list[dict]:
                      **{k: v for k, v in first.items() if "." in k},
                      **{k: v for k, v in summary.items() if k != "replicate"}})
     if not runs:
-        raise CompareError(f"{directory}: a sweep folder with no finished runs")
+        raise CompareError(f"{directory}: holds no sweep's runs (neither outcomes.parquet nor "
+                           "finished runs in runs/); is it the output of `run.py sweep`?")
     return runs
 
 

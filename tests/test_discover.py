@@ -56,9 +56,16 @@ def test_prim_and_cart_find_where_links_open(outcomes, tmp_path, capsys):
     (["--metric", "steps_to_opne", "--below", "20"], "steps_to_opne"),
     (["--metric", "steps_to_open"], "exactly one of --below"),
     (["--metric", "steps_to_open", "--below", "1"], "no run has steps_to_open < 1"),
+    (["--metric", "steps_to_open", "--below", "20", "--threshold", "0"], "--threshold"),
 ])
 def test_what_discovery_cannot_use_is_one_line(outcomes, tmp_path, capsys, extra, message):
     assert main(["discover", str(outcomes), *extra, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_without_a_sweeps_runs_is_one_line(tmp_path, capsys):
+    assert main(["discover", str(tmp_path), "--metric", "steps_to_open", "--below", "20",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "holds no sweep's runs" in capsys.readouterr().err
