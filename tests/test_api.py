@@ -116,12 +116,18 @@ def tiny_sweep(root, tmp_path):
     return write
 
 
-def test_run_sweep_returns_one_outcome_row_per_run_that_its_seed_reproduces(tiny_sweep, root):
+def test_run_sweep_returns_one_outcome_row_per_run_that_its_seed_reproduces(
+        tiny_sweep, root, tmp_path, monkeypatch):
     from sim import load_sweep, run_sweep
     from sim.sweep import run_task
 
     path = tiny_sweep(str(root / "scenarios/china_2021.toml"))
+    monkeypatch.chdir(tmp_path)
     result = run_sweep(path, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweeps"]    # nothing written
+    written = run_sweep(path, workers=2, out="out")
+    pd.testing.assert_frame_equal(written.outcomes, result.outcomes)
+    assert (tmp_path / "out/outcomes.csv").is_file() and (tmp_path / "out/figures").is_dir()
     outcomes = result.outcomes
     assert len(outcomes) == 2 * 2 and result.failed == []
     assert list(outcomes.columns[:6]) == ["point", "point_id", "replicate", "seed", "spawn_key",
