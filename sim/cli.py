@@ -554,7 +554,8 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--force", action="store_true", help="run even if it looks too large")
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    keys = commands.add_parser("keys", help="print the scenario keys and output metrics with their meanings (Markdown)")
+    keys = commands.add_parser(
+        "keys", help="print the scenario keys and output metrics with their meanings (Markdown)")
     keys.set_defaults(handler=cmd_keys)
     return top
 
