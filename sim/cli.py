@@ -39,43 +39,21 @@ def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()
 
 
 def cmd_run(args) -> None:
-    from sim import metrics, outputs, report, results, scenario as scenarios
-    from sim.runner import memory_estimate, replicate_seed, run_scenario
+    from sim import api
+    from sim.results import summarize_replicate
+    from sim.runner import memory_estimate, run_scenario
 
-    overrides = list(args.set)
-    for name in ("replicates", "steps", "seed", "engine"):
-        if getattr(args, name) is not None:
-            overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
-    scenario = scenarios.load(args.scenario, overrides)
+    overrides = api.run_overrides(args.set, args.replicates, args.steps, args.seed, args.engine)
+    scenario = api.load_scenario(args.scenario, overrides)
     refuse_if_too_large(memory_estimate(scenario), args.scenario, args.force,
                         "grid x replicates x steps")
-    folder = output_folder(args, RESULTS / scenario.name, "run", RUN_FILES)
-
+    folder = output_folder(args, RESULTS / scenario.name, "run", api.RUN_FILES)
     started = now()
     runs = run_scenario(scenario, progress=not args.quiet)
-    rows = [row for run in runs for row in run.rows]
-    events = [{"replicate": run.replicate, **event} for run in runs for event in run.events]
-    summaries = [results.summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
-    headline = results.headline(summaries)
-    with folder.staged() as staging:
-        outputs.write_csv(staging / "timeseries.csv", metrics.columns(scenario), rows)
-        outputs.write_csv(staging / "summary.csv", list(summaries[0]), summaries)
-        outputs.write_csv(staging / "events.csv",
-                          ["replicate", "step", "event", "platform", "detail"], events)
-        report.write_report(staging / "report.html", scenario, rows, headline)
-        seeds = {"root": scenario.seed, "derivation": "SeedSequence(root, spawn_key=(replicate,))",
-                 "replicates": {r: replicate_seed(scenario.seed, r).generate_state(2).tolist()
-                                for r in range(scenario.replicates)}}
-        recipe = ["run", outputs.portable(args.scenario)] + [
-            part for override in overrides for part in ("--set", override)]
-        outputs.write_json(staging / "manifest.json", outputs.manifest(
-            recipe=recipe, inputs={"scenario": Path(args.scenario)},
-            parameters=scenario.to_dict(), seeds=seeds, started=started, finished=now(),
-            directory=staging))
+    summaries = [summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
+    headline = api.write_run(folder, Path(args.scenario), overrides, scenario, runs, summaries,
+                             started)
     print_headline(scenario, headline, folder.path)
-
-
-RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
 
 
 def refuse_if_too_large(need: float, source, force: bool, sizes: str) -> None:
@@ -114,8 +92,7 @@ def cmd_sweep(args) -> None:
         [sweeps.point_scenario(sweep, point) for point in sweep.points], sweep.replicates,
         args.workers or os.cpu_count() or 1), args.sweep, args.force,
         "grid x replicates x points")
-    folder = output_folder(args, RESULTS / sweep.name, "sweep",
-                           ("runs.parquet", "summary.csv", "manifest.json"))
+    folder = output_folder(args, RESULTS / sweep.name, "sweep", SWEEP_FILES)
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:
         raise UsageError("--workers: must be at least 1")
@@ -135,6 +112,7 @@ def cmd_sweep(args) -> None:
         columns = ["point", "point_id", *sweep.parameters, "metric", "mean", "sd", "ci_low",
                    "ci_high", "n"]
         outputs.write_csv(staging / "summary.csv", columns, summary)
+        sweeps.write_outcomes(staging, *sweeps.outcome_rows(sweep, runs))
         figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging / "figures",
                               png=not args.no_png)
         figures.write_sensitivity(sweep, runs, staging / "figures")
@@ -163,7 +141,12 @@ def cmd_sweep(args) -> None:
         outputs.write_json(staging / "manifest.json", manifest)
     print(f"{sweep.name}: {len(sweep.points)} point(s) x {sweep.replicates} replicate(s); "
           f"ran {status['ran']} now, {len(failed)} failed in all")
-    print(f"results in {folder.path}/ (runs.parquet, summary.csv, figures/, manifest.json)")
+    print(f"results in {folder.path}/ (outcomes.csv, runs.parquet, summary.csv, figures/, "
+          "manifest.json)")
+
+
+SWEEP_FILES = ("outcomes.csv", "outcomes.parquet", "runs.parquet", "summary.csv",
+               "manifest.json")
 
 
 def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
@@ -499,9 +482,23 @@ def cmd_serve(args) -> None:
 
 
 def cmd_keys(args) -> None:
+    from sim import metrics, results
     from sim.scenario import schema_rows
 
+    tracked = ", ".join(f"`{c}`" for c in results.TRACKED[:1] + ("users_<platform>",)
+                        + results.TRACKED[1:])
     print(keys_markdown(schema_rows()))
+    print("\n## Output columns (timeseries.csv, a sweep's runs.parquet)\n")
+    print(meanings_markdown("column", metrics.MEANINGS))
+    print("\n## Summary metrics (summary.csv, a sweep's outcomes.csv and `metrics`)\n")
+    print(meanings_markdown("metric", results.MEANINGS))
+    print(f"\n<column> is one of {tracked}.")
+
+
+def meanings_markdown(what: str, meanings: dict[str, str]) -> str:
+    lines = [f"| {what} | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in meanings.items()]
+    return "\n".join(lines)
 
 
 def keys_markdown(rows) -> str:
@@ -632,7 +629,8 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--force", action="store_true", help="run even if it looks too large")
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
+    keys = commands.add_parser(
+        "keys", help="print the scenario keys and output metrics with their meanings (Markdown)")
     keys.set_defaults(handler=cmd_keys)
     return top
 
@@ -650,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return interrupted()
+    except BrokenPipeError:
+        # the reader has gone (`keys | head`): what it wanted, it got; point stdout at
+        # nothing so that the exit's flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemError as err:
         # Ctrl-C while a numba kernel runs is raised when the kernel returns, wrapped
         # in a SystemError whose cause is the KeyboardInterrupt

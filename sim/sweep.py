@@ -76,6 +76,11 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
     data = check_table(data, SWEEP_KEYS, source, "")
     if "base" not in data:
         raise ScenarioError(source, "base", "must name the base scenario file (relative to the sweep)")
+    base = path.parent / data["base"]          # an absolute base stays as it is
+    if not base.is_file():
+        raise ScenarioError(source, "base", f"no scenario file {base}: a relative base is read "
+                            "from the sweep file's folder; give a path from there, or an "
+                            "absolute one")
     design = check_table(data.get("design", {}), DESIGN_KEYS, source, "design.")
     kind, samples = design.get("kind", "grid"), design.get("samples", 16)
     if "second_order" in design and kind != "sobol":
@@ -92,7 +97,7 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
     metrics = tuple(data.get("metrics", DEFAULT_METRICS))
     parameters = _parameters(data.get("parameters"), kind, source)
     sweep = Sweep(source=source, name=check_name(source, "name", data.get("name", path.stem)),
-                  base=path.parent / data["base"],
+                  base=base,
                   replicates=replicates, seed=seed,
                   common_random_numbers=data.get("common_random_numbers", False),
                   metrics=metrics, fixed=fixed, design=kind, samples=samples,
@@ -431,6 +436,32 @@ def summary_rows(sweep: Sweep, summaries: list[dict]) -> list[dict]:
             rows.append({"point": index, "point_id": point_id(point), **point,
                          "metric": metric, **stats})
     return rows
+
+
+def outcome_rows(sweep: Sweep, summaries: list[dict]) -> tuple[list[str], list[dict]]:
+    """The per-run table (columns, rows): one row per run with its design point, its
+    replicate, its stream (`SeedSequence(seed, spawn_key=(int(k) for k in
+    spawn_key.split(",")))`), the varied parameters and every summary metric."""
+    metrics = [k for k in summaries[0] if k not in ("point", "replicate", *sweep.parameters)]
+    columns = ["point", "point_id", "replicate", "seed", "spawn_key", *sweep.parameters, *metrics]
+    rows = []
+    for summary in summaries:
+        point = sweep.points[summary["point"]]
+        stream = run_seed(sweep, point, summary["replicate"])
+        rows.append({**summary, "point_id": point_id(point), "seed": sweep.seed,
+                     "spawn_key": ",".join(str(k) for k in stream.spawn_key)})
+    return columns, rows
+
+
+def write_outcomes(into: Path, columns: list[str], rows: list[dict]) -> None:
+    """`outcomes.csv` and `outcomes.parquet`, rows in canonical order (byte-identical
+    for the same runs, whatever the backend)."""
+    import pandas as pd
+
+    from sim.outputs import write_csv
+
+    write_csv(into / "outcomes.csv", columns, rows)
+    pd.DataFrame(rows, columns=columns).to_parquet(into / "outcomes.parquet", index=False)
 
 
 def errors(sweep: Sweep, directory: Path) -> list[dict]:
