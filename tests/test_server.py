@@ -1,8 +1,11 @@
 """The student server in a real browser: Playwright driving Debian's chromium."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,23 +26,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
+def start_server(port: int, env=None) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "run.py", "serve", "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(url, timeout=2).status == 200:
-                break
+                return process
         except OSError:
             time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the server did not start within 90 s")
-    yield url
+    process.kill()
+    pytest.fail("the server did not start within 90 s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = start_server(port)
+    yield f"http://127.0.0.1:{port}/"
     process.terminate()
     process.wait(timeout=20)
 
@@ -157,3 +163,54 @@ def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
     assert urllib.request.urlopen(server, timeout=10).status == 200
     for page in pages:
         page.close()
+
+
+class ConnectRecorder:
+    """A proxy that answers nothing and records every request sent to it."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.seen: list[str] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            connection, _ = self.socket.accept()
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.seen.append(connection.recv(4096).decode("latin-1").split("\r\n")[0])
+                except OSError:
+                    self.seen.append("(a connection)")
+
+
+def test_serve_calls_out_to_nothing_and_its_server_dies_with_it(chromium):
+    recorder = ConnectRecorder()
+    proxy = f"http://127.0.0.1:{recorder.port}"
+    # the recorder does see a request sent through it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    with pytest.raises(OSError):
+        opener.open("http://example.invalid/", timeout=3)
+    assert recorder.seen and "example.invalid" in recorder.seen[0]
+    recorder.seen.clear()
+    local = "127.0.0.1,localhost"
+    env = {**os.environ, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+           "https_proxy": proxy, "NO_PROXY": local, "no_proxy": local}
+    port = free_port()
+    command = start_server(port, env)
+    page = open_page(chromium, f"http://127.0.0.1:{port}/")
+    press(page, "Step", 1)
+    page.close()
+    time.sleep(2)                       # a telemetry call would go now, in a thread
+    found = subprocess.run(["pgrep", "-P", str(command.pid)], capture_output=True, text=True)
+    children = [int(pid) for pid in found.stdout.split()]
+    assert children, "run.py serve runs the Solara server as its child"
+    command.send_signal(signal.SIGTERM)
+    command.wait(timeout=20)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    socket.create_server(("127.0.0.1", port)).close()           # the port is free again
+    assert recorder.seen == []
