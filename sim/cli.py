@@ -665,11 +665,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except SystemError as err:
         # Ctrl-C while a numba kernel runs is raised when the kernel returns, wrapped
-        # in a SystemError whose cause is the KeyboardInterrupt
-        if not isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+        # in SystemErrors (one per frame it passed through) whose first cause is the
+        # KeyboardInterrupt
+        if not caused_by_interrupt(err):
             raise
         return interrupted()
     return 0
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def interrupted() -> int:

@@ -91,7 +91,8 @@ def sweep_point(directory: Path, point: str) -> Outcomes:
                            f"{max(ids, default=-1)} (or named by point_id in summary.csv)")
     mine = [r for r in runs if r["point"] == chosen]
     names = [k for k in mine[0] if k not in RUN_KEYS and "." not in k]
-    metrics = {name: {r["replicate"]: float(r[name]) for r in mine} for name in names}
+    metrics = {name: {r["replicate"]: math.nan if r[name] is None else float(r[name])
+                      for r in mine} for name in names}
     seeds = (read_manifest(directory) or {}).get("seeds") or {}
     root, common = seeds.get("root"), seeds.get("common_random_numbers")
     streams = None
@@ -101,7 +102,7 @@ def sweep_point(directory: Path, point: str) -> Outcomes:
     return Outcomes(f"{directory.name}@{chosen}", directory, metrics, streams)
 
 
-RUN_KEYS = ("point", "point_id", "replicate", "seed", "steps")
+RUN_KEYS = ("point", "point_id", "replicate", "seed", "spawn_key", "steps")
 
 
 def sweep_outcomes(directory: Path) -> list[dict]:
