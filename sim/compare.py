@@ -91,8 +91,7 @@ def sweep_point(directory: Path, point: str) -> Outcomes:
                            f"{max(ids, default=-1)} (or named by point_id in summary.csv)")
     mine = [r for r in runs if r["point"] == chosen]
     names = [k for k in mine[0] if k not in RUN_KEYS and "." not in k]
-    metrics = {name: {r["replicate"]: math.nan if r[name] is None else float(r[name])
-                      for r in mine} for name in names}
+    metrics = {name: {r["replicate"]: float(r[name]) for r in mine} for name in names}
     seeds = (read_manifest(directory) or {}).get("seeds") or {}
     root, common = seeds.get("root"), seeds.get("common_random_numbers")
     streams = None
@@ -115,7 +114,10 @@ def sweep_outcomes(directory: Path) -> list[dict]:
 
     table = Path(directory) / "outcomes.parquet"
     if table.is_file():
-        return pq.read_table(table).to_pylist()
+        # a metric with no value in a run (never opening) is null in the table and NaN
+        # in the runs' own summaries: NaN for every reader
+        return [{k: math.nan if v is None else v for k, v in row.items()}
+                for row in pq.read_table(table).to_pylist()]
     runs = []
     for name in stored_runs(directory):
         match = re.fullmatch(r"runs/(\d{6})-([0-9a-f]{16})-r(\d{4})\.parquet", name)
