@@ -96,11 +96,16 @@ def run(scenario: str | Path, overrides: Mapping | Iterable[str] | None = None, 
     return run_frames(spec, runs, summaries)
 
 
+def weekly_rows_and_events(runs) -> tuple[list[dict], list[dict]]:
+    """Every replicate's weekly rows and its events, each event with its replicate."""
+    return ([row for r in runs for row in r.rows],
+            [{"replicate": r.replicate, **event} for r in runs for event in r.events])
+
+
 def run_frames(scenario: Scenario, runs, summaries: list[dict]) -> RunResult:
     from sim.metrics import columns
 
-    rows = [row for r in runs for row in r.rows]
-    events = [{"replicate": r.replicate, **event} for r in runs for event in r.events]
+    rows, events = weekly_rows_and_events(runs)
     return RunResult(scenario, pd.DataFrame(rows, columns=columns(scenario)),
                      pd.DataFrame(summaries), pd.DataFrame(events, columns=EVENT_COLUMNS))
 
@@ -112,8 +117,7 @@ def write_run(folder, path: Path, overrides: list[str], scenario: Scenario, runs
     from sim.cli import now
     from sim.runner import replicate_seed
 
-    rows = [row for r in runs for row in r.rows]
-    events = [{"replicate": r.replicate, **event} for r in runs for event in r.events]
+    rows, events = weekly_rows_and_events(runs)
     headline = results.headline(summaries)
     with folder.staged() as staging:
         outputs.write_csv(staging / "timeseries.csv", metrics.columns(scenario), rows)

@@ -189,7 +189,7 @@ def cmd_compare(args) -> None:
         compare.write_comparison(staging, rows)
         sources = {}
         for role, name in (("baseline", args.a), ("other", args.b)):
-            side = compare.read_outcomes(name).source
+            side, _ = compare.split_spec(name)      # read once already, by compare_runs
             found = side / "summary.csv" if (side / "summary.csv").is_file() else side / "manifest.json"
             if found.is_file():
                 sources[role] = found

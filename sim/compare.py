@@ -38,12 +38,18 @@ class Outcomes:
 
 # --- Reading either side ----------------------------------------------------------------
 
-def read_outcomes(spec: str) -> Outcomes:
-    """A run folder, or `SWEEP_FOLDER@POINT`."""
+def split_spec(spec: str) -> tuple[Path, str]:
+    """The folder and the point (empty for a run) that `FOLDER[@POINT]` names."""
     folder, point = str(spec), ""
     if not Path(folder).is_dir() and "@" in folder:
         folder, _, point = folder.rpartition("@")
-    directory = Path(folder)
+    return Path(folder), point
+
+
+def read_outcomes(spec: str) -> Outcomes:
+    """A run folder, or `SWEEP_FOLDER@POINT`."""
+    directory, point = split_spec(spec)
+    folder = str(directory)
     kind = (read_manifest(directory) or {}).get("kind")
     if point:
         if kind != "sweep":
