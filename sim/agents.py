@@ -78,8 +78,8 @@ class AgentUsers:
         for cell in self.grid.all_cells:
             if rng.random() < grid_spec.density:
                 cohort = int(cohorts.draw(rng, patches, *cell.coordinate))
-                UserAgent(model, cell, initial_platforms(rng, initial[cohort], scenario.users),
-                          cohort)
+                UserAgent(model, cell, initial_platforms(rng, initial[cohort], cohorts, cohort,
+                                                         scenario.users), cohort)
         self.agents = model.agents_by_type[UserAgent]
         self.members = list(self.agents)
         for index, user in enumerate(self.members):
@@ -164,15 +164,13 @@ class AgentUsers:
         return sum(user.adopt_choice() for user in self.members)
 
 
-def initial_platforms(rng, initial_cdf: np.ndarray, users) -> int:
-    """A user's first platform by initial share; maybe a second one (multihoming)."""
+def initial_platforms(rng, initial_cdf: np.ndarray, cohorts, cohort: int, users) -> int:
+    """A user's first platform by initial share; maybe a second one (multihoming,
+    `Cohorts.second_chance`, `second_cdf`)."""
     first = int(draw_category(initial_cdf, rng.random()))
     mask = 1 << first
-    if users.max_platforms >= 2 and rng.random() < users.initial_multihoming:
-        weights = np.diff(initial_cdf, prepend=0.0)
-        weights[first] = 0.0
-        if weights.sum() > 0:
-            mask |= 1 << int(draw_category(np.cumsum(weights) / weights.sum(), rng.random()))
+    if users.max_platforms >= 2 and rng.random() < cohorts.second_chance[cohort, first]:
+        mask |= 1 << int(draw_category(cohorts.second_cdf[cohort, first], rng.random()))
     return mask
 
 

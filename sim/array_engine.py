@@ -54,7 +54,7 @@ class ArrayUsers:
         self.platforms = np.zeros(len(self.user_cell), dtype=np.uint8)
         for g in range(cohorts.count):
             members = np.flatnonzero(self.cohort == g) if cohorts.count > 1 else slice(None)
-            self.platforms[members] = initial_platforms(rng, scenario, cohorts.initial[g],
+            self.platforms[members] = initial_platforms(rng, cohorts, g,
                                                         len(self.platforms[members]))
         r = grid.radius
         self.offsets = np.array([(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
@@ -146,18 +146,18 @@ class ArrayUsers:
         return joined
 
 
-def initial_platforms(rng, scenario, shares: np.ndarray, n: int) -> np.ndarray:
-    """First platform by `shares`; a second for `initial_multihoming` of users."""
-    first = draw_category(np.cumsum(shares), rng.random(n))
+def initial_platforms(rng, cohorts, g: int, n: int) -> np.ndarray:
+    """The platforms of `n` users of cohort `g`: a first by the cohort's starting shares,
+    maybe a second (`Cohorts.second_chance`, `second_cdf`)."""
+    first = draw_category(np.cumsum(cohorts.initial[g]), rng.random(n))
     masks = (1 << first).astype(np.uint8)
-    if scenario.users.max_platforms >= 2 and scenario.users.initial_multihoming > 0:
-        second = np.flatnonzero(rng.random(n) < scenario.users.initial_multihoming)
-        for h in range(len(shares)):
+    chance = cohorts.second_chance[g]
+    if chance.any():
+        second = np.flatnonzero(rng.random(n) < chance[first])
+        for h in range(len(chance)):
             users = second[first[second] == h]
-            others = shares.copy()
-            others[h] = 0.0
-            if len(users) and others.sum() > 0:
-                extra = draw_category(np.cumsum(others) / others.sum(), rng.random(len(users)))
+            if len(users):
+                extra = draw_category(cohorts.second_cdf[g, h], rng.random(len(users)))
                 masks[users] |= (1 << extra).astype(np.uint8)
     return masks
 

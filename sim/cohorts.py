@@ -3,7 +3,8 @@
 A scenario may split users into cohorts, each a latent class of a mixed logit
 (Kamakura & Russell 1989; Greene & Hensher 2003): a cohort's members add its `taste`
 for each messaging platform to that platform's quality, share `sharing` times as
-often as `users.share_rate` says, and may start on platforms of their own. A user's
+often as `users.share_rate` says, and may start on platforms of their own (a first
+one, and maybe a second: users who also hold WeChat). A user's
 cohort is drawn once and kept. Cohorts cluster on the grid when the scenario says
 so: the grid is cut into square patches, each patch draws a cohort, and each user
 takes their patch's cohort with chance `cohort_clustering`, else one drawn alone, so
@@ -25,6 +26,26 @@ from sim.rules import draw_category
 from sim.scenario import Scenario
 
 
+def second_platform_draws(scenario: Scenario, initial, tables) -> tuple[np.ndarray, np.ndarray]:
+    """Per cohort and first platform, the chance of starting on a second platform and the
+    cumulative distribution of which: the cohort's `initial_second` table, or else
+    `users.initial_multihoming` with the second drawn by the starting shares."""
+    messaging = [p.name for p in scenario.messaging]
+    m = len(messaging)
+    chance, cdf = np.zeros((len(tables), m)), np.zeros((len(tables), m, m))
+    if scenario.users.max_platforms < 2:
+        return chance, cdf
+    for g, (shares, table) in enumerate(zip(initial, tables)):
+        for first in range(m):
+            weights = (np.array([table.get(name, 0.0) for name in messaging]) if table
+                       else np.array(shares, float))
+            weights[first] = 0.0
+            if weights.sum() > 0:
+                chance[g, first] = weights.sum() if table else scenario.users.initial_multihoming
+                cdf[g, first] = np.cumsum(weights) / weights.sum()
+    return chance, cdf
+
+
 @dataclass(frozen=True)
 class Cohorts:
     """The cohorts of a scenario as arrays, G cohorts over M messaging platforms."""
@@ -34,6 +55,8 @@ class Cohorts:
     taste: np.ndarray        # (G, M) utility per week of holding each platform
     sharing: np.ndarray      # (G,) x users.share_rate
     initial: np.ndarray      # (G, M) starting shares of the platforms
+    second_chance: np.ndarray   # (G, M) chance of starting on a second platform, by the first
+    second_cdf: np.ndarray      # (G, M, M) which second platform, by the first (cumulative)
     clustering: float
     patch: int
 
@@ -44,12 +67,15 @@ class Cohorts:
         specs = scenario.users.cohorts
         if not specs:
             return cls(("everyone",), np.ones(1), np.zeros((1, len(messaging))), np.ones(1),
-                       platform_shares[None, :], 0.0, scenario.users.cohort_patch)
+                       platform_shares[None, :],
+                       *second_platform_draws(scenario, [platform_shares], [{}]),
+                       0.0, scenario.users.cohort_patch)
         taste = np.array([[c.taste.get(name, 0.0) for name in messaging] for c in specs], float)
         initial = np.array([[c.initial_share.get(name, 0.0) for name in messaging]
                             if c.initial_share else platform_shares for c in specs], float)
         return cls(tuple(c.name for c in specs), np.cumsum([c.share for c in specs]), taste,
                    np.array([c.sharing for c in specs], float), initial,
+                   *second_platform_draws(scenario, initial, [c.initial_second for c in specs]),
                    scenario.users.cohort_clustering, scenario.users.cohort_patch)
 
     @property

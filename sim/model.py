@@ -60,6 +60,7 @@ class WalledGardenModel(Model):
         self.platforms = [Platform(self, spec) for spec in scenario.platforms]
         self.cohorts = Cohorts.of(scenario)
         self.users = ENGINES[scenario.engine](self)
+        self.settle_users(scenario.users.burn_in)
         self.count_users()
         owners, hosts = len(scenario.owners), len(scenario.messaging)
         self.revenue_history = np.zeros((0, owners))
@@ -98,6 +99,13 @@ class WalledGardenModel(Model):
         self.running = self.steps < self.scenario.steps
         if DEBUG:
             check_invariants(self)
+
+    def settle_users(self, weeks: int) -> None:
+        """Users reconsider their platforms for `weeks` under the starting links and no
+        order, before week 1: the market the case meets is at rest under its own blocks."""
+        view = self.market_view()
+        for _ in range(weeks):
+            self.users.choose_platforms(view)
 
     def market_view(self):
         week = self.steps

@@ -199,9 +199,13 @@ class UserSpec:
                              "Most messaging platforms one user may use at once.")
     initial_multihoming: float = key(0.0, probability(), "fraction",
                                      "Fraction of users who start on a second messaging platform.")
+    burn_in: int = key(0, integer(0, 2000), "weeks",
+                       "Weeks users reconsider their platforms under the starting links before "
+                       "week 1, so the case starts from the market's own rest point near the "
+                       "starting shares rather than from the shares themselves.")
     cohorts: tuple = key([], Check(tuple), "tables",
                          "Optional latent classes of users, each a {name, share, taste, sharing, "
-                         "initial_share} table (mixed logit); none: every user alike.")
+                         "initial_share, initial_second} table (mixed logit); none: every user alike.")
     cohort_clustering: float = key(0.0, probability(), "fraction",
                                    "Chance that a user belongs to the cohort of their patch of "
                                    "the grid rather than to one drawn alone (cohorts who share a "
@@ -223,6 +227,11 @@ class CohortSpec:
     initial_share: dict = key({}, Check(dict), "platform -> fraction",
                               "Where its members start, by platform name (sums to 1); empty: "
                               "the platforms' initial_share.")
+    initial_second: dict = key({}, Check(dict), "platform -> fraction",
+                               "Chance that a member starting elsewhere also starts on this "
+                               "platform (at most one second platform: the chances beside any "
+                               "first platform sum to at most 1); empty: users.initial_multihoming "
+                               "with the second drawn by the starting shares.")
 
 
 @dataclass(frozen=True)
@@ -700,6 +709,8 @@ def check_cohorts(s: Scenario) -> None:
             raise ScenarioError(src, f"{where}.name", "every cohort needs a name of its own")
         for table, allowed, valid in (("taste", "a number in [-100, 100]", lambda v: abs(v) <= 100),
                                       ("initial_share", "a fraction in [0, 1]",
+                                       lambda v: 0 <= v <= 1),
+                                      ("initial_second", "a fraction in [0, 1]",
                                        lambda v: 0 <= v <= 1)):
             for platform, value in getattr(cohort, table).items():
                 if platform not in messaging:
@@ -712,6 +723,15 @@ def check_cohorts(s: Scenario) -> None:
         if cohort.initial_share and abs(sum(cohort.initial_share.values()) - 1) > 1e-6:
             raise ScenarioError(src, f"{where}.initial_share", "must sum to 1, got "
                                 f"{sum(cohort.initial_share.values()):g}")
+        if cohort.initial_second and s.users.max_platforms < 2:
+            raise ScenarioError(src, f"{where}.initial_second", "needs users.max_platforms of at "
+                                f"least 2, got {s.users.max_platforms}")
+        for first in messaging:
+            beside = sum(v for p, v in cohort.initial_second.items() if p != first)
+            if beside > 1 + 1e-9:
+                raise ScenarioError(src, f"{where}.initial_second", "the chances of a second "
+                                    f"platform beside {first} must sum to at most 1, got "
+                                    f"{beside:g}")
     if cohorts and abs(sum(c.share for c in cohorts) - 1) > 1e-6:
         raise ScenarioError(src, "users.cohorts", "the cohorts' shares must sum to 1, got "
                             f"{sum(c.share for c in cohorts):g}")

@@ -122,3 +122,49 @@ def test_cohort_keys_are_checked_and_can_be_set_one_by_one():
     for message, override in bad.items():
         with pytest.raises(ScenarioError, match=message):
             small("china_2021", override)
+
+
+@pytest.mark.parametrize("engine", ["array", "agent"])
+def test_a_cohort_can_start_on_a_second_platform_of_its_own(engine):
+    """`initial_second`: every QQ native starts on QQ and WeChat, every other user on
+    WeChat alone, or on DingTalk with WeChat beside it; WeChat users gain no second."""
+    scenario = small("china_2021", f'engine="{engine}"', "users.initial_multihoming=0.9",
+                     'users.cohorts=[{name="qq", share=0.4, initial_share={QQ=1.0}, '
+                     'initial_second={WeChat=1.0}}, {name="others", share=0.6, '
+                     'initial_share={WeChat=0.7, DingTalk=0.3}, initial_second={WeChat=1.0}}]',
+                     "platforms.WeChat.initial_share=0.42", "platforms.QQ.initial_share=0.4",
+                     "platforms.DingTalk.initial_share=0.18", size=40)
+    model = WalledGardenModel(scenario, rng=replicate_seed(4, 0))
+    cohorts, masks = model.users.cohorts(), model.users.masks()
+    assert set(masks[cohorts == 0]) == {0b011}
+    assert set(masks[cohorts == 1]) == {0b001, 0b101}
+    assert np.mean(masks[cohorts == 1] == 0b101) == pytest.approx(0.3, abs=0.06)
+
+
+@pytest.mark.parametrize("engine", ["array", "agent"])
+def test_a_second_platform_is_drawn_by_its_chance(engine):
+    """A chance of 0.5 gives half the cohort a second platform (the rest of the draw is
+    no second platform), in both engines."""
+    scenario = small("china_2021", f'engine="{engine}"',
+                     'users.cohorts=[{name="all", initial_share={QQ=1.0}, '
+                     'initial_second={WeChat=0.5}}]', "platforms.WeChat.initial_share=0.0",
+                     "platforms.QQ.initial_share=1.0", "platforms.DingTalk.initial_share=0.0",
+                     size=60)
+    masks = WalledGardenModel(scenario, rng=replicate_seed(5, 0)).users.masks()
+    assert set(masks) == {0b010, 0b011}
+    assert np.mean(masks == 0b011) == pytest.approx(0.5, abs=4 * (0.25 / 3600) ** 0.5)
+
+
+def test_initial_second_is_checked():
+    bad = {
+        "beside QQ must sum to at most 1": 'users.cohorts=[{name="a", '
+                                           'initial_second={WeChat=0.7, DingTalk=0.6}}]',
+        "a fraction in \\[0, 1\\]": 'users.cohorts=[{name="a", initial_second={WeChat=1.5}}]',
+        "unknown messaging platform": 'users.cohorts=[{name="a", initial_second={Taobao=1}}]',
+    }
+    for message, override in bad.items():
+        with pytest.raises(ScenarioError, match=message):
+            small("china_2021", override)
+    with pytest.raises(ScenarioError, match="max_platforms of at least 2"):
+        small("china_2021", "users.max_platforms=1",
+              'users.cohorts=[{name="a", initial_second={WeChat=0.5}}]')

@@ -1,7 +1,11 @@
 """The model's behaviour and economics: identities, bounds, limits, comparative statics."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+
+from sim import validation
 
 from sim.market import WARNED_OK
 from sim.metrics import choice_surplus
@@ -268,3 +272,23 @@ def test_array_engine_results_do_not_depend_on_the_number_of_threads():
     finally:
         numba.set_num_threads(before)
     assert one == two
+
+
+@pytest.mark.parametrize("engine", ["array", "agent"])
+def test_burn_in_starts_the_market_at_its_rest_point(engine):
+    """Analytical limit: in Brock & Durlauf's market (beta J < 1, one fixed point
+    x = 0.657), users who reconsider their platforms for 100 weeks before week 1 start
+    at the fixed point, wherever the starting shares put them; with no burn-in the
+    first week is still near the start (0.1)."""
+    beta, dq, J = 2.0, 0.2, 0.4
+    (root,) = validation.brock_durlauf_roots(beta, dq, J)
+    side = 30
+    first_week = {}
+    for burn_in in (0, 100):
+        world = validation.two_platform_world(beta, dq, J, 0.1, side)
+        world = dataclasses.replace(world, engine=engine, steps=1, users=dataclasses.replace(
+            world.users, burn_in=burn_in))
+        first_week[burn_in] = [run_replicate(world, r).rows[0]["users_A"] for r in range(3)]
+    tolerance = 4 * (root * (1 - root) / side ** 2) ** 0.5
+    assert abs(np.mean(first_week[100]) - root) < tolerance
+    assert np.mean(first_week[0]) < 0.3

@@ -177,13 +177,15 @@ def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_follow
     found = {p.name: p for p in calibration.parameters(case)}
     assert "share_qq_natives" in found and not any(n.startswith("taste_") for n in found)
     size = found["share_qq_natives"]
-    assert calibration.current_value(case, size.keys[0]) == pytest.approx(0.325)
+    natives = next(c for c in case.users.cohorts if c.name == "qq_natives")
+    assert calibration.current_value(case, size.keys[0]) == pytest.approx(natives.share)
     moved = validation.derive(case, *size.settings(case, 0.45))
     shares = {c.name: c.share for c in moved.users.cohorts}
     assert shares["qq_natives"] == pytest.approx(0.45)
     assert sum(shares.values()) == pytest.approx(1.0)
     for platform in moved.messaging:
-        mix = sum(c.share * c.initial_share[platform.name] for c in moved.users.cohorts)
+        mix = sum(c.share * c.initial_share.get(platform.name, 0.0)
+                  for c in moved.users.cohorts)
         assert platform.initial_share == pytest.approx(mix)
     qq = next(p for p in moved.messaging if p.name == "QQ")
     assert qq.initial_share > next(p for p in case.messaging if p.name == "QQ").initial_share
