@@ -34,6 +34,7 @@ from sim.validation import RECENT_RUNS, derive, simulate
 # user, four weeks of a lag, a quarter of QQ's links
 TOLERANCE = {"ratio": 0.05, "lag": 4.0, "share": 0.25}
 IDENTIFIED_RANGE = 0.125  # a 95% interval wider than half the search range: not pinned
+AT_BOUND = 0.01           # an estimate this close (search scale) to its range's end
 PROFILE_POINTS = 5
 
 
@@ -258,6 +259,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
     errors = np.where([r["unseen_share"] >= 0.5 for r in identification["parameters"]],
                       math.inf, errors)
     pinned = {row["parameter"]: row["identified"] for row in identification["parameters"]}
+    at_bound = {row["parameter"]: row["at_bound"] for row in identification["parameters"]}
     mean, sd = fitted.mean(axis=0), fitted.std(axis=0, ddof=1)
     # intervals on the search scale, mapped back: inside the range, asymmetric for the
     # parameters searched on a log scale
@@ -267,7 +269,8 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
             else p.low,
             "ci_high": p.value(float(np.clip(x + 1.96 * se, 0.0, 1.0))) if np.isfinite(se)
             else p.high,
-            "identified": pinned[p.name], "low": p.low, "high": p.high, "meaning": p.doc}
+            "identified": pinned[p.name], "at_bound": at_bound[p.name], "low": p.low,
+            "high": p.high, "meaning": p.doc}
            for p, v, e, x, se in zip(problem.params, theta, errors, u, search)]
     moment_rows = [{"moment": m.name, "target": m.target, "simulated": float(mean[i]),
                     "sd": float(sd[i]), "weight": float(weights[i, i]), "kind": m.kind,
@@ -362,7 +365,10 @@ def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
     """What the moments pin down: the singular values of W^1/2 G (search scale), its
     numerical rank and condition number, and per parameter whether it is identified
     (a finite standard error, on the search scale, below IDENTIFIED_RANGE of the
-    search range) and how much of it lies in the directions the moments barely see."""
+    search range, and an estimate inside the range) and how much of it lies in the
+    directions the moments barely see. At a bound of its range the minimum may lie
+    beyond it and the sandwich's standard error, which assumes an interior minimum,
+    does not apply: such a parameter is not identified by its range."""
     root = np.linalg.cholesky(weights + 1e-12 * np.eye(len(weights))).T
     scaled = root @ jacobian
     _, singular, right = np.linalg.svd(scaled, full_matrices=True)
@@ -376,11 +382,13 @@ def identify(problem, u, jacobian: np.ndarray, weights: np.ndarray,
     for i, p in enumerate(problem.params):
         search = float(errors[i] / p.slope(u[i]))      # the error in units of the range
         share = float((null[:, i] ** 2).sum()) if len(null) else 0.0
+        at_bound = bool(min(u[i], 1 - u[i]) < AT_BOUND)
         rows.append({"parameter": p.name,
                      "std_error_share_of_range": search,
                      "unseen_share": share,
+                     "at_bound": at_bound,
                      "identified": bool(math.isfinite(search) and search <= IDENTIFIED_RANGE
-                                        and share < 0.5)})
+                                        and share < 0.5 and not at_bound)})
     return {"singular_values": singular.tolist(), "rank": rank, "parameters_count": len(u),
             "condition_number": condition, "parameters": rows}
 

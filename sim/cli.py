@@ -387,6 +387,10 @@ def cmd_calibrate(args) -> None:
                 note = (f"fitted, s.e. {p['std_error']:.3g}" if key in result["keys"][
                     p["parameter"]] else f"follows {p['parameter']}")
                 lines.append(f'"{key}" = {value!r}   # {note}')
+        elif p["at_bound"]:
+            lines.append(f"# {p['parameter']}: at the end of its range ({p['estimate']:.3g} in "
+                         f"{p['low']:g}-{p['high']:g}): the moments ask for it or beyond, so "
+                         "no standard error applies; held at the scenario's assumption: sweep it")
         else:
             lines.append(f"# {p['parameter']}: not pinned down by the moments (s.e. "
                          f"{p['std_error']:.3g}); held at the scenario's assumption: sweep it")
@@ -410,7 +414,8 @@ def cmd_calibrate(args) -> None:
                    "evaluation (common random numbers); the Sobol design scrambled by seed"},
             started=started, finished=now(), directory=staging))
     for p in result["fit"]:
-        held = "" if p["identified"] else "  not identified: held at the assumption"
+        held = ("" if p["identified"] else "  at the end of its range: held at the assumption"
+                if p["at_bound"] else "  not identified: held at the assumption")
         print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g}){held}")
     for m in result["moments"]:
         print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}")

@@ -148,6 +148,23 @@ def test_a_parameter_the_moments_do_not_move_is_not_identified():
     assert math.isfinite(errors[0]) and errors[1] == math.inf
 
 
+def test_an_estimate_at_the_end_of_its_range_is_not_identified():
+    """The sandwich assumes an interior minimum: at a bound the moments may ask for a
+    value beyond the range, so a steep Jacobian there (a tiny standard error) must not
+    count as identification."""
+    slope = np.array([[2.0, 0.0], [0.5, 1.0], [0.0, 3.0]])
+    noise = np.random.default_rng(3).normal(scale=0.01, size=(30, 3))
+    weights = np.eye(3)
+    rows = {}
+    for u in (np.array([0.5, 0.5]), np.array([0.0, 0.5])):
+        problem = LinearProblem(slope, noise)
+        errors, jacobian = calibration.standard_errors(problem, u, problem.moments(u), weights)
+        rows[u[0]] = calibration.identify(problem, u, jacobian, weights, errors)["parameters"]
+    assert rows[0.5][0]["identified"] and not rows[0.5][0]["at_bound"]
+    assert rows[0.0][0]["at_bound"] and not rows[0.0][0]["identified"]
+    assert rows[0.0][1]["identified"]
+
+
 def test_hansen_j_is_the_optimally_weighted_objective_over_one_plus_one_over_s():
     test = calibration.hansen_j(11.0, replicates=10, moments=9, parameters=6)
     assert test["J"] == pytest.approx(10.0)
@@ -266,7 +283,8 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
         assert {r["parameter"] for r in csv.DictReader(f)} == {r["parameter"] for r in fit}
     text = (out / "china_2021_fitted.toml").read_text()
     for r in fit:
-        assert (f"# {r['parameter']}: not pinned down" in text) != (r["identified"] == "1")
+        held = "at the end of its range" if r["at_bound"] == "1" else "not pinned down"
+        assert (f"# {r['parameter']}: {held}" in text) != (r["identified"] == "1")
 
 
 def test_weights_invert_the_replicate_covariance_with_a_floor(case):
