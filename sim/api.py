@@ -23,7 +23,8 @@ import pandas as pd
 
 from sim.scenario import Scenario, load
 
-RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
+RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "plotly.min.js",
+             "manifest.json")
 EVENT_COLUMNS = ["replicate", "step", "event", "platform", "detail"]
 
 

@@ -128,8 +128,7 @@ def write_discovery(directory: Path, result: dict) -> None:
     the chosen PRIM box), with plotly.min.js beside it."""
     import html
 
-    from plotly.offline import get_plotlyjs
-
+    from sim.figures import page_figure, write_plotlyjs
     from sim.outputs import write_csv
 
     write_csv(directory / "boxes.csv", BOX_COLUMNS, result["boxes"])
@@ -142,8 +141,7 @@ def write_discovery(directory: Path, result: dict) -> None:
     stats = chosen[0] if chosen else None
     summary = (f"coverage {stats['coverage']:.2f}, density {stats['density']:.2f}, mass "
                f"{stats['mass']:.2f}" if stats else "PRIM restricted no parameter")
-    figure = tradeoff_figure(result).to_html(full_html=False, include_plotlyjs="directory",
-                                             div_id="tradeoff")
+    figure = page_figure(tradeoff_figure(result), "tradeoff")
     (directory / "discover.html").write_text(f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(result['condition'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px}}</style></head>
@@ -154,4 +152,4 @@ def write_discovery(directory: Path, result: dict) -> None:
 <h2>CART tree</h2><pre>{html.escape(result['tree'])}</pre>
 </body></html>
 """, encoding="utf-8")
-    (directory / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    write_plotlyjs(directory)
