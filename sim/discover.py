@@ -22,15 +22,13 @@ class DiscoverError(Exception):
     """Input that discovery cannot use (exit status 2, one line)."""
 
 
-def outcome_table(directory: Path, metric: str):
-    """The varied parameters (a DataFrame) and the metric (an array) of every run."""
-    import pandas as pd
-
-    runs = pd.DataFrame(sweep_outcomes(Path(directory)))
+def outcome_table(runs, metric: str, source: str):
+    """The varied parameters (a DataFrame) and the metric (an array) of every run, from
+    a sweep's outcomes (one row per run)."""
     if metric not in runs.columns:
         known = sorted(c for c in runs.columns if "." not in c and c not in (
-            "point", "point_id", "replicate", "seed", "steps"))
-        raise DiscoverError(f"--metric: {metric!r} is not a metric of {directory}; metrics are "
+            "point", "point_id", "replicate", "seed", "spawn_key", "steps"))
+        raise DiscoverError(f"--metric: {metric!r} is not a metric of {source}; metrics are "
                             + ", ".join(known))
     parameters = [c for c in runs.columns if "." in c]
     return runs[parameters].astype(float), runs[metric].to_numpy(dtype=float)
@@ -46,18 +44,29 @@ def condition(values: np.ndarray, below: float | None, above: float | None) -> n
 def discover(directory: Path, metric: str, below: float | None = None,
              above: float | None = None, threshold: float = 0.8, mass_min: float = 0.05,
              seed: int = 0) -> dict:
-    """PRIM's peeling trajectory and boxes, and CART's leaves, as tidy rows."""
+    """PRIM's peeling trajectory and boxes, and CART's leaves, as tidy rows, for the
+    runs of the sweep in `directory`."""
+    import pandas as pd
+
+    return find_boxes(pd.DataFrame(sweep_outcomes(Path(directory))), metric, below, above,
+                      threshold, mass_min, seed, source=str(directory))
+
+
+def find_boxes(outcomes, metric: str, below: float | None = None, above: float | None = None,
+               threshold: float = 0.8, mass_min: float = 0.05, seed: int = 0,
+               source: str = "the outcomes") -> dict:
+    """As `discover`, on a sweep's outcomes table (`run_sweep(...).outcomes`)."""
     try:
         from ema_workbench.analysis import cart, prim
     except ImportError:
         raise DiscoverError('discover needs EMA Workbench: pip install -e ".[discover]"') from None
     from sklearn.tree import DecisionTreeClassifier, export_text
 
-    x, values = outcome_table(directory, metric)
+    x, values = outcome_table(outcomes, metric, source)
     y = condition(values, below, above)
     said = f"{metric} {'<' if below is not None else '>'} {below if below is not None else above}"
     if y.all() or not y.any():
-        raise DiscoverError(f"{directory}: {'every' if y.all() else 'no'} run has {said}, so "
+        raise DiscoverError(f"{source}: {'every' if y.all() else 'no'} run has {said}, so "
                             "there is no region to find")
     peeled = prim.Prim(x, y, threshold=threshold, mass_min=mass_min).find_box()
     trajectory = peeled.peeling_trajectory
