@@ -235,6 +235,8 @@ def cmd_discover(args) -> None:
             seeds={"cart": args.seed}, started=started, finished=now(), directory=staging))
     chosen = [r for r in result["boxes"] if r["method"] == "prim" and r["chosen"]]
     print(f"{result['condition']}: {result['meeting']} of {result['runs']} runs")
+    if not result["threshold_reached"]:
+        print(f"no box reaches density {args.threshold}; the densest along the peeling:")
     if chosen:
         print(f"PRIM box: coverage {chosen[0]['coverage']:.2f}, density "
               f"{chosen[0]['density']:.2f}, mass {chosen[0]['mass']:.2f}")

@@ -68,9 +68,16 @@ def find_boxes(outcomes, metric: str, below: float | None = None, above: float |
     if y.all() or not y.any():
         raise DiscoverError(f"{source}: {'every' if y.all() else 'no'} run has {said}, so "
                             "there is no region to find")
-    peeled = prim.Prim(x, y, threshold=threshold, mass_min=mass_min).find_box()
+    # EMA keeps the peeling only if its last, smallest box reaches the threshold, and
+    # returns the whole space otherwise. Asked for the density of all runs, it keeps the
+    # trajectory (its cases of interest, y >= threshold, are the same for any threshold
+    # in (0, 1]); the box chosen is EMA's, the last, if it reaches the threshold, and
+    # else the densest along the trajectory.
+    peeled = prim.Prim(x, y, threshold=float(y.mean()), mass_min=mass_min).find_box()
     trajectory = peeled.peeling_trajectory
-    chosen = len(peeled.box_lims) - 1
+    densities = trajectory["density"].to_numpy()
+    reached = bool(densities[-1] >= threshold)
+    chosen = len(densities) - 1 if reached else int(np.argmax(densities))
     prim_rows = [box_row("prim", i, limits, parameter, trajectory.iloc[i], i == chosen)
                  for i, limits in enumerate(peeled.box_lims) for parameter in x.columns]
     tree = cart.CART(x, y, mass_min=mass_min)
@@ -82,6 +89,7 @@ def find_boxes(outcomes, metric: str, below: float | None = None, above: float |
                  for parameter in x.columns]
     bounds = {c: (float(x[c].min()), float(x[c].max())) for c in x.columns}
     return {"condition": said, "runs": len(y), "meeting": int(y.sum()),
+            "threshold_reached": reached,
             "trajectory": [{"box": i, "coverage": float(t["coverage"]),
                             "density": float(t["density"]), "mass": float(t["mass"]),
                             "restricted_dimensions": int(t["res_dim"])}
