@@ -23,7 +23,8 @@ import pandas as pd
 
 from sim.scenario import Scenario, load
 
-RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
+RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "plotly.min.js",
+             "manifest.json")
 EVENT_COLUMNS = ["replicate", "step", "event", "platform", "detail"]
 
 
@@ -42,12 +43,15 @@ class RunResult:
 class SweepResult:
     """A sweep's results: `outcomes` (one row per run: point, replicate, seed,
     parameters, every summary metric), `runs` (every run's weekly rows), `summary`
-    (per point and metric: mean, sd, 95% CI, n) and the runs that failed."""
+    (per point and metric: mean, sd, 95% CI, n), the runs that failed, and `indices`:
+    a Sobol or Morris design's sensitivity indices with 95% intervals, as in
+    figures/sobol.csv or morris.csv (empty for other designs)."""
 
     outcomes: pd.DataFrame
     runs: pd.DataFrame
     summary: pd.DataFrame
     failed: list[dict]
+    indices: pd.DataFrame
 
 
 def assignments(overrides: Mapping | Iterable[str] | None) -> list[str]:
@@ -147,6 +151,7 @@ def run_sweep(sweep: str | Path, overrides: Mapping | Iterable[str] | None = Non
 
     assigned = assignments(overrides)
     workers = workers or os.cpu_count() or 1
+    spec = sweeps.load_sweep(sweep, assigned, replicates)
     if out is not None:
         from sim.cli import cmd_sweep, parser
 
@@ -156,11 +161,11 @@ def run_sweep(sweep: str | Path, overrides: Mapping | Iterable[str] | None = Non
             + (["--replicates", str(replicates)] if replicates else [])
             + (["--overwrite"] if overwrite else []) + ([] if progress else ["--quiet"])))
         folder = Path(out)
-        return SweepResult(pd.read_parquet(folder / "outcomes.parquet"),
-                           pd.read_parquet(folder / "runs.parquet"),
+        outcomes = pd.read_parquet(folder / "outcomes.parquet")
+        return SweepResult(outcomes, pd.read_parquet(folder / "runs.parquet"),
                            pd.read_csv(folder / "summary.csv"),
-                           json.loads((folder / "manifest.json").read_text())["failed_runs"])
-    spec = sweeps.load_sweep(sweep, assigned, replicates)
+                           json.loads((folder / "manifest.json").read_text())["failed_runs"],
+                           sensitivity(spec, outcomes))
     with tempfile.TemporaryDirectory(prefix="walled-garden-sweep-") as scratch:
         directory = Path(scratch)
         sweeps.run_sweep(spec, directory, workers, None, progress=progress)
@@ -169,5 +174,15 @@ def run_sweep(sweep: str | Path, overrides: Mapping | Iterable[str] | None = Non
         failed = [{k: e[k] for k in ("index", "replicate", "error")}
                   for e in sweeps.errors(spec, directory)]
     columns, rows = sweeps.outcome_rows(spec, summaries) if summaries else ([], [])
-    return SweepResult(pd.DataFrame(rows, columns=columns), runs,
-                       pd.DataFrame(sweeps.summary_rows(spec, summaries)), failed)
+    outcomes = pd.DataFrame(rows, columns=columns)
+    return SweepResult(outcomes, runs, pd.DataFrame(sweeps.summary_rows(spec, summaries)),
+                       failed, sensitivity(spec, outcomes))
+
+
+def sensitivity(spec, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """The design's sensitivity indices, one row per metric, index and parameter."""
+    from sim.figures import SENSITIVITY_COLUMNS, sensitivity_tables
+
+    tables = sensitivity_tables(spec, outcomes.to_dict("records")) if len(outcomes) else {}
+    return pd.DataFrame([row for rows in tables.values() for row in rows],
+                        columns=SENSITIVITY_COLUMNS)

@@ -235,6 +235,8 @@ def cmd_discover(args) -> None:
             seeds={"cart": args.seed}, started=started, finished=now(), directory=staging))
     chosen = [r for r in result["boxes"] if r["method"] == "prim" and r["chosen"]]
     print(f"{result['condition']}: {result['meeting']} of {result['runs']} runs")
+    if not result["threshold_reached"]:
+        print(f"no box reaches density {args.threshold}; the densest along the peeling:")
     if chosen:
         print(f"PRIM box: coverage {chosen[0]['coverage']:.2f}, density "
               f"{chosen[0]['density']:.2f}, mass {chosen[0]['mass']:.2f}")
@@ -309,7 +311,7 @@ def cmd_validate(args) -> None:
     effort_name = "quick" if args.quick else "full"
     effort = validation.QUICK if args.quick else validation.FULL
     folder = output_folder(args, RESULTS / "validation" / case.name, "validate",
-                           ("validation.csv", "report.html", "manifest.json"))
+                           ("validation.csv", "report.html", "plotly.min.js", "manifest.json"))
     started = now()
     with validation.in_parallel(args.workers):
         rows = validation.validate(case, effort, args.check or None, progress=not args.quiet)
@@ -362,7 +364,8 @@ def cmd_calibrate(args) -> None:
     fitted_name = f"{case.name}_fitted"
     folder = output_folder(args, RESULTS / "calibration" / case.name, "calibrate",
                            ("fit.csv", "moments.csv", "identification.csv", "profiles.csv",
-                            "report.html", f"{fitted_name}.toml", "manifest.json"))
+                            "report.html", "plotly.min.js", f"{fitted_name}.toml",
+                            "manifest.json"))
     target = folder.path
     started = now()
     with validation.in_parallel(args.workers):
@@ -426,17 +429,16 @@ def cmd_calibrate(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from sim import bench, outputs
+    from sim import bench, figures, outputs
 
     folder = output_folder(args, RESULTS / "bench", "bench",
-                           ("bench.json", "bench.html", "manifest.json"))
+                           ("bench.json", "bench.html", "plotly.min.js", "manifest.json"))
     started = now()
     rows, summary = bench.run(quick=args.quick, progress=not args.quiet)
     with folder.staged() as staging:
         outputs.write_json(staging / "bench.json", {"quick": args.quick, "cores": os.cpu_count(),
                                                     "measurements": rows, **summary})
-        bench.figure(rows).write_html(staging / "bench.html", include_plotlyjs=True,
-                                      div_id="bench")
+        figures.write_figures({"bench": bench.figure(rows)}, staging, png=False)
         outputs.write_json(staging / "manifest.json", outputs.manifest(
             recipe=["bench"] + (["--quick"] if args.quick else []),
             inputs={"scenario": bench.SCENARIO}, parameters={"quick": args.quick},

@@ -292,8 +292,7 @@ def write_comparison(directory: Path, rows: list[dict]) -> None:
     """compare.csv, and compare.html: the effect sizes as a figure and the table."""
     import html
 
-    from plotly.offline import get_plotlyjs
-
+    from sim.figures import page_figure, write_plotlyjs
     from sim.outputs import write_csv
 
     write_csv(directory / "compare.csv", COLUMNS, rows)
@@ -306,8 +305,7 @@ def write_comparison(directory: Path, rows: list[dict]) -> None:
     test = (f"{first['test']} and {first['rank_test']} tests, "
             + ("paired by replicate (common random numbers)" if first["paired"]
                else "independent samples"))
-    figure = effect_figure(rows).to_html(full_html=False, include_plotlyjs="directory",
-                                         div_id="effects")
+    figure = page_figure(effect_figure(rows), "effects")
     (directory / "compare.html").write_text(f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(folder_name(rows))}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:right}}
@@ -320,7 +318,7 @@ Benjamini-Hochberg (bh). Differences are {html.escape(first['other'])} minus
 <table><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in shown)}</tr>{cells}</table>
 </body></html>
 """, encoding="utf-8")
-    (directory / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    write_plotlyjs(directory)
 
 
 def cell(value) -> str:

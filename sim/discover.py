@@ -22,15 +22,13 @@ class DiscoverError(Exception):
     """Input that discovery cannot use (exit status 2, one line)."""
 
 
-def outcome_table(directory: Path, metric: str):
-    """The varied parameters (a DataFrame) and the metric (an array) of every run."""
-    import pandas as pd
-
-    runs = pd.DataFrame(sweep_outcomes(Path(directory)))
+def outcome_table(runs, metric: str, source: str):
+    """The varied parameters (a DataFrame) and the metric (an array) of every run, from
+    a sweep's outcomes (one row per run)."""
     if metric not in runs.columns:
         known = sorted(c for c in runs.columns if "." not in c and c not in (
-            "point", "point_id", "replicate", "seed", "steps"))
-        raise DiscoverError(f"--metric: {metric!r} is not a metric of {directory}; metrics are "
+            "point", "point_id", "replicate", "seed", "spawn_key", "steps"))
+        raise DiscoverError(f"--metric: {metric!r} is not a metric of {source}; metrics are "
                             + ", ".join(known))
     parameters = [c for c in runs.columns if "." in c]
     return runs[parameters].astype(float), runs[metric].to_numpy(dtype=float)
@@ -46,22 +44,40 @@ def condition(values: np.ndarray, below: float | None, above: float | None) -> n
 def discover(directory: Path, metric: str, below: float | None = None,
              above: float | None = None, threshold: float = 0.8, mass_min: float = 0.05,
              seed: int = 0) -> dict:
-    """PRIM's peeling trajectory and boxes, and CART's leaves, as tidy rows."""
+    """PRIM's peeling trajectory and boxes, and CART's leaves, as tidy rows, for the
+    runs of the sweep in `directory`."""
+    import pandas as pd
+
+    return find_boxes(pd.DataFrame(sweep_outcomes(Path(directory))), metric, below, above,
+                      threshold, mass_min, seed, source=str(directory))
+
+
+def find_boxes(outcomes, metric: str, below: float | None = None, above: float | None = None,
+               threshold: float = 0.8, mass_min: float = 0.05, seed: int = 0,
+               source: str = "the outcomes") -> dict:
+    """As `discover`, on a sweep's outcomes table (`run_sweep(...).outcomes`)."""
     try:
         from ema_workbench.analysis import cart, prim
     except ImportError:
         raise DiscoverError('discover needs EMA Workbench: pip install -e ".[discover]"') from None
     from sklearn.tree import DecisionTreeClassifier, export_text
 
-    x, values = outcome_table(directory, metric)
+    x, values = outcome_table(outcomes, metric, source)
     y = condition(values, below, above)
     said = f"{metric} {'<' if below is not None else '>'} {below if below is not None else above}"
     if y.all() or not y.any():
-        raise DiscoverError(f"{directory}: {'every' if y.all() else 'no'} run has {said}, so "
+        raise DiscoverError(f"{source}: {'every' if y.all() else 'no'} run has {said}, so "
                             "there is no region to find")
-    peeled = prim.Prim(x, y, threshold=threshold, mass_min=mass_min).find_box()
+    # EMA keeps the peeling only if its last, smallest box reaches the threshold, and
+    # returns the whole space otherwise. Asked for the density of all runs, it keeps the
+    # trajectory (its cases of interest, y >= threshold, are the same for any threshold
+    # in (0, 1]); the box chosen is EMA's, the last, if it reaches the threshold, and
+    # else the densest along the trajectory.
+    peeled = prim.Prim(x, y, threshold=float(y.mean()), mass_min=mass_min).find_box()
     trajectory = peeled.peeling_trajectory
-    chosen = len(peeled.box_lims) - 1
+    densities = trajectory["density"].to_numpy()
+    reached = bool(densities[-1] >= threshold)
+    chosen = len(densities) - 1 if reached else int(np.argmax(densities))
     prim_rows = [box_row("prim", i, limits, parameter, trajectory.iloc[i], i == chosen)
                  for i, limits in enumerate(peeled.box_lims) for parameter in x.columns]
     tree = cart.CART(x, y, mass_min=mass_min)
@@ -73,6 +89,7 @@ def discover(directory: Path, metric: str, below: float | None = None,
                  for parameter in x.columns]
     bounds = {c: (float(x[c].min()), float(x[c].max())) for c in x.columns}
     return {"condition": said, "runs": len(y), "meeting": int(y.sum()),
+            "threshold_reached": reached,
             "trajectory": [{"box": i, "coverage": float(t["coverage"]),
                             "density": float(t["density"]), "mass": float(t["mass"]),
                             "restricted_dimensions": int(t["res_dim"])}
@@ -128,8 +145,7 @@ def write_discovery(directory: Path, result: dict) -> None:
     the chosen PRIM box), with plotly.min.js beside it."""
     import html
 
-    from plotly.offline import get_plotlyjs
-
+    from sim.figures import page_figure, write_plotlyjs
     from sim.outputs import write_csv
 
     write_csv(directory / "boxes.csv", BOX_COLUMNS, result["boxes"])
@@ -142,8 +158,7 @@ def write_discovery(directory: Path, result: dict) -> None:
     stats = chosen[0] if chosen else None
     summary = (f"coverage {stats['coverage']:.2f}, density {stats['density']:.2f}, mass "
                f"{stats['mass']:.2f}" if stats else "PRIM restricted no parameter")
-    figure = tradeoff_figure(result).to_html(full_html=False, include_plotlyjs="directory",
-                                             div_id="tradeoff")
+    figure = page_figure(tradeoff_figure(result), "tradeoff")
     (directory / "discover.html").write_text(f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(result['condition'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px}}</style></head>
@@ -154,4 +169,4 @@ def write_discovery(directory: Path, result: dict) -> None:
 <h2>CART tree</h2><pre>{html.escape(result['tree'])}</pre>
 </body></html>
 """, encoding="utf-8")
-    (directory / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    write_plotlyjs(directory)

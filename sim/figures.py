@@ -325,6 +325,21 @@ def convergence_figure(rows: list[dict], metric: str, most: int = 6) -> go.Figur
     return fig
 
 
+def page_figure(fig: go.Figure, div_id: str, load_plotlyjs: bool = True) -> str:
+    """A figure as a <div> for an HTML page, reading plotly.js from the plotly.min.js
+    beside the page (write_plotlyjs), so a folder of pages carries 4.8 MB of it once.
+    A page's later figures need not load it again (`load_plotlyjs=False`)."""
+    return fig.to_html(full_html=False, include_plotlyjs="directory" if load_plotlyjs else False,
+                       div_id=div_id)
+
+
+def write_plotlyjs(directory: Path) -> None:
+    """The plotly.min.js that the pages in `directory` share: they open offline."""
+    from plotly.offline import get_plotlyjs
+
+    (directory / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+
+
 def write_figures(figures: dict[str, go.Figure], directory: Path, png: bool = True,
                   scale: float = 1) -> None:
     """Each figure as HTML and, with Debian's chromium, as PNG (`scale` times its

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sim.figures import page_figure, write_plotlyjs
 from sim.scenario import SURFACES, Scenario
 
 PANELS = ("Users by platform (share of users)", "Links blocked, by surface",
@@ -99,9 +101,8 @@ def headline_table(headline: list[dict]) -> str:
 
 
 def write_report(path, scenario: Scenario, rows: list[dict], headline: list[dict]) -> None:
-    """One self-contained page (plotly.js embedded, so it opens offline)."""
-    figure = timeline_figure(scenario, rows).to_html(full_html=False, include_plotlyjs=True,
-                                                     div_id="timeline")
+    """One page, with plotly.min.js beside it (so it opens offline)."""
+    figure = page_figure(timeline_figure(scenario, rows), "timeline")
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(scenario.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 10px;text-align:right}}
@@ -113,3 +114,4 @@ td:first-child,th:first-child{{text-align:left}}</style></head>
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
+    write_plotlyjs(Path(path).parent)

@@ -1,12 +1,16 @@
-"""The validation and calibration reports: self-contained HTML pages with plotly figures."""
+"""The validation and calibration reports: HTML pages with plotly figures (plotly.min.js
+beside them, so they open offline)."""
 
 from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from sim.figures import page_figure, write_plotlyjs
 
 PASS, FAIL = "#2ca02c", "#d62728"
 STYLE = """<style>body{font-family:sans-serif;margin:2em;max-width:90em}
@@ -82,8 +86,7 @@ def write_validation_report(path, rows: list[dict], scenario_name: str, effort: 
     passed = sum(r["passed"] for r in rows)
     checks = {r["check"]: r["without_mechanism"] for r in rows}
     founded = sum(v is False for v in checks.values())
-    figure = evidence_figure(rows).to_html(full_html=False, include_plotlyjs=True,
-                                           div_id="evidence")
+    figure = page_figure(evidence_figure(rows), "evidence")
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Validation: {html.escape(scenario_name)}</title>
 {STYLE}</head><body>
@@ -98,6 +101,7 @@ then fail, as evidence for the mechanism should (a check fails when any of its r
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
+    write_plotlyjs(Path(path).parent)
 
 
 def calibration_figure(result: dict) -> go.Figure:
@@ -178,7 +182,7 @@ def write_calibration_report(path, result: dict, scenario_name: str, fitted_file
         f"<td>{html.escape(m['source'])}</td></tr>" for m in result["moments"])
     singular = ", ".join(number(v) for v in identification["singular_values"])
     figures = "".join(
-        fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=name)
+        page_figure(fig, name, load_plotlyjs=i == 0)
         for i, (name, fig) in enumerate((("moments", calibration_figure(result)),
                                          ("profiles", profile_figure(result)),
                                          ("design", design_figure(result)))))
@@ -213,3 +217,4 @@ scenario's assumption in the fitted file: sweep them.</p>
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
+    write_plotlyjs(Path(path).parent)

@@ -26,3 +26,12 @@ def small(name: str = "china_2021", *overrides: str, size: int = 16, steps: int 
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def assert_reads_plotlyjs_from_beside(page: Path) -> None:
+    """An HTML page whose plotly.js is the plotly.min.js in its own folder: not embedded
+    (4.8 MB per page), not fetched from a CDN, and there."""
+    text = page.read_text(encoding="utf-8")
+    assert len(text) < 300_000, f"{page.name} embeds plotly.js"
+    assert 'src="plotly.min.js"' in text and "cdn." not in text
+    assert (page.parent / "plotly.min.js").stat().st_size > 1_000_000

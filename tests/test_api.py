@@ -157,3 +157,21 @@ def test_a_sweep_file_copied_elsewhere_keeps_an_absolute_base_or_says_why_not(
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "tiny.toml: base: no scenario file" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sobol_sweeps_indices_are_those_of_its_folder(tmp_path):
+    from sim import run_sweep
+
+    from test_sweep import write_sweep
+
+    path = write_sweep(tmp_path, '"regulator.fine" = { low = 0.0, high = 0.1 }\n'
+                                 '"users.token_cost" = { low = 0.05, high = 1.0 }',
+                       kind="sobol", replicates=1, samples=4)
+    in_memory = run_sweep(path, workers=2)
+    written = run_sweep(path, workers=2, out=tmp_path / "out")
+    on_disk = pd.read_csv(tmp_path / "out/figures/sobol.csv", keep_default_na=False)
+    assert set(in_memory.indices["index"]) == {"S1", "ST"}
+    assert set(in_memory.indices["parameter"]) == {"regulator.fine", "users.token_cost"}
+    assert (in_memory.indices["ci_low"] < in_memory.indices["ci_high"]).all()
+    for result in (in_memory, written):
+        pd.testing.assert_frame_equal(result.indices, on_disk, check_dtype=False)

@@ -1,8 +1,13 @@
 """The benchmark's machinery (its numbers are reported, never asserted on speed)."""
 
+import json
+
 import pytest
 
 from sim import bench
+from sim.cli import main
+
+from conftest import assert_reads_plotlyjs_from_beside
 
 
 @pytest.mark.parametrize("engine", ["agent", "array"])
@@ -26,3 +31,15 @@ def test_summary_recovers_ratio_and_linear_growth():
     summary = bench.summarise(rows)
     assert summary["speed_ratio_array_over_agent"]["100"] == pytest.approx(100)
     assert summary["growth_exponent"]["array"] == pytest.approx(1.0)
+
+
+def test_bench_page_reads_plotlyjs_from_beside_it(tmp_path, monkeypatch):
+    # Measured for real, on grids small enough for a test; the sweep and server parts
+    # of the plan only add rows to bench.json, not to the page.
+    rows = [bench.measure(engine, side, 2) for engine in ("agent", "array") for side in (6, 10)]
+    summary = {**bench.summarise(rows), "sweeps": []}
+    monkeypatch.setattr(bench, "run", lambda quick, progress: (rows, summary))
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--quiet", "--out", str(out)]) == 0
+    assert_reads_plotlyjs_from_beside(out / "bench.html")
+    assert "plotly.min.js" in json.loads((out / "manifest.json").read_text())["files"]

@@ -11,6 +11,8 @@ from sim.cli import main
 from sim.metrics import columns
 from sim.scenario import load
 
+from conftest import assert_reads_plotlyjs_from_beside
+
 SMALL = ["--set", "grid.width=12", "--set", "grid.height=12", "--steps", "15",
          "--replicates", "2", "--quiet"]
 
@@ -33,8 +35,10 @@ def test_run_writes_every_output_with_the_contract_columns(root, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["parameters"]["steps"] == 15
     assert manifest["versions"]["mesa"] == "3.3.1"
-    assert set(manifest["files"]) >= {"timeseries.csv", "summary.csv", "report.html"}
+    assert set(manifest["files"]) >= {"timeseries.csv", "summary.csv", "report.html",
+                                      "plotly.min.js"}
     assert "deadline" in (out / "report.html").read_text()
+    assert_reads_plotlyjs_from_beside(out / "report.html")
     assert not list(tmp_path.glob(".*partial*"))
 
 

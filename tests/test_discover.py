@@ -52,6 +52,26 @@ def test_prim_and_cart_find_where_links_open(outcomes, tmp_path, capsys):
     assert 'src="plotly.min.js"' in (out / "discover.html").read_text()
 
 
+def test_where_no_box_reaches_the_threshold_the_densest_is_given(outcomes, tmp_path, capsys):
+    import pandas as pd
+
+    # Inside the region links now open in only about half the runs.
+    table = pd.read_parquet(outcomes / "outcomes.parquet")
+    coin = np.random.default_rng(4).random(len(table)) < 0.5
+    table.loc[coin, "steps_to_open"] = math.nan
+    table.to_parquet(outcomes / "outcomes.parquet")
+    out = tmp_path / "found"
+    assert main(["discover", str(outcomes), "--metric", "steps_to_open", "--below", "20",
+                 "--out", str(out)]) == 0
+    assert "no box reaches density 0.8" in capsys.readouterr().out
+    with open(out / "trajectory.csv", newline="") as f:
+        densest = max(float(r["density"]) for r in csv.DictReader(f))
+    with open(out / "boxes.csv", newline="") as f:
+        chosen = [r for r in csv.DictReader(f) if r["method"] == "prim" and r["chosen"] == "1"]
+    assert 0.3 < densest < 0.8 and float(chosen[0]["density"]) == densest
+    assert {r["parameter"] for r in chosen if r["restricted"] == "1"} >= {"regulator.fine"}
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--metric", "steps_to_opne", "--below", "20"], "steps_to_opne"),
     (["--metric", "steps_to_open"], "exactly one of --below"),

@@ -16,7 +16,7 @@ from sim import calibration, record, validation
 from sim.market import BLOCKED, OPEN, WARNED
 from sim.scenario import load
 
-from conftest import ROOT, SCENARIOS
+from conftest import ROOT, SCENARIOS, assert_reads_plotlyjs_from_beside
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +227,7 @@ def test_validate_writes_a_table_and_a_report(tmp_path):
     page = (out / "report.html").read_text()
     assert "largest_blocks" in page and "95% CI" in page and "plotly" in page
     assert "fails, as it should" in page
+    assert_reads_plotlyjs_from_beside(out / "report.html")
     assert (out / "manifest.json").exists()
 
 
@@ -276,6 +277,7 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
             assert calibration.current_value(fitted, key) == pytest.approx(
                 expected if expected is not None else calibration.current_value(case, key)), key
     assert fitted.name == "china_2021_fitted"
+    assert_reads_plotlyjs_from_beside(out / "report.html")
     with open(out / "moments.csv") as f:
         assert [r["moment"] for r in csv.DictReader(f)] == [
             m.name for m in record.moments(load(SCENARIOS / "china_2021.toml"), 30)]
