@@ -165,6 +165,22 @@ def test_an_estimate_at_the_end_of_its_range_is_not_identified():
     assert rows[0.0][1]["identified"]
 
 
+def test_a_flat_profile_unidentifies_a_parameter_whatever_its_standard_error():
+    """The cohort fit's diversion: a finite-difference Jacobian across a jump gave
+    s.e. 0.067, while its profile stays within the 95% threshold from 0.1 to 0.775."""
+    params = [calibration.Parameter(name, (), 0.1, 1.0, "") for name in ("flat", "sharp")]
+    objectives = {"flat": [8.12, 4.21, 4.55, 7.61, 9.83], "sharp": [171.6, 83.0, 4.21, 27.4, 253.2]}
+    profiles = [{"parameter": name, "position": float(x), "objective": q}
+                for name, qs in objectives.items()
+                for x, q in zip(np.linspace(0, 1, 5), qs)]
+    rows = [{"parameter": "flat", "identified": True}, {"parameter": "sharp", "identified": True}]
+    calibration.bound_by_profiles(rows, profiles, np.array([0.25, 0.5]), params, 4.21, 10)
+    flat, sharp = rows
+    assert not flat["identified"] and sharp["identified"]
+    assert (flat["profile_low"], flat["profile_high"]) == pytest.approx((0.1, 0.775))
+    assert sharp["profile_low"] == sharp["profile_high"] == pytest.approx(0.55)
+
+
 def test_hansen_j_is_the_optimally_weighted_objective_over_one_plus_one_over_s():
     test = calibration.hansen_j(11.0, replicates=10, moments=9, parameters=6)
     assert test["J"] == pytest.approx(10.0)
