@@ -230,8 +230,9 @@ class CohortSpec:
     initial_second: dict = key({}, Check(dict), "platform -> fraction",
                                "Chance that a member starting elsewhere also starts on this "
                                "platform (at most one second platform: the chances beside any "
-                               "first platform sum to at most 1); empty: users.initial_multihoming "
-                               "with the second drawn by the starting shares.")
+                               "first platform sum to at most 1; none with users.max_platforms = 1); "
+                               "empty: users.initial_multihoming with the second drawn by the "
+                               "starting shares.")
 
 
 @dataclass(frozen=True)
@@ -723,9 +724,6 @@ def check_cohorts(s: Scenario) -> None:
         if cohort.initial_share and abs(sum(cohort.initial_share.values()) - 1) > 1e-6:
             raise ScenarioError(src, f"{where}.initial_share", "must sum to 1, got "
                                 f"{sum(cohort.initial_share.values()):g}")
-        if cohort.initial_second and s.users.max_platforms < 2:
-            raise ScenarioError(src, f"{where}.initial_second", "needs users.max_platforms of at "
-                                f"least 2, got {s.users.max_platforms}")
         for first in messaging:
             beside = sum(v for p, v in cohort.initial_second.items() if p != first)
             if beside > 1 + 1e-9:

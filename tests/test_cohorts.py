@@ -165,6 +165,8 @@ def test_initial_second_is_checked():
     for message, override in bad.items():
         with pytest.raises(ScenarioError, match=message):
             small("china_2021", override)
-    with pytest.raises(ScenarioError, match="max_platforms of at least 2"):
-        small("china_2021", "users.max_platforms=1",
-              'users.cohorts=[{name="a", initial_second={WeChat=0.5}}]')
+    # one platform each: no second, as with users.initial_multihoming (the validation's
+    # counterfactual without multihoming)
+    single = small("china_2021", "users.max_platforms=1",
+                   'users.cohorts=[{name="a", initial_second={WeChat=0.5}}]')
+    assert set(WalledGardenModel(single, rng=replicate_seed(6, 0)).users.masks()) <= {1, 2, 4}
