@@ -416,6 +416,8 @@ def cmd_bench(args) -> None:
 # A tab gone this long (closed, or its connection lost) has its model freed; Solara's
 # default keeps it a day, so a class's abandoned tabs would fill the memory.
 SESSION_TIMEOUT = "2m"
+OFFLINE_SOLARA = {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
+                  "SOLARA_ASSETS_CDN": "http://127.0.0.1:9/no-cdn/"}
 
 
 def cmd_serve(args) -> None:
@@ -431,9 +433,17 @@ def cmd_serve(args) -> None:
                          f"{err.strerror or err}") from None
     app = Path(__file__).resolve().parent / "server" / "app.py"
     print(f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    from sim.workers import die_with_parent
+
+    # Nothing leaves the machine: no version check against the package index, no telemetry,
+    # and an asset missing from solara-assets fails rather than being fetched from a CDN.
+    # The server dies with this command, even when it is killed (SIGTERM, SIGKILL).
     status = subprocess.run([sys.executable, "-m", "solara", "run", str(app), "--host", args.host,
-                             "--port", str(args.port), "--production", "--no-open"],
-                            env={**os.environ, "SOLARA_KERNEL_CULL_TIMEOUT": SESSION_TIMEOUT},
+                             "--port", str(args.port), "--production", "--no-open",
+                             "--no-check-version"],
+                            env={**OFFLINE_SOLARA, **os.environ,
+                                 "SOLARA_KERNEL_CULL_TIMEOUT": SESSION_TIMEOUT},
+                            preexec_fn=lambda parent=os.getpid(): die_with_parent(parent),
                             check=False).returncode
     if status != 0:
         raise UsageError(f"serve: the server stopped with status {status}")
