@@ -1,15 +1,22 @@
-"""The student server in a real browser: Playwright driving Debian's chromium."""
+"""The student server: its page's logic, and the page in a real browser (Playwright
+driving Debian's chromium). Screenshots go to results/test-artifacts/."""
 
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SCENARIOS
+from sim.scenario import load
+from sim.server import app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "results" / "test-artifacts"
@@ -17,29 +24,101 @@ PLOT_DATA = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .map(d => (d.data || []).map(t => [t.name, t.y ? Array.from(t.y) : null]))"""
 
 
+# --- the page's logic, without a browser
+
+def test_controls_start_from_the_scenarios_own_values():
+    china, none = app.scenario_settings("china_2021"), app.scenario_settings("no_regulation")
+    assert china["regulator.policy"] == "order" and none["regulator.policy"] == "none"
+    spec = load(SCENARIOS / "china_2021.toml")
+    assert china["users.token_cost"] == spec.users.token_cost
+    assert china["platforms.WeChat.strategy"] == spec.platforms[0].strategy
+    assert china["seed"] == str(spec.seed)
+    assert app.changed_settings("no_regulation", none) == {}     # nothing imposed
+
+
+def test_a_bad_seed_names_its_field_and_builds_nothing():
+    settings = {**app.scenario_settings("china_2021"), "seed": "abc"}
+    with pytest.raises(app.FieldError) as err:
+        app.build_model("china_2021", settings)
+    assert err.value.field == "Random seed" and "whole number" in str(err.value)
+    with pytest.raises(app.FieldError, match="unknown scenario"):
+        app.build_model("../../etc/passwd", {**settings, "seed": "1"})
+
+
+def test_saved_settings_are_a_scenario_that_builds_the_same_model(tmp_path):
+    settings = {**app.scenario_settings("no_regulation"), "seed": "7", "grid.width": 20,
+                "regulator.policy": "order", "regulator.deadline_step": 5,
+                "users.token_cost": 1.25}
+    shutil.copytree(SCENARIOS, tmp_path / "scenarios")
+    saved = tmp_path / "scenarios" / "saved.toml"
+    saved.write_text(app.settings_toml("no_regulation", settings), encoding="utf-8")
+    spec = load(saved)
+    model = app.build_model("no_regulation", settings)
+    assert (spec.seed, spec.grid.width, spec.grid.height) == (7, 20, 20)
+    assert spec.regulator.policy == "order" and spec.regulator.deadline_step == 5
+    assert spec.regulator.announce_step == 5 and spec.users.token_cost == 1.25
+    assert model.scenario.regulator == spec.regulator and model.scenario.users == spec.users
+
+
+def test_every_figure_colours_a_platform_alike_and_has_a_legend():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 12})
+    model.step()
+    figures = [app.grid_figure(model), app.time_figure(model), app.policy_figure(model)]
+    grid, series = figures[0], figures[1]
+    for name in ("WeChat", "QQ", "DingTalk"):
+        square = next(t for t in grid.data if t.name == name)
+        line = next(t for t in series.data if t.name == name)
+        assert square.marker.color == line.line.color
+    assert len({next(t for t in grid.data if t.name == n).marker.color
+                for n in ("WeChat", "QQ", "DingTalk")}) == 3
+    assert any(t.name == "paid a token this week" for t in grid.data)
+    for figure in figures:
+        assert sum(1 for t in figure.data if t.showlegend is not False and t.name) >= 3
+
+
+def test_week_by_week_updates_touch_data_only_and_follow_the_model():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 10})
+    for _ in range(3):
+        model.step()
+    for build, traces in ((app.grid_figure, app.grid_traces), (app.time_figure, app.time_traces),
+                          (app.policy_figure, app.policy_traces)):
+        figure = build(model)
+        for trace, data in zip(figure.data, traces(model)):
+            assert set(data) <= {"x", "y", "z"}
+            for key, value in data.items():
+                assert list(map(list, trace[key]) if key == "z" else trace[key]) == \
+                    list(map(list, value) if key == "z" else value)
+    assert app.time_traces(model)[0]["x"] == [1, 2, 3]
+
+
+# --- the server
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
+def start_server(port: int, env=None) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "run.py", "serve", "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
             if urllib.request.urlopen(url, timeout=2).status == 200:
-                break
+                return process
         except OSError:
             time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("the server did not start within 90 s")
-    yield url
+    process.kill()
+    pytest.fail("the server did not start within 90 s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = start_server(port)
+    yield f"http://127.0.0.1:{port}/"
     process.terminate()
     process.wait(timeout=20)
 
@@ -57,14 +136,14 @@ def chromium():
         browser.close()
 
 
-def open_page(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def open_page(browser, url, width=1400, height=1100):
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.problems = []
     page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
     page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
             if r.status >= 400 else None)
     page.goto(url)
-    page.wait_for_selector("text=Week 0", timeout=60000)
+    page.wait_for_selector("text=Users on the grid, week 0", timeout=60000)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
     return page
 
@@ -86,15 +165,140 @@ def token_shares(page) -> list:
     return next(y for name, y in time_chart if name == "token")
 
 
-def test_page_loads_offline_without_errors_and_shows_grid_and_charts(server, chromium):
-    page = open_page(chromium, server)
-    assert page.locator(".js-plotly-plot").count() >= 3
-    assert page.get_by_text("Users on the grid, week 0").count() == 1
-    assert page.get_by_text("copy-paste").count() >= 1          # the help beside the controls
-    page.wait_for_timeout(1000)
+def choose_scenario(page, name: str):
+    page.locator(".v-select").filter(has_text="Scenario").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def is_disabled(page, slider: str) -> bool:
+    return page.get_by_role("slider", name=slider).evaluate(
+        "e => e.closest('.v-input').classList.contains('v-input--is-disabled')")
+
+
+class ConnectRecorder:
+    """A proxy that answers nothing and records every request sent to it."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.seen: list[str] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            connection, _ = self.socket.accept()
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.seen.append(connection.recv(4096).decode("latin-1").split("\r\n")[0])
+                except OSError:
+                    self.seen.append("(a connection)")
+
+
+def test_serve_calls_out_to_nothing_and_its_server_dies_with_it(chromium):
+    recorder = ConnectRecorder()
+    proxy = f"http://127.0.0.1:{recorder.port}"
+    # the recorder does see a request sent through it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    with pytest.raises(OSError):
+        opener.open("http://example.invalid/", timeout=3)
+    assert recorder.seen and "example.invalid" in recorder.seen[0]
+    recorder.seen.clear()
+    env = {**os.environ, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+           "https_proxy": proxy, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    port = free_port()
+    command = start_server(port, env)
+    page = open_page(chromium, f"http://127.0.0.1:{port}/")
+    press(page, "Step", 1)
+    page.close()
+    time.sleep(2)                       # a telemetry call would go now, in a thread
+    server = subprocess.run(["pgrep", "-P", str(command.pid)], capture_output=True, text=True)
+    children = [int(pid) for pid in server.stdout.split()]
+    assert children, "run.py serve runs the Solara server as its child"
+    command.send_signal(signal.SIGTERM)
+    command.wait(timeout=20)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    socket.create_server(("127.0.0.1", port)).close()           # the port is free again
+    assert recorder.seen == []
+
+
+@pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080)])
+def test_layout_uses_the_width_clips_nothing_and_colours_agree(server, chromium, width, height):
+    page = open_page(chromium, server, width, height)
+    press(page, "Step", 1)
+    boxes = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+        const own = d.getBoundingClientRect(), holder = d.parentElement.getBoundingClientRect();
+        const svg = d.querySelector('.main-svg').getBoundingClientRect();
+        return {left: own.left, right: own.right, top: own.top, width: own.width,
+                holder: holder.width, drawn: svg.width, height: own.height};
+    })""")
+    grid, series, policy = boxes
+    for box in boxes:
+        assert box["drawn"] <= box["holder"] + 1 and box["width"] <= box["holder"] + 1
+        assert box["right"] <= width
+    assert abs(grid["top"] - series["top"]) < 5 and series["left"] >= grid["right"] - 1
+    assert policy["top"] >= grid["top"] + grid["height"] - 1         # below them
+    assert grid["width"] + series["width"] > 0.6 * width                 # the width is used
+    legend = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .map(d => Object.fromEntries(d.data.filter(t => t.name)
+            .map(t => [t.name, (t.line && t.line.color) || (t.marker && t.marker.color)])))""")
+    for name in ("WeChat", "QQ", "DingTalk"):
+        assert legend[0][name] == legend[1][name]
+    assert page.locator(".legend").count() == 3                       # a legend on every figure
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "server.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"server-{width}x{height}.png"), full_page=True)
     assert page.problems == []
+    page.close()
+
+
+def test_controls_follow_the_scenario_and_reset_redraws_every_mark(server, chromium):
+    page = open_page(chromium, server)
+    assert page.get_by_label("Regulator orders links open").is_checked()
+    assert not is_disabled(page, "Deadline")
+    shapes = "() => (document.querySelectorAll('.js-plotly-plot')[1].layout.shapes || []).length"
+    assert page.evaluate(shapes) > 0                                   # deadlines marked
+    choose_scenario(page, "no_regulation")
+    page.wait_for_selector("text=press Reset")
+    assert not page.get_by_label("Regulator orders links open").is_checked()
+    assert is_disabled(page, "Deadline") and is_disabled(page, "Audits")
+    press(page, "Reset", 0)
+    page.wait_for_function(f"({shapes})() === 0")                      # no stale deadline lines
+    assert page.get_by_text("press Reset").count() == 0
+    page.close()
+
+
+def test_bad_seed_shows_inline_and_keeps_the_running_model(server, chromium):
+    page = open_page(chromium, server)
+    press(page, "Step", 1)
+    press(page, "Step", 2)
+    seed = page.get_by_label("Random seed")
+    seed.fill("abc")
+    seed.press("Enter")
+    page.wait_for_selector("text=must be a whole number")
+    page.get_by_role("button", name="Reset", exact=True).click()
+    page.wait_for_timeout(1000)
+    assert page.get_by_text("must be a whole number").count() >= 1
+    assert page.get_by_text("Users on the grid, week 2").count() == 1    # still running
+    assert page.get_by_text("Traceback").count() == 0
+    seed.fill("5")
+    seed.press("Enter")
+    press(page, "Reset", 0)
+    assert page.get_by_text("must be a whole number").count() == 0
+    page.close()
+
+
+def test_csv_download_holds_the_weeks_run_so_far(server, chromium):
+    page = open_page(chromium, server)
+    press(page, "Step", 1)
+    press(page, "Step", 2)
+    with page.expect_download() as download:
+        page.get_by_text("Download the run (CSV)").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("replicate,step,") and "users_WeChat" in lines[0]
+    assert [line.split(",")[1] for line in lines[1:]] == ["1", "2"]
     page.close()
 
 
@@ -113,15 +317,6 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
     assert len(default) == len(expensive) == 1
     assert expensive[0] < default[0] / 2                         # far fewer tokens used
     assert page.problems == []
-    page.close()
-
-
-def test_reset_returns_to_week_zero(server, chromium):
-    page = open_page(chromium, server)
-    press(page, "Step", 1)
-    press(page, "Step", 2)
-    press(page, "Reset", 0)
-    assert page.get_by_text("Users on the grid, week 0").count() == 1
     page.close()
 
 

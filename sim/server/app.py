@@ -177,6 +177,7 @@ def settings_toml(name: str, settings: dict) -> str:
 
 
 def run_csv(model) -> str:
+    """The weeks run so far, one row each, with the columns of `run.py run`'s tables."""
     buffer = io.StringIO()
     pd.DataFrame(model.rows).to_csv(buffer, index=False)
     return buffer.getvalue()
@@ -225,7 +226,7 @@ def grid_traces(model) -> list[dict]:
 
 
 def grid_title(model) -> str:
-    return f"Users on the grid, {week_label(model).lower()}"
+    return "Users on the grid, " + week_label(model).replace("Week", "week", 1)
 
 
 def grid_figure(model) -> go.Figure:
@@ -319,35 +320,36 @@ def policy_figure(model) -> go.Figure:
     fig.update_layout(title="Link policy: may a user of the app (row) open the service "
                             "(column)?", height=320, autosize=True,
                       margin={"l": 10, "r": 10, "t": 70, "b": 10},
-                      legend={"orientation": "h", "y": -0.35, "yanchor": "top"})
+                      legend={"title": {"text": "link"}})
     return fig
 
 
 @solara.component
-def LivePlot(build, traces, model, week: int, title=None):
-    """A plotly figure drawn once per model and then changed in place week by week."""
+def LivePlot(build, traces, model, week: int, width: int | None, title=None):
+    """A plotly figure drawn once for a model, then changed in place week by week, at the
+    width its column has in the browser (see fit_figures.vue). Give it a key per model:
+    a new model gets a new figure, with nothing left of the old one (a layout replaced
+    in place keeps its old shapes in the browser)."""
     from plotly.graph_objs import FigureWidget
 
     element = FigureWidget.element()
-    drawn_for = solara.use_ref(None)
 
     def redraw():
         widget = solara.get_widget(element)
-        if drawn_for.current is not model:
+        if not widget.data:
             fresh = build(model)
-            old = len(widget.data)
+            fresh.update_layout(width=width)
             widget.add_traces(fresh.data)
-            widget.data = widget.data[old:]
             widget.layout = fresh.layout
-            drawn_for.current = model
             return
         with widget.batch_update():
             for trace, data in zip(widget.data, traces(model)):
                 trace.update(data)
             if title is not None:
                 widget.layout.title.text = title(model)
+            widget.layout.width = width
 
-    solara.use_effect(redraw, [model, week])
+    solara.use_effect(redraw, [model, week, width])
     return element
 
 
@@ -520,14 +522,28 @@ def event_log(model) -> str:
             f"<th>detail</th></tr>{lines}</table>")
 
 
+@solara.component_vue("fit_figures.vue")
+def FitFigures(widths: dict, on_widths=None):
+    """Reports the width of each figure's column (see fit_figures.vue)."""
+
+
+@solara.component
+def Figure(name: str, build, traces, model, week: int, widths, title=None):
+    with solara.Column(classes=["figure-holder", f"figure-{name}"]):
+        LivePlot(build, traces, model, week, widths.value.get(name), title).key(
+            f"{name}-{id(model)}")
+
+
 @solara.component
 def Views(model, week: int):
+    widths = solara.use_reactive({})
+    FitFigures(widths=widths.value, on_widths=widths.set)
     solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
     with solara.Columns([5, 6], gutters_dense=True):
-        LivePlot(grid_figure, grid_traces, model, week, grid_title)
-        LivePlot(time_figure, time_traces, model, week)
+        Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title)
+        Figure("time", time_figure, time_traces, model, week, widths)
     with solara.Columns([6, 5], gutters_dense=True):
-        LivePlot(policy_figure, policy_traces, model, week)
+        Figure("policy", policy_figure, policy_traces, model, week, widths)
         with solara.Column():
             html("**Regulatory events** (newest first)")
             solara.HTML(tag="div", unsafe_innerHTML=event_log(model))
