@@ -26,3 +26,12 @@ def test_summary_recovers_ratio_and_linear_growth():
     summary = bench.summarise(rows)
     assert summary["speed_ratio_array_over_agent"]["100"] == pytest.approx(100)
     assert summary["growth_exponent"]["array"] == pytest.approx(1.0)
+
+
+def test_student_page_share_of_a_step_is_measured():
+    row = bench.server_update(side=10, weeks=1)
+    assert row["side"] == 10 and row["seconds_per_step_and_update"] > 0
+
+
+def test_student_page_timing_says_why_when_there_is_no_browser(tmp_path):
+    assert "no browser" in bench.page_timings(chromium=str(tmp_path / "none"))["skipped"]

@@ -160,6 +160,19 @@ def press(page, label: str, week: int):
     }""", arg=week, timeout=30000)
 
 
+def open_at_week(browser, url, weeks: int):
+    page = open_page(browser, url)
+    for week in range(1, weeks + 1):
+        press(page, "Step", week)
+    return page
+
+
+def type_seed(page, text: str):
+    seed = page.get_by_label("Random seed")
+    seed.fill(text)
+    seed.press("Enter")
+
+
 def token_shares(page) -> list:
     time_chart = page.evaluate(PLOT_DATA)[1]
     return next(y for name, y in time_chart if name == "token")
@@ -259,7 +272,7 @@ def test_controls_follow_the_scenario_and_reset_redraws_every_mark(server, chrom
     assert page.get_by_label("Regulator orders links open").is_checked()
     assert not is_disabled(page, "Deadline")
     shapes = "() => (document.querySelectorAll('.js-plotly-plot')[1].layout.shapes || []).length"
-    assert page.evaluate(shapes) > 0                                   # deadlines marked
+    page.wait_for_function(f"({shapes})() > 0")                        # deadlines marked
     choose_scenario(page, "no_regulation")
     page.wait_for_selector("text=press Reset")
     assert not page.get_by_label("Regulator orders links open").is_checked()
@@ -271,29 +284,22 @@ def test_controls_follow_the_scenario_and_reset_redraws_every_mark(server, chrom
 
 
 def test_bad_seed_shows_inline_and_keeps_the_running_model(server, chromium):
-    page = open_page(chromium, server)
-    press(page, "Step", 1)
-    press(page, "Step", 2)
-    seed = page.get_by_label("Random seed")
-    seed.fill("abc")
-    seed.press("Enter")
+    page = open_at_week(chromium, server, 2)
+    type_seed(page, "abc")
     page.wait_for_selector("text=must be a whole number")
     page.get_by_role("button", name="Reset", exact=True).click()
     page.wait_for_timeout(1000)
     assert page.get_by_text("must be a whole number").count() >= 1
     assert page.get_by_text("Users on the grid, week 2").count() == 1    # still running
     assert page.get_by_text("Traceback").count() == 0
-    seed.fill("5")
-    seed.press("Enter")
+    type_seed(page, "5")
     press(page, "Reset", 0)
     assert page.get_by_text("must be a whole number").count() == 0
     page.close()
 
 
 def test_csv_download_holds_the_weeks_run_so_far(server, chromium):
-    page = open_page(chromium, server)
-    press(page, "Step", 1)
-    press(page, "Step", 2)
+    page = open_at_week(chromium, server, 2)
     with page.expect_download() as download:
         page.get_by_text("Download the run (CSV)").click()
     lines = Path(download.value.path()).read_text().splitlines()
@@ -321,9 +327,7 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
 
 
 def test_two_tabs_have_their_own_models(server, chromium):
-    first, second = open_page(chromium, server), open_page(chromium, server)
-    press(first, "Step", 1)
-    press(first, "Step", 2)
+    first, second = open_at_week(chromium, server, 2), open_page(chromium, server)
     second.reload()
     second.wait_for_selector("text=Week 0", timeout=60000)
     assert second.get_by_text("Week 2").count() == 0
@@ -334,17 +338,12 @@ def test_two_tabs_have_their_own_models(server, chromium):
 
 
 def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
-    pages = [open_page(chromium, server) for _ in range(20)]
-    for n, page in enumerate(pages):
-        for week in range(1, n % 2 + 2):
-            press(page, "Step", week)
+    pages = [open_at_week(chromium, server, n % 2 + 1) for n in range(20)]
     for n, page in enumerate(pages):
         assert page.get_by_text(f"Users on the grid, week {n % 2 + 1}").count() == 1
     # one student types a bad seed: their page shows why, the others go on
     broken = pages[0]
-    seed = broken.get_by_label("Random seed")
-    seed.fill("abc")
-    seed.press("Enter")
+    type_seed(broken, "abc")
     broken.get_by_role("button", name="Reset", exact=True).click()
     broken.wait_for_selector("text=must be a whole number", timeout=30000)
     assert broken.get_by_text("Traceback").count() == 0
