@@ -2,6 +2,7 @@
 driving Debian's chromium). Screenshots go to results/test-artifacts/."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -89,6 +90,17 @@ def test_week_by_week_updates_touch_data_only_and_follow_the_model():
                 assert list(map(list, trace[key]) if key == "z" else trace[key]) == \
                     list(map(list, value) if key == "z" else value)
     assert app.time_traces(model)[0]["x"] == [1, 2, 3]
+
+
+def test_a_clicked_cell_shows_that_users_apps_ties_and_shares():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 10})
+    model.step()
+    user = max(model.agents_by_type[app.UserAgent], key=lambda u: len(u.last_views))
+    card = app.user_card(model, *user.cell.coordinate)
+    assert f"uses {app.platform_names(model, user.platforms)}." in card
+    assert f"{len(user.ties)} ties" in card and f"({len(user.last_views)} views)" in card
+    assert sum(int(n) for n in re.findall(r"(\d+) (?:opened|given|sent|friend)", card)) == \
+        len(user.last_views)
 
 
 # --- the server

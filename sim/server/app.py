@@ -32,6 +32,7 @@ from solara.server import settings as server_settings
 from sim.agents import UserAgent
 from sim.model import WalledGardenModel
 from sim.report import regulatory_marks
+from sim.rules import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_DROP, WARNED_OK
 from sim.scenario import MAX_SEED, SURFACES, ScenarioError, load
 
 # `run.py serve` turns Solara's telemetry off before the server starts; this also
@@ -195,6 +196,34 @@ def week_label(model) -> str:
     return f"Week {model.steps} ({monday:%d %b %Y})"
 
 
+OUTCOME_NAMES = {DIRECT: "opened directly", WARNED_OK: "opened behind a warning page",
+                 WARNED_DROP: "given up at a warning page", TOKEN_OK: "sent as a token",
+                 TOKEN_FAIL: "sent as a token, lost", ABANDONED: "given up (blocked)",
+                 UNREACHABLE: "friend on no shared app"}
+
+
+def platform_names(model, mask: int) -> str:
+    return " + ".join(p.name for i, p in enumerate(model.scenario.messaging) if mask >> i & 1)
+
+
+def user_at(model, x: int, y: int):
+    return next((u for u in model.agents_by_type[UserAgent] if u.cell.coordinate == (x, y)), None)
+
+
+def user_card(model, x: int, y: int) -> str:
+    """The clicked user: their apps, their ties' apps, and what became of this week's shares."""
+    user = user_at(model, x, y)
+    if user is None:
+        return f"Cell ({x}, {y}) is empty."
+    ties = pd.Series([platform_names(model, t.platforms) for t in user.ties]).value_counts()
+    outcomes = pd.Series([OUTCOME_NAMES[v[3]] for v in user.last_views]).value_counts()
+    return (f"**User at ({x}, {y})** uses {platform_names(model, user.platforms)}. "
+            f"**{len(user.ties)} ties**: "
+            + ", ".join(f"{n} on {apps}" for apps, n in ties.items())
+            + f". **This week's shares** ({len(user.last_views)} views): "
+            + (", ".join(f"{n} {what}" for what, n in outcomes.items()) or "none") + ".")
+
+
 # --- figures: each has a builder and a function giving its traces' data, in order, so
 # --- that a new week changes the data of the figure in the browser, nothing else.
 
@@ -325,14 +354,19 @@ def policy_figure(model) -> go.Figure:
 
 
 @solara.component
-def LivePlot(build, traces, model, week: int, width: int | None, title=None):
+def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
     """A plotly figure drawn once for a model, then changed in place week by week, at the
     width its column has in the browser (see fit_figures.vue). Give it a key per model:
     a new model gets a new figure, with nothing left of the old one (a layout replaced
     in place keeps its old shapes in the browser)."""
     from plotly.graph_objs import FigureWidget
 
-    element = FigureWidget.element()
+    def clicked(event):
+        if on_click is not None and event and event.get("event_type") == "plotly_click":
+            points = event["points"]
+            on_click(points["xs"][0], points["ys"][0])
+
+    element = FigureWidget.element(on__js2py_pointsCallback=clicked)
 
     def redraw():
         widget = solara.get_widget(element)
@@ -528,19 +562,24 @@ def FitFigures(widths: dict, on_widths=None):
 
 
 @solara.component
-def Figure(name: str, build, traces, model, week: int, widths, title=None):
+def Figure(name: str, build, traces, model, week: int, widths, title=None, on_click=None):
     with solara.Column(classes=["figure-holder", f"figure-{name}"]):
-        LivePlot(build, traces, model, week, widths.value.get(name), title).key(
+        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click).key(
             f"{name}-{id(model)}")
 
 
 @solara.component
 def Views(model, week: int):
     widths = solara.use_reactive({})
+    picked = solara.use_reactive(None)          # the cell clicked on the grid
     FitFigures(widths=widths.value, on_widths=widths.set)
     solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
     with solara.Columns([5, 6], gutters_dense=True):
-        Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title)
+        with solara.Column():
+            Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title,
+                   on_click=lambda x, y: picked.set((int(x), int(y))))
+            html(user_card(model, *picked.value) if picked.value
+                 else "_Click a cell to see that user's apps, ties and shares._")
         Figure("time", time_figure, time_traces, model, week, widths)
     with solara.Columns([6, 5], gutters_dense=True):
         Figure("policy", policy_figure, policy_traces, model, week, widths)
