@@ -155,7 +155,7 @@ def open_page(browser, url, width=1400, height=1100):
     page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
             if r.status >= 400 else None)
     page.goto(url)
-    page.wait_for_selector("text=Users on the grid, week 0", timeout=60000)
+    page.wait_for_selector("text=Users on the grid, week 0", timeout=120000)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
     return page
 
@@ -163,13 +163,13 @@ def open_page(browser, url, width=1400, height=1100):
 def press(page, label: str, week: int):
     """Press a control, then wait until the charts show that week."""
     page.get_by_role("button", name=label, exact=True).click()
-    page.wait_for_selector(f"text=Week {week}", timeout=30000)
+    page.wait_for_selector(f"text=Week {week}", timeout=60000)
     page.wait_for_function("""week => {
         const plots = document.querySelectorAll('.js-plotly-plot');
         if (plots.length < 3 || !plots[1].data) return false;
         const token = plots[1].data.find(t => t.name === 'token');
         return token && (token.y ? token.y.length : 0) === week;
-    }""", arg=week, timeout=30000)
+    }""", arg=week, timeout=60000)
 
 
 def open_at_week(browser, url, weeks: int):
