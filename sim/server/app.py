@@ -358,10 +358,8 @@ def policy_figure(model) -> go.Figure:
 
 @solara.component
 def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
-    """A plotly figure drawn once for a model, then changed in place week by week, at the
-    width its column has in the browser (see fit_figures.vue). Give it a key per model:
-    a new model gets a new figure, with nothing left of the old one (a layout replaced
-    in place keeps its old shapes in the browser)."""
+    """A plotly figure drawn in full for each new model, then changed in place week by
+    week, at the width its column has in the browser (see fit_figures.vue)."""
     from plotly.graph_objs import FigureWidget
 
     def clicked(event):
@@ -370,14 +368,20 @@ def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_
             on_click(points["xs"][0], points["ys"][0])
 
     element = FigureWidget.element(on__js2py_pointsCallback=clicked)
+    drawn_for = solara.use_ref(None)
 
     def redraw():
         widget = solara.get_widget(element)
-        if not widget.data:
+        if drawn_for.current is not model:
             fresh = build(model)
             fresh.update_layout(width=width)
-            widget.add_traces(fresh.data)
+            widget.data = ()
+            # a layout assigned whole reaches the browser as a difference, which never
+            # removes shapes: without this, an old model's deadline lines would stay
+            widget.layout.shapes = ()
             widget.layout = fresh.layout
+            widget.add_traces(fresh.data)
+            drawn_for.current = model
             return
         with widget.batch_update():
             for trace, data in zip(widget.data, traces(model)):
@@ -567,8 +571,7 @@ def FitFigures(widths: dict, on_widths=None):
 @solara.component
 def Figure(name: str, build, traces, model, week: int, widths, title=None, on_click=None):
     with solara.Column(classes=["figure-holder", f"figure-{name}"]):
-        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click).key(
-            f"{name}-{id(model)}")
+        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click)
 
 
 @solara.component
