@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from sim.compare import CompareError
+from sim.discover import DiscoverError
 from sim.folders import FolderError, OutputFolder, manifest_kind
 from sim.verify import VerifyError
 from sim.scenario import ScenarioError
@@ -38,43 +39,21 @@ def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()
 
 
 def cmd_run(args) -> None:
-    from sim import metrics, outputs, report, results, scenario as scenarios
-    from sim.runner import memory_estimate, replicate_seed, run_scenario
+    from sim import api
+    from sim.results import summarize_replicate
+    from sim.runner import memory_estimate, run_scenario
 
-    overrides = list(args.set)
-    for name in ("replicates", "steps", "seed", "engine"):
-        if getattr(args, name) is not None:
-            overrides.append(f"{name}={getattr(args, name)!r}".replace("'", '"'))
-    scenario = scenarios.load(args.scenario, overrides)
+    overrides = api.run_overrides(args.set, args.replicates, args.steps, args.seed, args.engine)
+    scenario = api.load_scenario(args.scenario, overrides)
     refuse_if_too_large(memory_estimate(scenario), args.scenario, args.force,
                         "grid x replicates x steps")
-    folder = output_folder(args, RESULTS / scenario.name, "run", RUN_FILES)
-
+    folder = output_folder(args, RESULTS / scenario.name, "run", api.RUN_FILES)
     started = now()
     runs = run_scenario(scenario, progress=not args.quiet)
-    rows = [row for run in runs for row in run.rows]
-    events = [{"replicate": run.replicate, **event} for run in runs for event in run.events]
-    summaries = [results.summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
-    headline = results.headline(summaries)
-    with folder.staged() as staging:
-        outputs.write_csv(staging / "timeseries.csv", metrics.columns(scenario), rows)
-        outputs.write_csv(staging / "summary.csv", list(summaries[0]), summaries)
-        outputs.write_csv(staging / "events.csv",
-                          ["replicate", "step", "event", "platform", "detail"], events)
-        report.write_report(staging / "report.html", scenario, rows, headline)
-        seeds = {"root": scenario.seed, "derivation": "SeedSequence(root, spawn_key=(replicate,))",
-                 "replicates": {r: replicate_seed(scenario.seed, r).generate_state(2).tolist()
-                                for r in range(scenario.replicates)}}
-        recipe = ["run", outputs.portable(args.scenario)] + [
-            part for override in overrides for part in ("--set", override)]
-        outputs.write_json(staging / "manifest.json", outputs.manifest(
-            recipe=recipe, inputs={"scenario": Path(args.scenario)},
-            parameters=scenario.to_dict(), seeds=seeds, started=started, finished=now(),
-            directory=staging))
+    summaries = [summarize_replicate(scenario, run.replicate, run.rows) for run in runs]
+    headline = api.write_run(folder, Path(args.scenario), overrides, scenario, runs, summaries,
+                             started)
     print_headline(scenario, headline, folder.path)
-
-
-RUN_FILES = ("timeseries.csv", "summary.csv", "events.csv", "report.html", "manifest.json")
 
 
 def refuse_if_too_large(need: float, source, force: bool, sizes: str) -> None:
@@ -113,8 +92,7 @@ def cmd_sweep(args) -> None:
         [sweeps.point_scenario(sweep, point) for point in sweep.points], sweep.replicates,
         args.workers or os.cpu_count() or 1), args.sweep, args.force,
         "grid x replicates x points")
-    folder = output_folder(args, RESULTS / sweep.name, "sweep",
-                           ("runs.parquet", "summary.csv", "manifest.json"))
+    folder = output_folder(args, RESULTS / sweep.name, "sweep", SWEEP_FILES)
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:
         raise UsageError("--workers: must be at least 1")
@@ -134,8 +112,10 @@ def cmd_sweep(args) -> None:
         columns = ["point", "point_id", *sweep.parameters, "metric", "mean", "sd", "ci_low",
                    "ci_high", "n"]
         outputs.write_csv(staging / "summary.csv", columns, summary)
+        sweeps.write_outcomes(staging, *sweeps.outcome_rows(sweep, runs))
         figures.write_figures(figures.sweep_figures(sweep, summary, runs), staging / "figures",
                               png=not args.no_png)
+        figures.write_sensitivity(sweep, runs, staging / "figures")
         failed = sweeps.errors(sweep, folder.path)
         manifest = outputs.manifest(
             recipe=["sweep", outputs.portable(args.sweep), *[
@@ -161,7 +141,12 @@ def cmd_sweep(args) -> None:
         outputs.write_json(staging / "manifest.json", manifest)
     print(f"{sweep.name}: {len(sweep.points)} point(s) x {sweep.replicates} replicate(s); "
           f"ran {status['ran']} now, {len(failed)} failed in all")
-    print(f"results in {folder.path}/ (runs.parquet, summary.csv, figures/, manifest.json)")
+    print(f"results in {folder.path}/ (outcomes.csv, runs.parquet, summary.csv, figures/, "
+          "manifest.json)")
+
+
+SWEEP_FILES = ("outcomes.csv", "outcomes.parquet", "runs.parquet", "summary.csv",
+               "manifest.json")
 
 
 def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
@@ -194,14 +179,69 @@ def check_scheduler(address: str | None) -> None:
 
 
 def cmd_compare(args) -> None:
-    from sim.compare import compare_runs
+    from sim import compare, outputs
 
-    rows = compare_runs(Path(args.a), Path(args.b))
-    print(f"{'metric':<28}{'mean A':>11}{'mean B':>11}{'B - A':>11}{'Cohen d':>9}"
-          f"{'Welch p':>10}{'M-W p':>10}")
+    rows = compare.compare_runs(args.a, args.b)
+    folder = output_folder(args, RESULTS / "compare" / compare.folder_name(rows), "compare",
+                           ("compare.csv", "compare.html", "plotly.min.js", "manifest.json"))
+    started = now()
+    with folder.staged() as staging:
+        compare.write_comparison(staging, rows)
+        sources = {}
+        for role, name in (("baseline", args.a), ("other", args.b)):
+            side, _ = compare.split_spec(name)      # read once already, by compare_runs
+            found = side / "summary.csv" if (side / "summary.csv").is_file() else side / "manifest.json"
+            if found.is_file():
+                sources[role] = found
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["compare", args.a, args.b], inputs=sources, parameters={},
+            seeds={}, started=started, finished=now(), directory=staging))
+    first = rows[0]
+    base, other = first["baseline"], first["other"]
+    print(f"{other} against {base}: {first['test']} and {first['rank_test']} tests, "
+          + ("paired by replicate" if first["paired"] else "independent samples"))
+    print(f"{'metric':<28}{'mean ' + base[:14]:>20}{'mean ' + other[:14]:>20}{'difference':>12}"
+          f"{first['effect_size_name']:>10}{'p':>10}{'p (Holm)':>10}")
     for r in rows:
-        print(f"{r['metric']:<28}{r['mean_a']:>11.4g}{r['mean_b']:>11.4g}{r['difference']:>11.4g}"
-              f"{r['cohen_d']:>9.2f}{r['welch_p']:>10.3g}{r['mann_whitney_p']:>10.3g}")
+        print(f"{r['metric']:<28}{r['mean_baseline']:>20.4g}{r['mean_other']:>20.4g}"
+              f"{r['difference']:>12.4g}{r['effect_size']:>10.2f}{r['p_value']:>10.3g}"
+              f"{r['p_value_holm']:>10.3g}")
+    print(f"results in {folder.path}/ (compare.csv, compare.html)")
+
+
+def cmd_discover(args) -> None:
+    from sim import discover, outputs
+
+    if (args.below is None) == (args.above is None):
+        raise UsageError("discover: give exactly one of --below X or --above X")
+    if not 0 < args.threshold <= 1 or not 0 < args.mass_min < 1:
+        raise UsageError("discover: --threshold must lie in (0, 1] and --mass-min in (0, 1)")
+    result = discover.discover(Path(args.runs), args.metric, args.below, args.above,
+                               args.threshold, args.mass_min, args.seed)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{Path(args.runs).resolve().name}-{args.metric}")
+    folder = output_folder(args, RESULTS / "discover" / name, "discover",
+                           ("boxes.csv", "trajectory.csv", "tree.txt", "discover.html",
+                            "plotly.min.js", "manifest.json"))
+    started = now()
+    with folder.staged() as staging:
+        discover.write_discovery(staging, result)
+        manifest_file = Path(args.runs) / "manifest.json"
+        outputs.write_json(staging / "manifest.json", outputs.manifest(
+            recipe=["discover", args.runs, "--metric", args.metric]
+            + (["--below", str(args.below)] if args.below is not None else
+               ["--above", str(args.above)]),
+            inputs={"sweep": manifest_file} if manifest_file.is_file() else {},
+            parameters={"threshold": args.threshold, "mass_min": args.mass_min},
+            seeds={"cart": args.seed}, started=started, finished=now(), directory=staging))
+    chosen = [r for r in result["boxes"] if r["method"] == "prim" and r["chosen"]]
+    print(f"{result['condition']}: {result['meeting']} of {result['runs']} runs")
+    if chosen:
+        print(f"PRIM box: coverage {chosen[0]['coverage']:.2f}, density "
+              f"{chosen[0]['density']:.2f}, mass {chosen[0]['mass']:.2f}")
+    for r in chosen:
+        if r["restricted"]:
+            print(f"  {r['parameter']:<36} [{r['low']:.4g}, {r['high']:.4g}]")
+    print(f"results in {folder.path}/ (boxes.csv, trajectory.csv, tree.txt, discover.html)")
 
 
 def cmd_reproduce(args) -> None:
@@ -224,6 +264,8 @@ def cmd_reproduce(args) -> None:
             finished=now(), directory=staging))
     print(f"{name}: {len(spec.get('figures', []))} figure(s), {len(spec.get('tables', []))} "
           f"table(s) in {folder.path}/")
+    for figure, claim in paper.claims(spec):
+        print(f"  {figure}: {claim}")
 
 
 def cmd_verify(args) -> None:
@@ -452,9 +494,23 @@ def cmd_serve(args) -> None:
 
 
 def cmd_keys(args) -> None:
+    from sim import metrics, results
     from sim.scenario import schema_rows
 
+    tracked = ", ".join(f"`{c}`" for c in results.TRACKED[:1] + ("users_<platform>",)
+                        + results.TRACKED[1:])
     print(keys_markdown(schema_rows()))
+    print("\n## Output columns (timeseries.csv, a sweep's runs.parquet)\n")
+    print(meanings_markdown("column", metrics.MEANINGS))
+    print("\n## Summary metrics (summary.csv, a sweep's outcomes.csv and `metrics`)\n")
+    print(meanings_markdown("metric", results.MEANINGS))
+    print(f"\n<column> is one of {tracked}.")
+
+
+def meanings_markdown(what: str, meanings: dict[str, str]) -> str:
+    lines = [f"| {what} | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in meanings.items()]
+    return "\n".join(lines)
 
 
 def keys_markdown(rows) -> str:
@@ -506,10 +562,26 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)
 
-    compare = commands.add_parser("compare", help="test the difference between two runs' outcomes")
-    compare.add_argument("a", help="a run's output directory (with summary.csv)")
-    compare.add_argument("b", help="another run's output directory")
+    compare = commands.add_parser(
+        "compare", help="test the differences between two runs' (or sweep points') outcomes")
+    compare.add_argument("a", help="the baseline: a run's folder, or SWEEP_FOLDER@POINT")
+    compare.add_argument("b", help="the other: a run's folder, or SWEEP_FOLDER@POINT")
+    add_output_options(compare, "results/compare/<baseline>-vs-<other>/")
     compare.set_defaults(handler=cmd_compare)
+
+    discover = commands.add_parser(
+        "discover", help="find the parameter boxes where an outcome happens (PRIM, CART)")
+    discover.add_argument("runs", help="a sweep's folder")
+    discover.add_argument("--metric", required=True, help="a summary metric, e.g. steps_to_open")
+    discover.add_argument("--below", type=float, help="the outcome: the metric below this")
+    discover.add_argument("--above", type=float, help="the outcome: the metric above this")
+    discover.add_argument("--threshold", type=float, default=0.8,
+                          help="PRIM stops peeling at this density (default 0.8)")
+    discover.add_argument("--mass-min", type=float, default=0.05,
+                          help="the smallest share of runs in a box or leaf (default 0.05)")
+    discover.add_argument("--seed", type=int, default=0, help="the CART tree's seed")
+    add_output_options(discover, "results/discover/<sweep>-<metric>/")
+    discover.set_defaults(handler=cmd_discover)
 
     reproduce = commands.add_parser("reproduce", help="regenerate a paper's figures and tables")
     reproduce.add_argument("spec", help="paper spec, e.g. scenarios/papers/walled_gardens.toml")
@@ -569,7 +641,8 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--force", action="store_true", help="run even if it looks too large")
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    keys = commands.add_parser("keys", help="print the scenario key reference (Markdown)")
+    keys = commands.add_parser(
+        "keys", help="print the scenario keys and output metrics with their meanings (Markdown)")
     keys.set_defaults(handler=cmd_keys)
     return top
 
@@ -578,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         args.handler(args)
-    except (ScenarioError, UsageError, CompareError, VerifyError, FolderError) as err:
+    except (ScenarioError, UsageError, CompareError, DiscoverError, VerifyError,
+            FolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except VerificationFailed as err:
@@ -586,13 +660,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return interrupted()
+    except BrokenPipeError:
+        # the reader has gone (`keys | head`): what it wanted, it got; point stdout at
+        # nothing so that the exit's flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemError as err:
         # Ctrl-C while a numba kernel runs is raised when the kernel returns, wrapped
-        # in a SystemError whose cause is the KeyboardInterrupt
-        if not isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+        # in SystemErrors (one per frame it passed through) whose first cause is the
+        # KeyboardInterrupt
+        if not caused_by_interrupt(err):
             raise
         return interrupted()
     return 0
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def interrupted() -> int:

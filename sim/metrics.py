@@ -23,6 +23,42 @@ def columns(scenario: Scenario) -> list[str]:
                "visits_diverted"])
 
 
+# What each output column means (`python run.py keys`); <platform> and <owner> stand
+# for each messaging platform's and each owning group's name.
+MEANINGS = {
+    "replicate": "replicate number (from 0)",
+    "step": "week (from 1)",
+    "hhi": "Herfindahl index of messaging users (multihomers counted on each platform)",
+    "users_<platform>": "share of users on the messaging platform (multihomers counted on each)",
+    "links_blocked": "blocked (host, rival content, surface) triples at the end of the week",
+    "shares_attempted": "views of shared links: direct + token + abandoned + unreachable",
+    "shares_direct": "views through an open link, or clicked through a warning page",
+    "shares_token": "views routed through a copy-paste token (whether or not it got through)",
+    "shares_abandoned": "views given up: blocked and not worth a token, or dropped at a "
+                        "warning page",
+    "shares_unreachable": "views between two users with no messaging platform in common",
+    "friction_cost": "token and warning-page costs paid",
+    "consumer_surplus": "the logit inclusive value of the users' platform choice, with the "
+                        "loss they anticipate from blocks replaced by the week's value of views "
+                        "delivered and diverted, less friction (ODD 7.6)",
+    "profit_<owner>": "revenue (visits delivered and diverted, split by stakes; users) less "
+                      "fines, of the owning group",
+    "fines": "fines decided this week",
+    "violations": "violating links found by audits this week",
+    "reblocks": "links that had been opened and were blocked again this week",
+    "multihoming_rate": "share of users on more than one messaging platform",
+    "links_blocked_chat": "blocked links on the chat surface",
+    "links_blocked_group": "blocked links on the group surface",
+    "links_blocked_feed": "blocked links on the feed surface",
+    "links_warned": "links open behind a warning page",
+    "total_welfare": "consumer surplus + profits + fines (fines are a transfer to the state)",
+    "shares_warned": "views that met a warning page",
+    "shares_delivered": "views that reached their content (direct, clicked through, or a "
+                        "token that got through)",
+    "visits_diverted": "expected visits diverted to the host owners' own services",
+}
+
+
 def hhi(user_counts: np.ndarray) -> float:
     """Herfindahl index of messaging users (multihomers counted on each platform)."""
     total = user_counts.sum()

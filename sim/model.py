@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from mesa import Model
+from mesa.datacollection import DataCollector
 
 from sim.agents import AgentUsers, Platform, Regulator
 from sim.array_engine import ArrayUsers
 from sim.cohorts import Cohorts
 from sim.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
-from sim.metrics import choice_surplus, step_row
+from sim.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
 DEBUG = os.environ.get("WALLED_GARDEN_DEBUG", "") not in ("", "0")
@@ -73,6 +75,9 @@ class WalledGardenModel(Model):
         self.diverted = np.zeros(len(scenario.content))
         self.diverted_value = 0.0
         self.surplus = (0.0, 0.0)
+        self.datacollector = DataCollector(model_reporters={
+            column: partial(latest, column=column)
+            for column in columns(scenario) if column != "replicate"})
 
     def step(self) -> None:
         self.links.reblocks = 0
@@ -89,6 +94,8 @@ class WalledGardenModel(Model):
         self.joined = self.users.choose_platforms(self.view)
         self.count_users()
         self.rows.append(step_row(self))
+        self.datacollector.collect(self)
+        self.running = self.steps < self.scenario.steps
         if DEBUG:
             check_invariants(self)
 
@@ -145,6 +152,11 @@ class WalledGardenModel(Model):
     def log(self, event: str, platform: str, detail: str) -> None:
         self.events.append({"step": self.steps, "event": event, "platform": platform,
                             "detail": detail})
+
+
+def latest(model: WalledGardenModel, column: str):
+    """A column's value in the last recorded week."""
+    return model.rows[-1][column]
 
 
 class InvariantError(AssertionError):

@@ -24,8 +24,14 @@ SPEC_KEYS = {"name": TEXT, "title": TEXT, "quick": ANY_TABLE, "experiments": Che
              "figures": Check(tuple), "tables": Check(tuple)}
 QUICK_KEYS = {"replicates": integer(1, MAX_REPLICATES), "set": ANY_TABLE}
 EXPERIMENT_KEYS = {"name": TEXT, "scenario": TEXT, "sweep": TEXT}
-ITEM_KEYS = {"name": TEXT, "caption": TEXT, "experiment": TEXT, "closed": TEXT, "open": TEXT,
-             "without": TEXT, "with": TEXT, "metric": TEXT, "metrics": Check(list)}
+ITEM_KEYS = {"name": TEXT, "caption": TEXT, "claim": TEXT, "columns": integer(1, 2),
+             "experiment": TEXT, "closed": TEXT, "open": TEXT, "without": TEXT, "with": TEXT,
+             "metric": TEXT, "metrics": Check(list)}
+# A journal page: one column is 3.5 inches wide, two are 7 (at plotly's 96 px per inch);
+# 10 px type prints at 7.5 pt, the smallest most journals accept. PNGs at 3x: 288 dpi.
+COLUMN_WIDTH = 336
+FONT_SIZE = 10
+PNG_SCALE = 3
 # The experiments each kind of figure or table reads, and what else it needs.
 NEEDS = {"timeline": ("experiment",), "heatmap": ("experiment", "metric"),
          "lines": ("experiment", "metric"), "welfare_gain": ("closed", "open"),
@@ -125,21 +131,39 @@ def run_summary(directory: Path, name: str) -> list[dict]:
 
 # --- Figures --------------------------------------------------------------------------
 
+# The report's panel titles, short enough for a column of a printed page.
+SHORT_PANELS = ("Users (share)", "Links blocked", "Share outcomes", "Welfare per week",
+                "Fines per week", "Friction per week")
+
+
 def fig_timeline(item: dict, directory: Path) -> go.Figure:
     """The 2021 timeline: users by platform, links blocked, share outcomes, surplus,
-    fines and friction under the order, with the real dates marked."""
-    from sim.report import timeline_figure
+    fines and friction under the order; the dotted lines are the announcement and the
+    deadlines (the report labels them; on a printed page they are in the caption)."""
+    from sim.report import PANELS, timeline_figure
     from sim.scenario import from_dict
 
     folder = directory / "experiments" / item["experiment"]
     manifest = json.loads((folder / "manifest.json").read_text())
     scenario = from_dict(manifest["parameters"])
-    return timeline_figure(scenario, read_csv(folder / "timeseries.csv"))
+    fig = timeline_figure(scenario, read_csv(folder / "timeseries.csv"))
+    short = dict(zip(PANELS, SHORT_PANELS))
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.text in short]
+    for annotation in fig.layout.annotations:
+        annotation.text = short[annotation.text]
+    fig.update_xaxes(nticks=5)
+    return fig
 
 
 def fig_heatmap(item: dict, directory: Path) -> go.Figure:
-    from sim.figures import heatmap
+    """The metric over a two-parameter grid; a metric that can fail to happen (weeks
+    to open) as the share of replicates where it happens and when it does."""
+    from sim.compare import sweep_outcomes
+    from sim.figures import CENSORED, heatmap, opening_heatmaps
 
+    if item["metric"] in CENSORED:
+        runs = sweep_outcomes(directory / "experiments" / item["experiment"])
+        return opening_heatmaps(runs, [k for k in runs[0] if "." in k], item["metric"])
     rows = sweep_summary(directory, item["experiment"], item["metric"])
     keys = [k for k in rows[0] if "." in k]
     return heatmap(rows, keys, item["metric"])
@@ -162,7 +186,7 @@ def fig_welfare_gain(item: dict, directory: Path) -> go.Figure:
         error_y={"array": [g["ci_half_width"] for g in gains]}, mode="lines+markers",
         text=[f"multihoming_cost={g['multihoming_cost']}" for g in gains]))
     fig.update_layout(template="plotly_white", xaxis_title="multihoming rate without opening",
-                      yaxis_title="consumer surplus gain from opening, per week",
+                      yaxis_title="surplus gain per week",
                       title="Welfare gain from opening against multihoming (95% CI)")
     return fig
 
@@ -189,9 +213,10 @@ def fig_order_effect(item: dict, directory: Path) -> go.Figure:
     metrics = item["metrics"]
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
     for col, metric in enumerate(metrics, start=1):
-        for label, name in (("without order", item["without"]), ("with order", item["with"])):
+        for label, name, color in (("without order", item["without"], "#7f7f7f"),
+                                   ("with order", item["with"], "#1f77b4")):
             ci = confidence_interval([r[metric] for r in run_summary(directory, name)])
-            fig.add_trace(go.Bar(x=[label], y=[ci["mean"]], showlegend=False,
+            fig.add_trace(go.Bar(x=[label], y=[ci["mean"]], showlegend=False, marker_color=color,
                                  error_y={"array": [ci["ci_high"] - ci["mean"]]}),
                           row=1, col=col)
     fig.update_layout(template="plotly_white", title="The order's effect (mean, 95% CI)")
@@ -205,8 +230,9 @@ FIGURES = {"timeline": fig_timeline, "heatmap": fig_heatmap, "lines": fig_lines,
 # --- Tables ---------------------------------------------------------------------------
 
 def table_compare(item: dict, directory: Path) -> list[dict]:
-    """Per metric: mean and 95% CI without and with the order, difference, Welch p,
-    Cohen's d."""
+    """Per metric: mean and 95% CI without and with the order, difference, the test's
+    p-value (paired when the replicates share seeds) adjusted across metrics by Holm,
+    and the effect size."""
     from sim.compare import compare_runs
     from sim.results import confidence_interval
 
@@ -222,8 +248,8 @@ def table_compare(item: dict, directory: Path) -> list[dict]:
                      "with_mean": with_["mean"],
                      "with_ci": f"[{with_['ci_low']:.4g}, {with_['ci_high']:.4g}]",
                      "difference": with_["mean"] - without["mean"],
-                     "welch_p": test.get("welch_p", math.nan),
-                     "cohen_d": test.get("cohen_d", math.nan)})
+                     "test": test.get("test", ""), "p_holm": test.get("p_value_holm", math.nan),
+                     "effect_size": test.get("effect_size", math.nan)})
     return rows
 
 
@@ -243,13 +269,37 @@ def latex_table(rows: list[dict], caption: str) -> str:
     return "\n".join(lines)
 
 
+def journal_page(fig: go.Figure, columns: int) -> go.Figure:
+    """Sized for one or two columns of a printed page, in legible type, with one legend
+    below the plot; no figure title (the caption says it), so none collides."""
+    rows = len({tuple(axis.domain or (0, 1)) for axis in fig.select_yaxes()})
+    height = 100 + 170 * rows
+    # the legend goes 60 px below the plot area, clear of the x axis's title
+    fig.update_layout(height=height, width=columns * COLUMN_WIDTH, title=None,
+                      font={"size": FONT_SIZE}, margin={"l": 55, "r": 15, "t": 30, "b": 45},
+                      legend={"orientation": "h", "yanchor": "top", "y": -60 / (height - 75),
+                              "font": {"size": FONT_SIZE - 1}})
+    fig.update_annotations(font_size=FONT_SIZE)
+    return fig
+
+
+def claims(spec: dict) -> list[tuple[str, str]]:
+    """(figure, the claim it supports), as the spec states them."""
+    return [(item["name"], item.get("claim", "(the spec states no claim)"))
+            for item in spec.get("figures", [])]
+
+
 def make_outputs(spec: dict, directory: Path, png: bool = True) -> None:
     from sim import outputs
     from sim.figures import write_figures
 
-    figures = {item["name"]: FIGURES[item["kind"]](item, directory)
+    figures = {item["name"]: journal_page(FIGURES[item["kind"]](item, directory),
+                                          item.get("columns", 1))
                for item in spec.get("figures", [])}
-    write_figures(figures, directory / "figures", png=png)
+    write_figures(figures, directory / "figures", png=png, scale=PNG_SCALE)
+    if figures:
+        outputs.write_csv(directory / "figures" / "claims.csv", ["figure", "claim"],
+                          [{"figure": f, "claim": c} for f, c in claims(spec)])
     (directory / "tables").mkdir(exist_ok=True)
     for item in spec.get("tables", []):
         rows = TABLES[item["kind"]](item, directory)

@@ -27,6 +27,22 @@ def summary_metrics(scenario: Scenario) -> list[str]:
                            for kind in ("final", "mean")]
 
 
+# What each summary metric means (`python run.py keys`); <column> is each of the
+# tracked output columns.
+MEANINGS = {
+    "replicate": "replicate number (from 0)",
+    "steps": "weeks run",
+    "steps_to_open": "first week from which no link is blocked to the end (empty if never)",
+    "total_fines": "fines decided over the run",
+    "total_violations": "violating links found by audits over the run",
+    "total_reblocks": "links opened and blocked again over the run",
+    "total_friction": "token and warning-page costs paid over the run",
+    "abandoned_rate": "views abandoned per view attempted, over the run",
+    "final_<column>": "the column's value in the last week",
+    "mean_<column>": "the column's mean over the weeks",
+}
+
+
 def steps_to_open(rows: list[dict]) -> float:
     """First week from which no link is blocked for the rest of the run (NaN if never)."""
     first = math.nan

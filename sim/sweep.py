@@ -43,7 +43,8 @@ SWEEP_KEYS = {"name": TEXT, "description": TEXT, "base": TEXT,
               "replicates": integer(1, MAX_REPLICATES), "seed": integer(0, MAX_SEED),
               "common_random_numbers": FLAG, "metrics": Check(list), "set": ANY_TABLE,
               "design": ANY_TABLE, "parameters": ANY_TABLE}
-DESIGN_KEYS = {"kind": Check(str, choices=DESIGNS), "samples": integer(1, MAX_RUNS)}
+DESIGN_KEYS = {"kind": Check(str, choices=DESIGNS), "samples": integer(1, MAX_RUNS),
+               "second_order": FLAG}
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Sweep:
     samples: int
     parameters: dict          # dotted key -> list of values (grid) or (low, high) (others)
     points: tuple[dict, ...] = field(default=())
+    second_order: bool = False   # sobol: sampled for the second-order indices S2 too
 
 
 def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | None = None) -> Sweep:
@@ -74,8 +76,16 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
     data = check_table(data, SWEEP_KEYS, source, "")
     if "base" not in data:
         raise ScenarioError(source, "base", "must name the base scenario file (relative to the sweep)")
+    base = path.parent / data["base"]          # an absolute base stays as it is
+    if not base.is_file():
+        raise ScenarioError(source, "base", f"no scenario file {base}: a relative base is read "
+                            "from the sweep file's folder; give a path from there, or an "
+                            "absolute one")
     design = check_table(data.get("design", {}), DESIGN_KEYS, source, "design.")
     kind, samples = design.get("kind", "grid"), design.get("samples", 16)
+    if "second_order" in design and kind != "sobol":
+        raise ScenarioError(source, "design.second_order", "only a sobol design has "
+                            "second-order indices")
     fixed = {key: check_value(key, value, source, "set")
              for key, value in data.get("set", {}).items()}
     for assignment in overrides:
@@ -87,11 +97,12 @@ def load_sweep(path: str | Path, overrides: list[str] = (), replicates: int | No
     metrics = tuple(data.get("metrics", DEFAULT_METRICS))
     parameters = _parameters(data.get("parameters"), kind, source)
     sweep = Sweep(source=source, name=check_name(source, "name", data.get("name", path.stem)),
-                  base=path.parent / data["base"],
+                  base=base,
                   replicates=replicates, seed=seed,
                   common_random_numbers=data.get("common_random_numbers", False),
                   metrics=metrics, fixed=fixed, design=kind, samples=samples,
-                  parameters=parameters)
+                  parameters=parameters,
+                  second_order=kind == "sobol" and design.get("second_order", False))
     runs = design_size(sweep) * replicates
     if runs > MAX_RUNS:
         raise ScenarioError(source, "replicates" if kind == "grid" else "design.samples",
@@ -139,7 +150,8 @@ def design_size(sweep: Sweep) -> int:
     if sweep.design == "grid":
         return math.prod(len(values) for values in sweep.parameters.values())
     variables = len(sweep.parameters)
-    return sweep.samples * {"lhs": 1, "sobol": variables + 2, "morris": variables + 1}[sweep.design]
+    sobol = 2 * variables + 2 if sweep.second_order else variables + 2
+    return sweep.samples * {"lhs": 1, "sobol": sobol, "morris": variables + 1}[sweep.design]
 
 
 def design_points(sweep: Sweep) -> list[dict]:
@@ -158,7 +170,8 @@ def design_points(sweep: Sweep) -> list[dict]:
     elif sweep.design == "sobol":
         from SALib.sample import sobol
 
-        matrix = sobol.sample(problem, sweep.samples, calc_second_order=False, seed=sweep.seed)
+        matrix = sobol.sample(problem, sweep.samples, calc_second_order=sweep.second_order,
+                              seed=sweep.seed)
     else:
         from SALib.sample import morris
 
@@ -261,7 +274,7 @@ def identity(sweep: Sweep) -> dict:
         source.update(path.read_bytes())
     return {"base": load(sweep.base).to_dict(), "set": sweep.fixed, "seed": sweep.seed,
             "common_random_numbers": sweep.common_random_numbers, "design": sweep.design,
-            "samples": sweep.samples, "parameters": {k: list(v) for k, v in
+            "samples": sweep.samples, "second_order": sweep.second_order, "parameters": {k: list(v) for k, v in
                                                      sweep.parameters.items()},
             "replicates": sweep.replicates, "code": source.hexdigest(), "versions": versions()}
 
@@ -423,6 +436,32 @@ def summary_rows(sweep: Sweep, summaries: list[dict]) -> list[dict]:
             rows.append({"point": index, "point_id": point_id(point), **point,
                          "metric": metric, **stats})
     return rows
+
+
+def outcome_rows(sweep: Sweep, summaries: list[dict]) -> tuple[list[str], list[dict]]:
+    """The per-run table (columns, rows): one row per run with its design point, its
+    replicate, its stream (`SeedSequence(seed, spawn_key=(int(k) for k in
+    spawn_key.split(",")))`), the varied parameters and every summary metric."""
+    metrics = [k for k in summaries[0] if k not in ("point", "replicate", *sweep.parameters)]
+    columns = ["point", "point_id", "replicate", "seed", "spawn_key", *sweep.parameters, *metrics]
+    rows = []
+    for summary in summaries:
+        point = sweep.points[summary["point"]]
+        stream = run_seed(sweep, point, summary["replicate"])
+        rows.append({**summary, "point_id": point_id(point), "seed": sweep.seed,
+                     "spawn_key": ",".join(str(k) for k in stream.spawn_key)})
+    return columns, rows
+
+
+def write_outcomes(into: Path, columns: list[str], rows: list[dict]) -> None:
+    """`outcomes.csv` and `outcomes.parquet`, rows in canonical order (byte-identical
+    for the same runs, whatever the backend)."""
+    import pandas as pd
+
+    from sim.outputs import write_csv
+
+    write_csv(into / "outcomes.csv", columns, rows)
+    pd.DataFrame(rows, columns=columns).to_parquet(into / "outcomes.parquet", index=False)
 
 
 def errors(sweep: Sweep, directory: Path) -> list[dict]:

@@ -1,5 +1,8 @@
 """Reproducible papers: manifests, reproduce, and verify catching what changed."""
 
+import contextlib
+import csv
+import io
 import json
 import re
 import shutil
@@ -18,9 +21,36 @@ def quick_paper(tmp_path_factory):
     from conftest import ROOT
 
     out = tmp_path_factory.mktemp("paper") / "walled_gardens"
-    assert main(["reproduce", str(ROOT / "scenarios/papers/walled_gardens.toml"), "--quick",
-                 "--quiet", "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["reproduce", str(ROOT / "scenarios/papers/walled_gardens.toml"), "--quick",
+                     "--quiet", "--out", str(out)]) == 0
+    (out.parent / "printed.txt").write_text(printed.getvalue())
     return out
+
+
+def test_paper_figures_fit_a_journal_page_and_state_their_claims(quick_paper):
+    import struct
+
+    from conftest import ROOT
+    from sim.paper import COLUMN_WIDTH, PNG_SCALE, load_spec
+
+    spec = load_spec(ROOT / "scenarios/papers/walled_gardens.toml")
+    printed = (quick_paper.parent / "printed.txt").read_text()
+    with open(quick_paper / "figures/claims.csv", newline="") as f:
+        claims = {r["figure"]: r["claim"] for r in csv.DictReader(f)}
+    for item in spec["figures"]:
+        assert len(item["claim"]) > 40 and claims[item["name"]] == item["claim"]
+        assert f"{item['name']}: {item['claim']}" in printed
+        png = (quick_paper / f"figures/{item['name']}.png").read_bytes()
+        width, height = struct.unpack(">II", png[16:24])
+        assert width == item.get("columns", 1) * COLUMN_WIDTH * PNG_SCALE
+        assert height < 9 * 96 * PNG_SCALE                     # fits a page
+        page = (quick_paper / f"figures/{item['name']}.html").read_text()
+        assert len(page) < 500_000 and "legend2" not in page      # plotly.js beside; one legend
+    # Weeks to open is drawn with how often it happens, never as a blank heatmap.
+    fig2 = (quick_paper / "figures/fig2_fine_deadline.html").read_text()
+    assert "share of replicates where it happens" in fig2
 
 
 def test_quick_paper_makes_every_figure_and_table(quick_paper):

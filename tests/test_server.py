@@ -200,56 +200,6 @@ def is_disabled(page, slider: str) -> bool:
         "e => e.closest('.v-input').classList.contains('v-input--is-disabled')")
 
 
-class ConnectRecorder:
-    """A proxy that answers nothing and records every request sent to it."""
-
-    def __init__(self):
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.seen: list[str] = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            connection, _ = self.socket.accept()
-            with connection:
-                connection.settimeout(2)
-                try:
-                    self.seen.append(connection.recv(4096).decode("latin-1").split("\r\n")[0])
-                except OSError:
-                    self.seen.append("(a connection)")
-
-
-def test_serve_calls_out_to_nothing_and_its_server_dies_with_it(chromium):
-    recorder = ConnectRecorder()
-    proxy = f"http://127.0.0.1:{recorder.port}"
-    # the recorder does see a request sent through it
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
-    with pytest.raises(OSError):
-        opener.open("http://example.invalid/", timeout=3)
-    assert recorder.seen and "example.invalid" in recorder.seen[0]
-    recorder.seen.clear()
-    env = {**os.environ, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
-           "https_proxy": proxy, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    port = free_port()
-    command = start_server(port, env)
-    page = open_page(chromium, f"http://127.0.0.1:{port}/")
-    press(page, "Step", 1)
-    page.close()
-    time.sleep(2)                       # a telemetry call would go now, in a thread
-    server = subprocess.run(["pgrep", "-P", str(command.pid)], capture_output=True, text=True)
-    children = [int(pid) for pid in server.stdout.split()]
-    assert children, "run.py serve runs the Solara server as its child"
-    command.send_signal(signal.SIGTERM)
-    command.wait(timeout=20)
-    deadline = time.time() + 10
-    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
-        time.sleep(0.2)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
-    socket.create_server(("127.0.0.1", port)).close()           # the port is free again
-    assert recorder.seen == []
-
-
 @pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080)])
 def test_layout_uses_the_width_clips_nothing_and_colours_agree(server, chromium, width, height):
     page = open_page(chromium, server, width, height)
@@ -363,3 +313,54 @@ def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
     assert urllib.request.urlopen(server, timeout=10).status == 200
     for page in pages:
         page.close()
+
+
+class ConnectRecorder:
+    """A proxy that answers nothing and records every request sent to it."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.seen: list[str] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            connection, _ = self.socket.accept()
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.seen.append(connection.recv(4096).decode("latin-1").split("\r\n")[0])
+                except OSError:
+                    self.seen.append("(a connection)")
+
+
+def test_serve_calls_out_to_nothing_and_its_server_dies_with_it(chromium):
+    recorder = ConnectRecorder()
+    proxy = f"http://127.0.0.1:{recorder.port}"
+    # the recorder does see a request sent through it
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    with pytest.raises(OSError):
+        opener.open("http://example.invalid/", timeout=3)
+    assert recorder.seen and "example.invalid" in recorder.seen[0]
+    recorder.seen.clear()
+    local = "127.0.0.1,localhost"
+    env = {**os.environ, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy,
+           "https_proxy": proxy, "NO_PROXY": local, "no_proxy": local}
+    port = free_port()
+    command = start_server(port, env)
+    page = open_page(chromium, f"http://127.0.0.1:{port}/")
+    press(page, "Step", 1)
+    page.close()
+    time.sleep(2)                       # a telemetry call would go now, in a thread
+    found = subprocess.run(["pgrep", "-P", str(command.pid)], capture_output=True, text=True)
+    children = [int(pid) for pid in found.stdout.split()]
+    assert children, "run.py serve runs the Solara server as its child"
+    command.send_signal(signal.SIGTERM)
+    command.wait(timeout=20)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    socket.create_server(("127.0.0.1", port)).close()           # the port is free again
+    assert recorder.seen == []

@@ -3,6 +3,7 @@
 import concurrent.futures as cf
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -67,13 +68,16 @@ def test_results_are_identical_across_workers_and_backends(tmp_path):
     assert sweep_cli(path, tmp_path / "one", "--workers", "1") == 0
     assert sweep_cli(path, tmp_path / "two", "--workers", "2") == 0
     assert sweep_cli(path, tmp_path / "dask", "--workers", "2", "--scheduler", "local") == 0
-    for name in ("runs.parquet", "summary.csv"):
+    for name in ("runs.parquet", "summary.csv", "outcomes.csv", "outcomes.parquet"):
         first = (tmp_path / "one" / name).read_bytes()
         assert (tmp_path / "two" / name).read_bytes() == first
         assert (tmp_path / "dask" / name).read_bytes() == first
     table = pq.read_table(tmp_path / "one/runs.parquet")
     assert table.num_rows == 4 * 2 * 14
     assert {"point", "regulator.fine", "replicate", "step", "links_blocked"} <= set(table.column_names)
+    outcomes = pq.read_table(tmp_path / "one/outcomes.parquet").to_pandas()
+    assert len(outcomes) == 4 * 2
+    assert outcomes.equals(pd.read_csv(tmp_path / "one/outcomes.csv", dtype={"spawn_key": str}))
 
 
 def test_resumed_sweep_equals_an_uninterrupted_one_and_runs_only_what_is_missing(tmp_path):
@@ -182,11 +186,13 @@ def test_compare_finds_the_effect_of_a_fine(tmp_path, capsys):
     from sim.compare import compare_runs
 
     rows = {r["metric"]: r for r in compare_runs(tmp_path / "a", tmp_path / "b")}
-    assert rows["total_fines"]["mean_a"] == 0 and rows["total_fines"]["difference"] > 0
-    assert rows["total_fines"]["welch_p"] < 0.01
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert rows["total_fines"]["mean_baseline"] == 0 and rows["total_fines"]["difference"] > 0
+    assert rows["total_fines"]["p_value"] < 0.01
+    out = tmp_path / "comparison"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
     assert "total_fines" in capsys.readouterr().out
-    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere")]) == 2
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "c2")]) == 2
 
 
 def test_the_model_runs_under_mesa_batch_run():

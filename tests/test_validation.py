@@ -177,7 +177,7 @@ def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_follow
     found = {p.name: p for p in calibration.parameters(case)}
     assert "share_qq_natives" in found and not any(n.startswith("taste_") for n in found)
     size = found["share_qq_natives"]
-    assert calibration.current_value(case, size.keys[0]) == pytest.approx(0.3)
+    assert calibration.current_value(case, size.keys[0]) == pytest.approx(0.325)
     moved = validation.derive(case, *size.settings(case, 0.45))
     shares = {c.name: c.share for c in moved.users.cohorts}
     assert shares["qq_natives"] == pytest.approx(0.45)
