@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import time
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
@@ -356,23 +357,55 @@ def policy_figure(model) -> go.Figure:
     return fig
 
 
-@solara.component
-def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
-    """A plotly figure drawn in full for each new model, then changed in place week by
-    week, at the width its column has in the browser (see fit_figures.vue)."""
+def live_figure(figure: go.Figure, width: int | None):
+    """A FigureWidget holding the whole figure from its first message to the browser.
+
+    A FigureWidget's view draws what the widget held when it was built (the traits
+    _widget_data and _widget_layout); later changes reach only views already listening,
+    and nothing else updates those traits unless the figure is shown as a Jupyter
+    output (_repr_mimebundle_, plotly.py PR #4956), which Solara never does. A widget
+    built empty and filled in an effect drew nothing when the browser made its view
+    after the fill (a race with loading the widget's 5 MB of code, lost more often on a
+    loaded machine): the figure that sometimes stayed empty."""
     from plotly.graph_objs import FigureWidget
 
-    def clicked(event):
-        if on_click is not None and event and event.get("event_type") == "plotly_click":
-            points = event["points"]
-            on_click(points["xs"][0], points["ys"][0])
+    widget = FigureWidget(figure)
+    widget.layout.width = width
+    return widget
 
-    element = FigureWidget.element(on__js2py_pointsCallback=clicked)
-    drawn_for = solara.use_ref(None)
+
+def keep_for_new_views(widget) -> None:
+    """What a view made from now on starts from: the figure as it is now (as plotly's
+    _repr_mimebundle_ does), so a view made after a change still shows it."""
+    widget._widget_layout = deepcopy(widget._layout_obj._props)
+    widget._widget_data = deepcopy(widget._data)
+
+
+@solara.component
+def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
+    """A plotly figure built with the tab's first model, drawn in full again for each new
+    model, changed in place week by week, at the width its column has in the browser
+    (see fit_figures.vue). One widget for the tab's life: each carries plotly's 5 MB of
+    code to the browser, too much to send again on every Reset."""
+    widget = solara.use_memo(lambda: live_figure(build(model), width), [])
+    shown = solara.use_ref((model, week, width))
+    latest_click = solara.use_ref(on_click)
+    latest_click.current = on_click
+
+    def clicked(change):
+        event = change["new"]
+        if latest_click.current is not None and event and event.get("event_type") == "plotly_click":
+            points = event["points"]
+            latest_click.current(points["xs"][0], points["ys"][0])
+
+    def connect():
+        widget.observe(clicked, "_js2py_pointsCallback")
+        return widget.close
 
     def redraw():
-        widget = solara.get_widget(element)
-        if drawn_for.current is not model:
+        if shown.current == (model, week, width):
+            return
+        if shown.current[0] is not model:
             fresh = build(model)
             fresh.update_layout(width=width)
             widget.data = ()
@@ -381,17 +414,19 @@ def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_
             widget.layout.shapes = ()
             widget.layout = fresh.layout
             widget.add_traces(fresh.data)
-            drawn_for.current = model
-            return
-        with widget.batch_update():
-            for trace, data in zip(widget.data, traces(model)):
-                trace.update(data)
-            if title is not None:
-                widget.layout.title.text = title(model)
-            widget.layout.width = width
+        else:
+            with widget.batch_update():
+                for trace, data in zip(widget.data, traces(model)):
+                    trace.update(data)
+                if title is not None:
+                    widget.layout.title.text = title(model)
+                widget.layout.width = width
+        keep_for_new_views(widget)
+        shown.current = (model, week, width)
 
+    solara.use_effect(connect, [])
     solara.use_effect(redraw, [model, week, width])
-    return element
+    return solara.Column(children=[widget], margin=0)
 
 
 # --- the page
