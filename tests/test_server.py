@@ -1,6 +1,7 @@
 """The student server: its page's logic, and the page in a real browser (Playwright
 driving Debian's chromium). Screenshots go to results/test-artifacts/."""
 
+import json
 import os
 import re
 import shutil
@@ -16,13 +17,23 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SCENARIOS
+from sim.folders import OutputFolder
 from sim.scenario import load
 from sim.server import app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "results" / "test-artifacts"
+SCREEN_SIZES = [(1366, 768), (1920, 1080)]
 PLOT_DATA = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .map(d => (d.data || []).map(t => [t.name, t.y ? Array.from(t.y) : null]))"""
+# every figure drawn: the grid and the matrix with their cells, the time series with a
+# line per column of the run (empty at week 0)
+FIGURES_DRAWN = """() => {
+    const plots = document.querySelectorAll('.js-plotly-plot');
+    return plots.length === 3 && Array.from(plots).every(d => d.data && d.data.length > 2)
+        && plots[0].data[0].z && plots[0].data[0].z.length > 0
+        && plots[2].data.slice(0, 3).every(t => t.z && t.z.length > 0);
+}"""
 
 
 # --- the page's logic, without a browser
@@ -156,20 +167,20 @@ def open_page(browser, url, width=1400, height=1100):
             if r.status >= 400 else None)
     page.goto(url)
     page.wait_for_selector("text=Users on the grid, week 0", timeout=120000)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    page.wait_for_function(FIGURES_DRAWN, timeout=120000)
     return page
 
 
 def press(page, label: str, week: int):
     """Press a control, then wait until the charts show that week."""
     page.get_by_role("button", name=label, exact=True).click()
-    page.wait_for_selector(f"text=Week {week}", timeout=60000)
+    page.wait_for_selector(f"text=Week {week}", timeout=120000)
     page.wait_for_function("""week => {
         const plots = document.querySelectorAll('.js-plotly-plot');
         if (plots.length < 3 || !plots[1].data) return false;
         const token = plots[1].data.find(t => t.name === 'token');
         return token && (token.y ? token.y.length : 0) === week;
-    }""", arg=week, timeout=60000)
+    }""", arg=week, timeout=120000)
 
 
 def open_at_week(browser, url, weeks: int):
@@ -200,7 +211,20 @@ def is_disabled(page, slider: str) -> bool:
         "e => e.closest('.v-input').classList.contains('v-input--is-disabled')")
 
 
-@pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080)])
+def keep_screenshot(page, width: int, height: int):
+    """A screenshot for results/test-artifacts/, by the output-folder rule: staged, then
+    moved in; the other size's screenshot stays, and a file there the project did not
+    write is refused."""
+    names = [f"server-{w}x{h}.png" for w, h in SCREEN_SIZES]
+    name = f"server-{width}x{height}.png"
+    folder = OutputFolder(ARTIFACTS, "test-artifacts", expected=(name,))
+    with folder.staged() as staging:
+        page.screenshot(path=str(staging / name), full_page=True)
+        (staging / "manifest.json").write_text(json.dumps(
+            {"kind": "test-artifacts", "written": names}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("width,height", SCREEN_SIZES)
 def test_layout_uses_the_width_clips_nothing_and_colours_agree(server, chromium, width, height):
     page = open_page(chromium, server, width, height)
     press(page, "Step", 1)
@@ -223,8 +247,7 @@ def test_layout_uses_the_width_clips_nothing_and_colours_agree(server, chromium,
     for name in ("WeChat", "QQ", "DingTalk"):
         assert legend[0][name] == legend[1][name]
     assert page.locator(".legend").count() == 3                       # a legend on every figure
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"server-{width}x{height}.png"), full_page=True)
+    keep_screenshot(page, width, height)
     assert page.problems == []
     page.close()
 
@@ -249,14 +272,24 @@ def test_bad_seed_shows_inline_and_keeps_the_running_model(server, chromium):
     page = open_at_week(chromium, server, 2)
     type_seed(page, "abc")
     page.wait_for_selector("text=must be a whole number")
-    page.get_by_role("button", name="Reset", exact=True).click()
-    page.wait_for_timeout(1000)
+    press(page, "Reset", 2)             # refused: the charts stay at week 2
+    press(page, "Step", 3)              # and the same model goes on (a new one: week 1)
     assert page.get_by_text("must be a whole number").count() >= 1
-    assert page.get_by_text("Users on the grid, week 2").count() == 1    # still running
     assert page.get_by_text("Traceback").count() == 0
     type_seed(page, "5")
     press(page, "Reset", 0)
     assert page.get_by_text("must be a whole number").count() == 0
+    page.close()
+
+
+def test_figures_keep_their_data_after_the_about_tab(server, chromium):
+    page = open_at_week(chromium, server, 1)
+    page.locator(".v-tab", has_text="About this model").click()
+    page.wait_for_selector("text=A guided exercise")
+    page.locator(".v-tab").filter(has_text="Model").filter(has_not_text="About").click()
+    press(page, "Step", 2)
+    page.wait_for_function(FIGURES_DRAWN)
+    assert page.problems == []
     page.close()
 
 
@@ -291,7 +324,7 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
 def test_two_tabs_have_their_own_models(server, chromium):
     first, second = open_at_week(chromium, server, 2), open_page(chromium, server)
     second.reload()
-    second.wait_for_selector("text=Week 0", timeout=60000)
+    second.wait_for_selector("text=Week 0", timeout=120000)
     assert second.get_by_text("Week 2").count() == 0
     press(second, "Step", 1)
     assert first.get_by_text("Users on the grid, week 2").count() == 1
