@@ -28,6 +28,7 @@ class UserAgent(CellAgent):
         self.next_platforms = platforms
         self.ties: list[UserAgent] = []
         self.paid_token = False
+        self.last_views: list[tuple] = []   # this week's shares, for the student page
 
     def share(self, view: MarketView) -> list[tuple]:
         """Post this week's links; return (route, content, surface, outcome, value) for
@@ -45,6 +46,7 @@ class UserAgent(CellAgent):
                 views.append((route, content, surface, int(share_outcome(state, users, value,
                                                                          draw)), value))
         self.paid_token = any(v[3] in (TOKEN_OK, TOKEN_FAIL) for v in views)
+        self.last_views = views
         return views
 
     def choose_platforms(self, view: MarketView, neighbour_counts: np.ndarray) -> None:

@@ -459,6 +459,8 @@ def cmd_bench(args) -> None:
               f"{r['runs_per_minute']:.1f} runs/minute")
     for name, value in summary["reached"].items():
         print(f"{name}: {value:,.2f} (target {summary['targets'][name]:,})")
+    if "skipped" in summary["page"]:
+        print(f"student page not timed in a browser: {summary['page']['skipped']}")
     print(f"results in {folder.path}/ (bench.json, bench.html, manifest.json)")
 
 

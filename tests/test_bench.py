@@ -43,3 +43,12 @@ def test_bench_page_reads_plotlyjs_from_beside_it(tmp_path, monkeypatch):
     assert main(["bench", "--quick", "--quiet", "--out", str(out)]) == 0
     assert_reads_plotlyjs_from_beside(out / "bench.html")
     assert "plotly.min.js" in json.loads((out / "manifest.json").read_text())["files"]
+
+
+def test_student_page_share_of_a_step_is_measured():
+    row = bench.server_update(side=10, weeks=1)
+    assert row["side"] == 10 and row["seconds_per_step_and_update"] > 0
+
+
+def test_student_page_timing_says_why_when_there_is_no_browser(tmp_path):
+    assert "no browser" in bench.page_timings(chromium=str(tmp_path / "none"))["skipped"]

@@ -1,6 +1,10 @@
-"""The student server in a real browser: Playwright driving Debian's chromium."""
+"""The student server: its page's logic, and the page in a real browser (Playwright
+driving Debian's chromium). Screenshots go to results/test-artifacts/."""
 
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,13 +16,105 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SCENARIOS
+from sim.folders import OutputFolder
+from sim.scenario import load
+from sim.server import app
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "results" / "test-artifacts"
+SCREEN_SIZES = [(1366, 768), (1920, 1080)]
 PLOT_DATA = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
     .map(d => (d.data || []).map(t => [t.name, t.y ? Array.from(t.y) : null]))"""
+# every figure drawn: the grid and the matrix with their cells, the time series with a
+# line per column of the run (empty at week 0)
+FIGURES_DRAWN = """() => {
+    const plots = document.querySelectorAll('.js-plotly-plot');
+    return plots.length === 3 && Array.from(plots).every(d => d.data && d.data.length > 2)
+        && plots[0].data[0].z && plots[0].data[0].z.length > 0
+        && plots[2].data.slice(0, 3).every(t => t.z && t.z.length > 0);
+}"""
 
+
+# --- the page's logic, without a browser
+
+def test_controls_start_from_the_scenarios_own_values():
+    china, none = app.scenario_settings("china_2021"), app.scenario_settings("no_regulation")
+    assert china["regulator.policy"] == "order" and none["regulator.policy"] == "none"
+    spec = load(SCENARIOS / "china_2021.toml")
+    assert china["users.token_cost"] == spec.users.token_cost
+    assert china["platforms.WeChat.strategy"] == spec.platforms[0].strategy
+    assert china["seed"] == str(spec.seed)
+    assert app.changed_settings("no_regulation", none) == {}     # nothing imposed
+
+
+def test_a_bad_seed_names_its_field_and_builds_nothing():
+    settings = {**app.scenario_settings("china_2021"), "seed": "abc"}
+    with pytest.raises(app.FieldError) as err:
+        app.build_model("china_2021", settings)
+    assert err.value.field == "Random seed" and "whole number" in str(err.value)
+    with pytest.raises(app.FieldError, match="unknown scenario"):
+        app.build_model("../../etc/passwd", {**settings, "seed": "1"})
+
+
+def test_saved_settings_are_a_scenario_that_builds_the_same_model(tmp_path):
+    settings = {**app.scenario_settings("no_regulation"), "seed": "7", "grid.width": 20,
+                "regulator.policy": "order", "regulator.deadline_step": 5,
+                "users.token_cost": 1.25}
+    shutil.copytree(SCENARIOS, tmp_path / "scenarios")
+    saved = tmp_path / "scenarios" / "saved.toml"
+    saved.write_text(app.settings_toml("no_regulation", settings), encoding="utf-8")
+    spec = load(saved)
+    model = app.build_model("no_regulation", settings)
+    assert (spec.seed, spec.grid.width, spec.grid.height) == (7, 20, 20)
+    assert spec.regulator.policy == "order" and spec.regulator.deadline_step == 5
+    assert spec.regulator.announce_step == 5 and spec.users.token_cost == 1.25
+    assert model.scenario.regulator == spec.regulator and model.scenario.users == spec.users
+
+
+def test_every_figure_colours_a_platform_alike_and_has_a_legend():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 12})
+    model.step()
+    figures = [app.grid_figure(model), app.time_figure(model), app.policy_figure(model)]
+    grid, series = figures[0], figures[1]
+    for name in ("WeChat", "QQ", "DingTalk"):
+        square = next(t for t in grid.data if t.name == name)
+        line = next(t for t in series.data if t.name == name)
+        assert square.marker.color == line.line.color
+    assert len({next(t for t in grid.data if t.name == n).marker.color
+                for n in ("WeChat", "QQ", "DingTalk")}) == 3
+    assert any(t.name == "paid a token this week" for t in grid.data)
+    for figure in figures:
+        assert sum(1 for t in figure.data if t.showlegend is not False and t.name) >= 3
+
+
+def test_week_by_week_updates_touch_data_only_and_follow_the_model():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 10})
+    for _ in range(3):
+        model.step()
+    for build, traces in ((app.grid_figure, app.grid_traces), (app.time_figure, app.time_traces),
+                          (app.policy_figure, app.policy_traces)):
+        figure = build(model)
+        for trace, data in zip(figure.data, traces(model)):
+            assert set(data) <= {"x", "y", "z"}
+            for key, value in data.items():
+                assert list(map(list, trace[key]) if key == "z" else trace[key]) == \
+                    list(map(list, value) if key == "z" else value)
+    assert app.time_traces(model)[0]["x"] == [1, 2, 3]
+
+
+def test_a_clicked_cell_shows_that_users_apps_ties_and_shares():
+    model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 10})
+    model.step()
+    user = max(model.agents_by_type[app.UserAgent], key=lambda u: len(u.last_views))
+    card = app.user_card(model, *user.cell.coordinate)
+    assert f"uses {app.platform_names(model, user.platforms)}." in card
+    assert f"{len(user.ties)} ties" in card and f"({len(user.last_views)} views)" in card
+    assert sum(int(n) for n in re.findall(r"(\d+) (?:opened|given|sent|friend)", card)) == \
+        len(user.last_views)
+
+
+# --- the server
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -63,28 +159,41 @@ def chromium():
         browser.close()
 
 
-def open_page(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def open_page(browser, url, width=1400, height=1100):
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.problems = []
     page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
     page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
             if r.status >= 400 else None)
     page.goto(url)
-    page.wait_for_selector("text=Week 0", timeout=60000)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3")
+    page.wait_for_selector("text=Users on the grid, week 0", timeout=120000)
+    page.wait_for_function(FIGURES_DRAWN, timeout=120000)
     return page
 
 
 def press(page, label: str, week: int):
     """Press a control, then wait until the charts show that week."""
     page.get_by_role("button", name=label, exact=True).click()
-    page.wait_for_selector(f"text=Week {week}", timeout=30000)
+    page.wait_for_selector(f"text=Week {week}", timeout=120000)
     page.wait_for_function("""week => {
         const plots = document.querySelectorAll('.js-plotly-plot');
         if (plots.length < 3 || !plots[1].data) return false;
         const token = plots[1].data.find(t => t.name === 'token');
         return token && (token.y ? token.y.length : 0) === week;
-    }""", arg=week, timeout=30000)
+    }""", arg=week, timeout=120000)
+
+
+def open_at_week(browser, url, weeks: int):
+    page = open_page(browser, url)
+    for week in range(1, weeks + 1):
+        press(page, "Step", week)
+    return page
+
+
+def type_seed(page, text: str):
+    seed = page.get_by_label("Random seed")
+    seed.fill(text)
+    seed.press("Enter")
 
 
 def token_shares(page) -> list:
@@ -92,15 +201,105 @@ def token_shares(page) -> list:
     return next(y for name, y in time_chart if name == "token")
 
 
-def test_page_loads_offline_without_errors_and_shows_grid_and_charts(server, chromium):
-    page = open_page(chromium, server)
-    assert page.locator(".js-plotly-plot").count() >= 3
-    assert page.get_by_text("Users on the grid, week 0").count() == 1
-    assert page.get_by_text("copy-paste").count() >= 1          # the help beside the controls
-    page.wait_for_timeout(1000)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "server.png"), full_page=True)
+def choose_scenario(page, name: str):
+    page.locator(".v-select").filter(has_text="Scenario").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def is_disabled(page, slider: str) -> bool:
+    return page.get_by_role("slider", name=slider).evaluate(
+        "e => e.closest('.v-input').classList.contains('v-input--is-disabled')")
+
+
+def keep_screenshot(page, width: int, height: int):
+    """A screenshot for results/test-artifacts/, by the output-folder rule: staged, then
+    moved in; the other size's screenshot stays, and a file there the project did not
+    write is refused."""
+    names = [f"server-{w}x{h}.png" for w, h in SCREEN_SIZES]
+    name = f"server-{width}x{height}.png"
+    folder = OutputFolder(ARTIFACTS, "test-artifacts", expected=(name,))
+    with folder.staged() as staging:
+        page.screenshot(path=str(staging / name), full_page=True)
+        (staging / "manifest.json").write_text(json.dumps(
+            {"kind": "test-artifacts", "written": names}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("width,height", SCREEN_SIZES)
+def test_layout_uses_the_width_clips_nothing_and_colours_agree(server, chromium, width, height):
+    page = open_page(chromium, server, width, height)
+    press(page, "Step", 1)
+    boxes = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => {
+        const own = d.getBoundingClientRect(), holder = d.parentElement.getBoundingClientRect();
+        const svg = d.querySelector('.main-svg').getBoundingClientRect();
+        return {left: own.left, right: own.right, top: own.top, width: own.width,
+                holder: holder.width, drawn: svg.width, height: own.height};
+    })""")
+    grid, series, policy = boxes
+    for box in boxes:
+        assert box["drawn"] <= box["holder"] + 1 and box["width"] <= box["holder"] + 1
+        assert box["right"] <= width
+    assert abs(grid["top"] - series["top"]) < 5 and series["left"] >= grid["right"] - 1
+    assert policy["top"] >= grid["top"] + grid["height"] - 1         # below them
+    assert grid["width"] + series["width"] > 0.6 * width                 # the width is used
+    legend = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .map(d => Object.fromEntries(d.data.filter(t => t.name)
+            .map(t => [t.name, (t.line && t.line.color) || (t.marker && t.marker.color)])))""")
+    for name in ("WeChat", "QQ", "DingTalk"):
+        assert legend[0][name] == legend[1][name]
+    assert page.locator(".legend").count() == 3                       # a legend on every figure
+    keep_screenshot(page, width, height)
     assert page.problems == []
+    page.close()
+
+
+def test_controls_follow_the_scenario_and_reset_redraws_every_mark(server, chromium):
+    page = open_page(chromium, server)
+    assert page.get_by_label("Regulator orders links open").is_checked()
+    assert not is_disabled(page, "Deadline")
+    shapes = "() => (document.querySelectorAll('.js-plotly-plot')[1].layout.shapes || []).length"
+    page.wait_for_function(f"({shapes})() > 0")                        # deadlines marked
+    choose_scenario(page, "no_regulation")
+    page.wait_for_selector("text=press Reset")
+    assert not page.get_by_label("Regulator orders links open").is_checked()
+    assert is_disabled(page, "Deadline") and is_disabled(page, "Audits")
+    press(page, "Reset", 0)
+    page.wait_for_function(f"({shapes})() === 0")                      # no stale deadline lines
+    assert page.get_by_text("press Reset").count() == 0
+    page.close()
+
+
+def test_bad_seed_shows_inline_and_keeps_the_running_model(server, chromium):
+    page = open_at_week(chromium, server, 2)
+    type_seed(page, "abc")
+    page.wait_for_selector("text=must be a whole number")
+    press(page, "Reset", 2)             # refused: the charts stay at week 2
+    press(page, "Step", 3)              # and the same model goes on (a new one: week 1)
+    assert page.get_by_text("must be a whole number").count() >= 1
+    assert page.get_by_text("Traceback").count() == 0
+    type_seed(page, "5")
+    press(page, "Reset", 0)
+    assert page.get_by_text("must be a whole number").count() == 0
+    page.close()
+
+
+def test_figures_keep_their_data_after_the_about_tab(server, chromium):
+    page = open_at_week(chromium, server, 1)
+    page.locator(".v-tab", has_text="About this model").click()
+    page.wait_for_selector("text=A guided exercise")
+    page.locator(".v-tab").filter(has_text="Model").filter(has_not_text="About").click()
+    press(page, "Step", 2)
+    page.wait_for_function(FIGURES_DRAWN)
+    assert page.problems == []
+    page.close()
+
+
+def test_csv_download_holds_the_weeks_run_so_far(server, chromium):
+    page = open_at_week(chromium, server, 2)
+    with page.expect_download() as download:
+        page.get_by_text("Download the run (CSV)").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("replicate,step,") and "users_WeChat" in lines[0]
+    assert [line.split(",")[1] for line in lines[1:]] == ["1", "2"]
     page.close()
 
 
@@ -122,21 +321,10 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
     page.close()
 
 
-def test_reset_returns_to_week_zero(server, chromium):
-    page = open_page(chromium, server)
-    press(page, "Step", 1)
-    press(page, "Step", 2)
-    press(page, "Reset", 0)
-    assert page.get_by_text("Users on the grid, week 0").count() == 1
-    page.close()
-
-
 def test_two_tabs_have_their_own_models(server, chromium):
-    first, second = open_page(chromium, server), open_page(chromium, server)
-    press(first, "Step", 1)
-    press(first, "Step", 2)
+    first, second = open_at_week(chromium, server, 2), open_page(chromium, server)
     second.reload()
-    second.wait_for_selector("text=Week 0", timeout=60000)
+    second.wait_for_selector("text=Week 0", timeout=120000)
     assert second.get_by_text("Week 2").count() == 0
     press(second, "Step", 1)
     assert first.get_by_text("Users on the grid, week 2").count() == 1
@@ -145,17 +333,12 @@ def test_two_tabs_have_their_own_models(server, chromium):
 
 
 def test_a_class_of_twenty_sessions_stays_independent_and_up(server, chromium):
-    pages = [open_page(chromium, server) for _ in range(20)]
-    for n, page in enumerate(pages):
-        for week in range(1, n % 2 + 2):
-            press(page, "Step", week)
+    pages = [open_at_week(chromium, server, n % 2 + 1) for n in range(20)]
     for n, page in enumerate(pages):
         assert page.get_by_text(f"Users on the grid, week {n % 2 + 1}").count() == 1
     # one student types a bad seed: their page shows why, the others go on
     broken = pages[0]
-    seed = broken.get_by_label("Random seed")
-    seed.fill("abc")
-    seed.press("Enter")
+    type_seed(broken, "abc")
     broken.get_by_role("button", name="Reset", exact=True).click()
     broken.wait_for_selector("text=must be a whole number", timeout=30000)
     assert broken.get_by_text("Traceback").count() == 0

@@ -1,30 +1,87 @@
 """The interactive page for students: `python run.py serve`, or `solara run sim/server/app.py`.
 
 Each browser tab gets its own model (built in `Page`, never shared). Controls take
-effect on Reset, as in every Mesa SolaraViz page. Every chart is plotly, so the
-page needs nothing from the internet.
+effect on Reset, as in every Mesa page; Step and Play advance the model a week at a
+time. Every chart is plotly, so the page needs nothing from the internet.
+
+The page is laid out with Solara components rather than Mesa's SolaraViz: SolaraViz
+puts every view in one draggable card about 470 px wide whatever the screen (the
+figures were clipped and half the screen stayed empty), and its ModelController
+rebuilds the model from the controls on Reset whatever they hold, so a bad field ended
+the running model with a traceback. Here Reset first checks every field and keeps the
+running model if one is wrong, and the figures are updated in place each week rather
+than rebuilt.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import json
+import time
+from copy import deepcopy
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import solara
-from mesa.visualization import SolaraViz
-from mesa.visualization.utils import update_counter
+import solara.lab
 from plotly.subplots import make_subplots
+from solara.server import settings as server_settings
 
 from sim.agents import UserAgent
 from sim.model import WalledGardenModel
 from sim.report import regulatory_marks
-from sim.scenario import MAX_SEED, SURFACES, load
+from sim.rules import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_DROP, WARNED_OK
+from sim.scenario import MAX_SEED, SURFACES, ScenarioError, load
+
+# `run.py serve` turns Solara's telemetry off before the server starts; this also
+# covers `solara run sim/server/app.py` from the moment the page is loaded.
+server_settings.telemetry.mixpanel_enable = False
 
 SCENARIOS = Path(__file__).resolve().parent.parent.parent / "scenarios"
-HOSTS = ("WeChat", "QQ", "DingTalk")
-DEFAULT_SEED = 2021
-STRATEGY_CHOICES = ["as in scenario", "static", "best_response", "learning", "comply"]
+DEFAULT_SCENARIO = "china_2021"
+STRATEGIES = ["static", "best_response", "learning", "comply"]
+MEASURES = {"regulator.naming": "Name the platform publicly",
+            "regulator.suspend_registrations": "Suspend new registrations",
+            "regulator.forced_open": "Open the links by force"}
+
+# One colour per messaging platform, by its place in the scenario, on every figure.
+PLATFORM_COLOURS = ["#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b"]
+SEVERAL_APPS, EMPTY, TOKEN = "#9e9e9e", "#ffffff", "#000000"
+LINK_STATES = [("open", "#2ca02c"), ("warning page", "#ffbf00"), ("blocked", "#d62728"),
+               ("own group", "#dddddd")]
+OUTCOME_COLOURS = {"direct": "#17becf", "token": TOKEN, "abandoned": "#e377c2",
+                   "unreachable": "#7f7f7f"}
+SURFACE_DASH = {"chat": "solid", "group": "dash", "feed": "dot"}
+
+# name: (scenario key, label, unit, min, max, step)
+SLIDERS = {
+    "size": ("grid.width", "Grid side", "cells a side (users = side²)", 10, 60, 5),
+    "deadline": ("regulator.deadline_step", "Deadline", "(week number)", 2, 60, 1),
+    "audits": ("regulator.audit_probability", "Audits",
+               "chance per platform per week after the deadline", 0.0, 0.5, 0.01),
+    "fine": ("regulator.fine", "Fine", "", 0.0, 0.2, 0.005),
+    "token_cost": ("users.token_cost", "Token cost", "× a share's mean value", 0.0, 2.0, 0.05),
+    "share_rate": ("users.share_rate", "Shares per user", "per week", 0.0, 6.0, 0.5),
+    "multihoming_cost": ("users.multihoming_cost", "Multihoming cost",
+                         "utility per week for each app beyond the first", 0.0, 2.0, 0.05),
+    "switching_cost": ("users.switching_cost", "Switching cost", "utility, once, for each app joined",
+                       0.0, 2.0, 0.05),
+}
+ORDER_ONLY = {"regulator.deadline_step", "regulator.audit_probability", "regulator.fine",
+              "regulator.fine_kind", *MEASURES}
+FINE_UNITS = {"revenue_share": "of the owner's yearly revenue, per decision",
+              "fixed": "money units per decision"}
+
+
+class FieldError(ValueError):
+    """A control holds a value the model cannot take; `field` is its label."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 def scenario_names() -> list[str]:
@@ -32,216 +89,611 @@ def scenario_names() -> list[str]:
     return sorted(p.stem for p in SCENARIOS.glob("*.toml"))
 
 
-class ClassroomModel(WalledGardenModel):
-    """The model as the page builds it: a scenario from scenarios/ and the controls."""
-
-    def __init__(self, scenario="china_2021", seed=DEFAULT_SEED, size=30, order=True, deadline_step=11,
-                 audit_probability=0.02, fine=0.04, fine_kind="revenue_share", measures=True,
-                 token_cost=0.3, share_rate=2.0, multihoming_cost=0.5, switching_cost=0.5,
-                 WeChat="as in scenario", QQ="as in scenario", DingTalk="as in scenario"):
-        if scenario not in scenario_names():        # names only: no paths from the page
-            raise ValueError(f"unknown scenario {scenario!r}")
-        # The seed is typed as text. A bad one must not reach the page as an error, whose
-        # traceback would show the server's paths: the model takes the default seed and
-        # its log says why.
-        given = parse_seed(seed)
-        used = DEFAULT_SEED if given is None else given
-        overrides = [f"seed={used}", f"grid.width={int(size)}", f"grid.height={int(size)}",
-                     'engine="agent"', f'regulator.policy="{"order" if order else "none"}"',
-                     f"regulator.deadline_step={int(deadline_step)}",
-                     f"regulator.audit_probability={float(audit_probability)}",
-                     f"regulator.fine={float(fine)}", f'regulator.fine_kind="{fine_kind}"',
-                     f"users.token_cost={float(token_cost)}", f"users.share_rate={float(share_rate)}",
-                     f"users.multihoming_cost={float(multihoming_cost)}",
-                     f"users.switching_cost={float(switching_cost)}"]
-        overrides += [f"regulator.{m}={str(bool(measures)).lower()}"
-                      for m in ("naming", "suspend_registrations", "forced_open")]
-        spec = load(SCENARIOS / f"{scenario}.toml")
-        if order and not spec.regulator.phases:
-            overrides.append(f"regulator.announce_step={min(spec.regulator.announce_step, int(deadline_step))}")
-        names = {p.name for p in spec.messaging}
-        for host, strategy in (("WeChat", WeChat), ("QQ", QQ), ("DingTalk", DingTalk)):
-            if host in names and strategy != "as in scenario":
-                overrides.append(f'platforms.{host}.strategy="{strategy}"')
-        super().__init__(load(SCENARIOS / f"{scenario}.toml", overrides), rng=used)
-        if given is None:
-            self.events.append({"step": 0, "event": "seed", "platform": "", "detail":
-                                f"the random seed must be a whole number from 0 to {MAX_SEED}, "
-                                f"got {str(seed)[:40]!r}: using {used}"})
+def scenario_spec(name: str):
+    if name not in scenario_names():        # names only: no paths from the page
+        raise FieldError("Scenario", f"unknown scenario {name!r}")
+    return load(SCENARIOS / f"{name}.toml")
 
 
-def parse_seed(text) -> int | None:
-    """The seed typed on the page, or None if it is not a valid seed."""
+def value_at(spec, key: str):
+    """The value of a dotted scenario key, e.g. users.token_cost or platforms.QQ.strategy."""
+    section, *rest = key.split(".")
+    if section == "platforms":
+        name, attribute = rest
+        return getattr(next(p for p in spec.platforms if p.name == name), attribute)
+    value = getattr(spec, section)
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
+def control_keys(spec) -> list[str]:
+    keys = [key for key, *_ in SLIDERS.values()]
+    keys += ["regulator.policy", "regulator.fine_kind", *MEASURES]
+    return keys + [f"platforms.{p.name}.strategy" for p in spec.messaging]
+
+
+def scenario_settings(name: str) -> dict:
+    """What the controls show for a scenario: its own values, and its seed as text."""
+    spec = scenario_spec(name)
+    return {"seed": str(spec.seed), **{key: value_at(spec, key) for key in control_keys(spec)}}
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def parse_seed(text) -> int:
     try:
         seed = int(str(text).strip())
     except ValueError:
-        return None
-    return seed if 0 <= seed <= MAX_SEED else None
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise FieldError("Random seed", f"the random seed must be a whole number from 0 to "
+                                        f"{MAX_SEED}, got {str(text)[:40]!r}")
+    return seed
 
 
-MODEL_PARAMS = {
-    "scenario": {"type": "Select", "value": "china_2021", "values": scenario_names(),
-                 "label": "Scenario"},
-    "seed": {"type": "InputText", "value": DEFAULT_SEED, "label": "Random seed"},
-    "size": {"type": "SliderInt", "value": 30, "min": 10, "max": 60, "step": 5,
-             "label": "Grid side (users = side²)"},
-    "order": {"type": "Checkbox", "value": True, "label": "Regulator orders links open"},
-    "deadline_step": {"type": "SliderInt", "value": 11, "min": 2, "max": 60, "step": 1,
-                      "label": "Deadline (week)"},
-    "audit_probability": {"type": "SliderFloat", "value": 0.02, "min": 0.0, "max": 0.5,
-                          "step": 0.01, "label": "Audits after the deadline (per week)"},
-    "fine": {"type": "SliderFloat", "value": 0.04, "min": 0.0, "max": 0.2, "step": 0.005,
-             "label": "Fine per violation"},
-    "fine_kind": {"type": "Select", "value": "revenue_share", "values": ["revenue_share", "fixed"],
-                  "label": "Fine kind"},
-    "measures": {"type": "Checkbox", "value": True,
-                 "label": "Measures: naming, suspension, forced opening"},
-    "token_cost": {"type": "SliderFloat", "value": 0.3, "min": 0.0, "max": 2.0, "step": 0.05,
-                   "label": "Token cost"},
-    "share_rate": {"type": "SliderFloat", "value": 2.0, "min": 0.0, "max": 6.0, "step": 0.5,
-                   "label": "Shares per user per week"},
-    "multihoming_cost": {"type": "SliderFloat", "value": 0.5, "min": 0.0, "max": 2.0,
-                         "step": 0.05, "label": "Multihoming cost"},
-    "switching_cost": {"type": "SliderFloat", "value": 0.5, "min": 0.0, "max": 2.0, "step": 0.05,
-                       "label": "Switching cost"},
-    **{host: {"type": "Select", "value": "as in scenario", "values": STRATEGY_CHOICES,
-              "label": f"{host} strategy"} for host in HOSTS},
-}
-
-HELP = """
-**What you are looking at.** Each square is a person; its colour is the messaging
-app they use (grey: more than one; red: paid a copy-paste token this week).
-
-- **Token cost**: in 2021 a WeChat user could not open a Taobao link, so people
-  copied a code such as `¥1234abcd¥` into the chat and the friend pasted it into
-  Taobao. The slider is the time that costs, in units of a share's mean value.
-- **Deadline**: MIIT met the firms on 9 September 2021 (week 10) and gave them until
-  17 September (week 11).
-- **Audits** and **fine**: the ministry checked on the deadline day; later checks
-  were rare. The Alibaba fine of April 2021 was 4% of its revenue; the law caps
-  fines at 10%.
-- **Measures**: naming a platform publicly, suspending new registrations (WeChat
-  paused sign-ups in July 2021), and opening the links by order.
-- **Strategies**: *static* never changes; *best_response* weighs the visits its
-  owner's own services gain (Weixin Channels for short video, Sogou for search)
-  against the users it loses and the regulator's expected fines and measures;
-  *learning* repeats what paid, link by link; *comply* opens when told.
-- **Warning page**: in September 2021 WeChat let links open in one-on-one chats only
-  behind a warning page; some users give up there (amber in the link policy).
-
-Change the controls, then press **Reset** to start again with them.
-"""
+def changed_settings(name: str, settings: dict) -> dict:
+    """The settings that differ from the scenario's own: only these override it."""
+    own = scenario_settings(name)
+    changed = {key: value for key, value in settings.items()
+               if key != "seed" and key in own and value != own[key]}
+    if "grid.width" in changed:
+        changed["grid.height"] = changed["grid.width"]
+    spec = scenario_spec(name)
+    if settings["regulator.policy"] == "order" and not spec.regulator.phases:
+        # the announcement cannot come after the deadline a student sets
+        announce = min(spec.regulator.announce_step, settings["regulator.deadline_step"])
+        if announce != spec.regulator.announce_step:
+            changed["regulator.announce_step"] = announce
+    return changed
 
 
-def platform_codes(model) -> np.ndarray:
-    """Each cell's colour code: 0 empty, 1..M the single platform, M+1 several,
-    M+2 paid a token this week."""
+def build_model(name: str, settings: dict) -> WalledGardenModel:
+    """The model the controls describe; FieldError names the control that is wrong."""
+    seed = parse_seed(settings["seed"])
+    overrides = [f"{key}={toml_value(value)}" for key, value in
+                 changed_settings(name, settings).items()]
+    overrides += [f"seed={seed}", 'engine="agent"']     # the grid shows one agent per user
+    try:
+        spec = load(SCENARIOS / f"{name}.toml", overrides)
+    except ScenarioError as err:       # without the server's paths
+        raise FieldError("Scenario", str(err).replace(str(SCENARIOS) + "/", "")) from None
+    return WalledGardenModel(spec, rng=seed)
+
+
+def settings_toml(name: str, settings: dict) -> str:
+    """The controls as a scenario file: the chosen scenario as base, changes as overrides."""
+    lines = [f"# Saved from the student page: {name} with the controls' changes.",
+             f'base = "{name}.toml"', f'name = "{name}_page"',
+             f'description = "{name} as set on the student page."', "", "[overrides]",
+             f'"seed" = {parse_seed(settings["seed"])}']
+    lines += [f'"{key}" = {toml_value(value)}'
+              for key, value in changed_settings(name, settings).items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_csv(model) -> str:
+    """The weeks run so far, one row each, with the columns of `run.py run`'s tables."""
+    buffer = io.StringIO()
+    pd.DataFrame(model.rows).to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def platform_colours(model) -> dict[str, str]:
+    return {p.name: colour for p, colour in zip(model.scenario.messaging, PLATFORM_COLOURS)}
+
+
+def week_label(model) -> str:
+    """Week and the calendar week it stands for (week 1 starts on start_date)."""
+    if not model.scenario.start_date or model.steps == 0:
+        return f"Week {model.steps}"
+    monday = dt.date.fromisoformat(model.scenario.start_date) + dt.timedelta(weeks=model.steps - 1)
+    return f"Week {model.steps} ({monday:%d %b %Y})"
+
+
+OUTCOME_NAMES = {DIRECT: "opened directly", WARNED_OK: "opened behind a warning page",
+                 WARNED_DROP: "given up at a warning page", TOKEN_OK: "sent as a token",
+                 TOKEN_FAIL: "sent as a token, lost", ABANDONED: "given up (blocked)",
+                 UNREACHABLE: "friend on no shared app"}
+
+
+def platform_names(model, mask: int) -> str:
+    return " + ".join(p.name for i, p in enumerate(model.scenario.messaging) if mask >> i & 1)
+
+
+def user_at(model, x: int, y: int):
+    return next((u for u in model.agents_by_type[UserAgent] if u.cell.coordinate == (x, y)), None)
+
+
+def user_card(model, x: int, y: int) -> str:
+    """The clicked user: their apps, their ties' apps, and what became of this week's shares."""
+    user = user_at(model, x, y)
+    if user is None:
+        return f"Cell ({x}, {y}) is empty."
+    ties = pd.Series([platform_names(model, t.platforms) for t in user.ties]).value_counts()
+    outcomes = pd.Series([OUTCOME_NAMES[v[3]] for v in user.last_views]).value_counts()
+    return (f"**User at ({x}, {y})** uses {platform_names(model, user.platforms)}. "
+            f"**{len(user.ties)} ties**: "
+            + ", ".join(f"{n} on {apps}" for apps, n in ties.items())
+            + f". **This week's shares** ({len(user.last_views)} views): "
+            + (", ".join(f"{n} {what}" for what, n in outcomes.items()) or "none") + ".")
+
+
+# --- figures: each has a builder and a function giving its traces' data, in order, so
+# --- that a new week changes the data of the figure in the browser, nothing else.
+
+def legend_entry(name: str, colour: str, symbol: str = "square") -> go.Scatter:
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
+                      marker={"symbol": symbol, "color": colour, "size": 12,
+                              "line": {"color": "#555", "width": 1}})
+
+
+def grid_codes(model) -> tuple[np.ndarray, list, list]:
+    """Each cell's colour code (0 empty, 1..M the single platform, M+1 several) and the
+    cells of users who paid a token this week."""
     grid = model.scenario.grid
     codes = np.zeros((grid.height, grid.width), dtype=int)
-    hosts = len(model.scenario.messaging)
+    several = len(model.scenario.messaging) + 1
+    token_x, token_y = [], []
     for user in model.agents_by_type[UserAgent]:
         x, y = user.cell.coordinate
+        codes[y, x] = several if user.platforms & (user.platforms - 1) else user.platforms.bit_length()
         if user.paid_token:
-            codes[y, x] = hosts + 2
-        elif bin(user.platforms).count("1") > 1:
-            codes[y, x] = hosts + 1
-        else:
-            codes[y, x] = user.platforms.bit_length()
-    return codes
+            token_x.append(x)
+            token_y.append(y)
+    return codes, token_x, token_y
 
 
-PALETTE = ["#ffffff", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b"]
+def grid_traces(model) -> list[dict]:
+    codes, token_x, token_y = grid_codes(model)
+    return [{"z": codes}, {"x": token_x, "y": token_y}]
+
+
+def grid_title(model) -> str:
+    return "Users on the grid, " + week_label(model).replace("Week", "week", 1)
 
 
 def grid_figure(model) -> go.Figure:
-    hosts = [p.name for p in model.scenario.messaging]
-    labels = ["empty", *hosts, "several apps", "paid a token"]
-    colors = PALETTE[: len(hosts) + 1] + ["#999999", "#d62728"]
-    n = len(labels)
-    scale = [[k / n, c] for i, c in enumerate(colors) for k in (i, i + 1)]
-    fig = go.Figure(go.Heatmap(z=platform_codes(model), zmin=-0.5, zmax=n - 0.5,
-                               colorscale=scale, showscale=True,
-                               colorbar={"tickvals": list(range(n)), "ticktext": labels}))
-    fig.update_layout(title=f"Users on the grid, week {model.steps}", height=420,
+    colours = [EMPTY, *platform_colours(model).values(), SEVERAL_APPS]
+    n = len(colours)
+    scale = [[k / n, c] for i, c in enumerate(colours) for k in (i, i + 1)]
+    side = model.scenario.grid.width
+    data, tokens = grid_traces(model)
+    fig = go.Figure([
+        go.Heatmap(**data, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
+                   hovertemplate="cell %{x}, %{y}<extra></extra>"),
+        go.Scatter(**tokens, mode="markers", name="paid a token this week", hoverinfo="skip",
+                   marker={"symbol": "circle", "color": TOKEN, "size": max(3, 180 // side)}),
+        *[legend_entry(name, colour) for name, colour in platform_colours(model).items()],
+        legend_entry("several apps", SEVERAL_APPS)])
+    fig.update_layout(title=grid_title(model), height=560, autosize=True,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      yaxis={"scaleanchor": "x", "visible": False}, xaxis={"visible": False})
+                      legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
+                      xaxis={"visible": False, "range": [-0.5, side - 0.5], "constrain": "domain"},
+                      yaxis={"visible": False, "scaleanchor": "x", "range": [-0.5, side - 0.5],
+                             "constrain": "domain"})
     return fig
+
+
+def time_traces(model) -> list[dict]:
+    rows = model.rows
+    weeks = [r["step"] for r in rows]
+    columns = ([f"users_{p.name}" for p in model.scenario.messaging]
+               + [f"links_blocked_{s}" for s in SURFACES] + ["links_warned"]
+               + [f"shares_{o}" for o in OUTCOME_COLOURS] + ["consumer_surplus"])
+    return [{"x": weeks, "y": [r[column] for r in rows]} for column in columns]
 
 
 def time_figure(model) -> go.Figure:
-    rows = model.rows
-    fig = make_subplots(rows=2, cols=2, subplot_titles=(
-        "Users by platform", "Links blocked", "Share outcomes", "Consumer surplus"))
-    weeks = [r["step"] for r in rows]
-    for p in model.scenario.messaging:
-        fig.add_trace(go.Scatter(x=weeks, y=[r[f"users_{p.name}"] for r in rows], name=p.name),
-                      row=1, col=1)
+    fig = make_subplots(rows=2, cols=2, vertical_spacing=0.12, subplot_titles=(
+        "Users (share)", "Links blocked", "Shares (views a week)", "Consumer surplus a week"))
+    data = iter(time_traces(model))
+    for name, colour in platform_colours(model).items():
+        fig.add_trace(go.Scatter(**next(data), name=name, line={"color": colour}, legendgroup="1",
+                                 legendgrouptitle_text="platform"), row=1, col=1)
     for surface in SURFACES:
-        fig.add_trace(go.Scatter(x=weeks, y=[r[f"links_blocked_{surface}"] for r in rows],
-                                 name=f"blocked: {surface}"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=weeks, y=[r["links_warned"] for r in rows],
-                             name="warning page"), row=1, col=2)
-    for outcome in ("direct", "token", "abandoned", "unreachable"):
-        fig.add_trace(go.Scatter(x=weeks, y=[r[f"shares_{outcome}"] for r in rows], name=outcome),
+        fig.add_trace(go.Scatter(**next(data), name=f"blocked: {surface}", legendgroup="2",
+                                 legendgrouptitle_text="links",
+                                 line={"color": "#d62728", "dash": SURFACE_DASH[surface]}),
+                      row=1, col=2)
+    fig.add_trace(go.Scatter(**next(data), name="warning page", legendgroup="2",
+                             line={"color": "#ffbf00"}), row=1, col=2)
+    for outcome, colour in OUTCOME_COLOURS.items():
+        fig.add_trace(go.Scatter(**next(data), name=outcome, legendgroup="3",
+                                 legendgrouptitle_text="shares", line={"color": colour}),
                       row=2, col=1)
-    fig.add_trace(go.Scatter(x=weeks, y=[r["consumer_surplus"] for r in rows],
-                             name="consumer surplus"), row=2, col=2)
-    for week, _ in regulatory_marks(model.scenario):
-        fig.add_vline(x=week, line_dash="dot", line_color="#444")
-    fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.add_trace(go.Scatter(**next(data), name="consumer surplus", legendgroup="4",
+                             line={"color": "#8c564b"}), row=2, col=2)
+    marks = regulatory_marks(model.scenario)
+    # one list of shapes: add_vline per mark and subplot takes most of a second
+    fig.update_layout(shapes=[
+        {"type": "line", "xref": f"x{axis}", "yref": f"y{axis} domain", "x0": week, "x1": week,
+         "y0": 0, "y1": 1, "line": {"color": "#444", "dash": "dot"}}
+        for week, _ in marks for axis in ("", "2", "3", "4")])
+    if marks:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="order and deadlines",
+                                 line={"color": "#444", "dash": "dot"}, legendgroup="5"),
+                      row=1, col=1)
+    fig.update_xaxes(title_text="week", row=2)
+    fig.update_layout(height=560, autosize=True, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"groupclick": "toggleitem", "font": {"size": 11},
+                              "orientation": "h", "y": -0.12, "yanchor": "top"})
     return fig
+
+
+def policy_traces(model) -> list[dict]:
+    state = np.where(model.links.rival, model.links.state, 3)
+    return [{"z": state[:, :, s].tolist()} for s in range(len(SURFACES))]
 
 
 def policy_figure(model) -> go.Figure:
     """Host x content, per surface: open, behind a warning page, blocked, or own group."""
     hosts = [p.name for p in model.scenario.messaging]
     contents = [c.name for c in model.scenario.content]
-    state = np.where(model.links.rival, model.links.state, 3)
-    colors = ["#2ca02c", "#ffbf00", "#d62728", "#dddddd"]
-    scale = [[k / 4, c] for i, c in enumerate(colors) for k in (i, i + 1)]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=SURFACES)
-    for s in range(len(SURFACES)):
-        fig.add_trace(go.Heatmap(z=state[:, :, s].tolist(), x=contents, y=hosts, zmin=-0.5,
-                                 zmax=3.5, colorscale=scale, showscale=False, xgap=2, ygap=2),
+    scale = [[k / 4, c] for i, (_, c) in enumerate(LINK_STATES) for k in (i, i + 1)]
+    fig = make_subplots(rows=1, cols=len(SURFACES), subplot_titles=SURFACES,
+                        horizontal_spacing=0.06)
+    for s, data in enumerate(policy_traces(model)):
+        fig.add_trace(go.Heatmap(**data, x=contents, y=hosts, zmin=-0.5, zmax=3.5,
+                                 colorscale=scale, showscale=False, xgap=2, ygap=2,
+                                 hovertemplate="%{y} → %{x}<extra></extra>"),
                       row=1, col=s + 1)
-    fig.update_layout(title="Link policy: green open, amber warning page, red blocked, "
-                            "grey own group", height=300,
-                      margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    for name, colour in LINK_STATES:
+        fig.add_trace(legend_entry(name, colour), row=1, col=1)
+    colours = platform_colours(model)
+    fig.update_yaxes(tickvals=hosts, ticktext=[f'<span style="color:{colours[h]}">■</span> {h}'
+                                               for h in hosts])
+    fig.update_xaxes(tickangle=-30)
+    fig.update_layout(title="Link policy: may a user of the app (row) open the service "
+                            "(column)?", height=320, autosize=True,
+                      margin={"l": 10, "r": 10, "t": 70, "b": 10},
+                      legend={"title": {"text": "link"}})
     return fig
+
+
+def live_figure(figure: go.Figure, width: int | None):
+    """A FigureWidget holding the whole figure from its first message to the browser.
+
+    A FigureWidget's view draws what the widget held when it was built (the traits
+    _widget_data and _widget_layout); later changes reach only views already listening,
+    and nothing else updates those traits unless the figure is shown as a Jupyter
+    output (_repr_mimebundle_, plotly.py PR #4956), which Solara never does. A widget
+    built empty and filled in an effect drew nothing when the browser made its view
+    after the fill (a race with loading the widget's 5 MB of code, lost more often on a
+    loaded machine): the figure that sometimes stayed empty."""
+    from plotly.graph_objs import FigureWidget
+
+    widget = FigureWidget(figure)
+    widget.layout.width = width
+    return widget
+
+
+def keep_for_new_views(widget) -> None:
+    """What a view made from now on starts from: the figure as it is now (as plotly's
+    _repr_mimebundle_ does), so a view made after a change still shows it."""
+    widget._widget_layout = deepcopy(widget._layout_obj._props)
+    widget._widget_data = deepcopy(widget._data)
+
+
+@solara.component
+def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
+    """A plotly figure built with the tab's first model, drawn in full again for each new
+    model, changed in place week by week, at the width its column has in the browser
+    (see fit_figures.vue). One widget for the tab's life: each carries plotly's 5 MB of
+    code to the browser, too much to send again on every Reset."""
+    widget = solara.use_memo(lambda: live_figure(build(model), width), [])
+    shown = solara.use_ref((model, week, width))
+    latest_click = solara.use_ref(on_click)
+    latest_click.current = on_click
+
+    def clicked(change):
+        event = change["new"]
+        if latest_click.current is not None and event and event.get("event_type") == "plotly_click":
+            points = event["points"]
+            latest_click.current(points["xs"][0], points["ys"][0])
+
+    def connect():
+        widget.observe(clicked, "_js2py_pointsCallback")
+        return widget.close
+
+    def redraw():
+        if shown.current == (model, week, width):
+            return
+        if shown.current[0] is not model:
+            fresh = build(model)
+            fresh.update_layout(width=width)
+            widget.data = ()
+            # a layout assigned whole reaches the browser as a difference, which never
+            # removes shapes: without this, an old model's deadline lines would stay
+            widget.layout.shapes = ()
+            widget.layout = fresh.layout
+            widget.add_traces(fresh.data)
+        else:
+            with widget.batch_update():
+                for trace, data in zip(widget.data, traces(model)):
+                    trace.update(data)
+                if title is not None:
+                    widget.layout.title.text = title(model)
+                widget.layout.width = width
+        keep_for_new_views(widget)
+        shown.current = (model, week, width)
+
+    solara.use_effect(connect, [])
+    solara.use_effect(redraw, [model, week, width])
+    return solara.Column(children=[widget], margin=0)
+
+
+# --- the page
+
+CSS = """
+.control-note { font-size: 0.8em; color: #666; display: block; margin: -6px 0 6px 0; }
+.monitors td, .monitors th { padding: 0 8px 0 0; }
+"""
 
 
 def html(markdown_text: str):
     """Markdown shown as HTML: solara.Markdown would fetch KaTeX from a CDN."""
     import markdown
 
-    solara.HTML(tag="div", unsafe_innerHTML=markdown.markdown(markdown_text,
-                                                              extensions=["tables"]))
+    solara.HTML(tag="div", unsafe_innerHTML=markdown.markdown(markdown_text))
 
 
-def event_log(model) -> str:
-    lines = [f"| {e['step']} | {e['event']} | {e['platform']} | {e['detail']} |"
-             for e in model.events[-12:]]
-    table = ("| week | event | platform | detail |\n|---|---|---|---|\n" + "\n".join(lines)
-             if lines else "_No regulatory events yet._")
-    return f"**Week {model.steps}** · links blocked: {model.links.count_blocked}\n\n{table}"
+ABOUT = """
+### The case: China, 2021
+
+For years China's largest apps blocked each other's links. A Taobao (Alibaba) link sent
+in WeChat (Tencent) did not open; a Douyin (ByteDance) video could not be shared to
+WeChat Moments. People got around the block with a **copy-paste token**: the sender
+copied a code such as `¥1234abcd¥` into the chat, and the friend pasted it into Taobao.
+It worked, but cost time, and some shares were lost on the way.
+
+On **9 September 2021** the Ministry of Industry and Information Technology (MIIT) met
+the platforms and told them to stop blocking rival links by **17 September**. WeChat
+opened links in one-on-one chats, behind a *warning page*; groups and Moments stayed
+closed for longer; QQ opened and blocked again the same day. Earlier that year
+Alibaba had been fined 4% of its revenue under the Anti-Monopoly Law (the law caps a
+fine at 10%), and WeChat had paused new registrations in July.
+
+### What the controls meant in 2021
+
+- **Regulator orders links open**: the MIIT order. Off, the platforms block as they see fit.
+- **Deadline**: 17 September 2021 was week 11 of the model (week 1 starts 5 July 2021).
+- **Audits after the deadline**: the ministry checked on the deadline day; later checks
+  were rare.
+- **Fine per decision**: the Alibaba fine was 4% of its yearly revenue; the law allows 10%.
+- **Measures**: naming a platform publicly, suspending its new registrations, opening the
+  links by order.
+- **Token cost**: the time a copy-paste token costs, in units of a share's mean value.
+- **Multihoming and switching costs**: what it costs a user to keep a second app, or to
+  join a new one.
+- **Strategies**: *static* never changes its links; *best_response* weighs the visits its
+  owner's own services gain (Weixin Channels for short video, Sogou for search) against
+  the users it loses and the regulator's expected fines; *learning* repeats what paid,
+  link by link; *comply* opens when told.
+
+### Reading the page
+
+Each square of the grid is a person, coloured by the messaging app they use (grey: more
+than one); a black dot marks a person who paid a copy-paste token this week. The link
+policy shows, for each app (row) and service (column), whether a shared link opens
+(green), opens behind a warning page (amber) or is blocked (red), on each surface: chats,
+groups and the feed (Moments).
+
+### A guided exercise
+
+1. Pick `china_2021`, press **Reset**, then **▶** until week 30. Which surface opens first,
+   and which stays blocked? Compare with what happened in September 2021.
+2. Untick **Regulator orders links open**, Reset and play to week 30. How many links stay
+   blocked, and what happens to the black dots (tokens) and to consumer surplus? Use
+   **Download the run (CSV)** for both runs and compare `friction_cost`.
+3. With the order on, set **Audits after the deadline** to 0 and then to 0.3, each time to
+   week 52. Do the platforms block again once the deadline has passed? What does this say
+   about an order that is checked only once?
+"""
 
 
 @solara.component
-def Dashboard(model):
-    """Every view, one under another, redrawn after each step."""
-    update_counter.get()
-    with solara.Columns([3, 2]):
-        solara.FigurePlotly(grid_figure(model))
+def Slider(name: str, settings, disabled: bool = False, note: str = ""):
+    key, label, unit, low, high, step = SLIDERS[name]
+    value = settings.value[key]
+    if key == "regulator.fine":
+        unit = FINE_UNITS[settings.value["regulator.fine_kind"]]
+    kind = solara.SliderInt if isinstance(step, int) else solara.SliderFloat
+    kind(label=label, value=min(max(value, low), high), min=low, max=high, step=step,
+         disabled=disabled, on_value=lambda v: settings.set({**settings.value, key: v}))
+    solara.Text(f"{value:g} {unit}" + (f" · {note}" if note else ""), classes=["control-note"])
+
+
+@solara.component
+def Controls(scenario, settings, problem):
+    spec = scenario_spec(scenario.value)
+    values = settings.value
+
+    def choose_scenario(name):
+        scenario.set(name)
+        settings.set(scenario_settings(name))
+        problem.set(None)
+
+    def set_value(key, value):
+        settings.set({**settings.value, key: value})
+
+    def set_seed(text):
+        set_value("seed", text)
+        try:
+            parse_seed(text)
+            problem.set(None)
+        except FieldError as err:
+            problem.set(err)
+
+    solara.Select(label="Scenario", values=scenario_names(), value=scenario.value,
+                  on_value=choose_scenario)
+    solara.Text(spec.description, classes=["control-note"])
+    field_error = problem.value.field if problem.value is not None else None
+    solara.InputText("Random seed", value=values["seed"], on_value=set_seed,
+                     error=str(problem.value) if field_error == "Random seed" else False)
+    Slider("size", settings)
+
+    html("**Regulator**")
+    order = values["regulator.policy"] == "order"
+    solara.Checkbox(label="Regulator orders links open", value=order,
+                    on_value=lambda on: set_value("regulator.policy", "order" if on else "none"))
+    off_note = "" if order else "Applies only when the regulator orders links open."
+    if spec.regulator.phases:
+        weeks = ", ".join(str(p.step) for p in spec.regulator.phases)
+        Slider("deadline", settings, disabled=True,
+               note=f"This scenario's phases set the deadlines (weeks {weeks}).")
+    else:
+        Slider("deadline", settings, disabled=not order, note=off_note)
+    Slider("audits", settings, disabled=not order, note=off_note)
+    Slider("fine", settings, disabled=not order)
+    solara.Select(label="Fine kind", values=list(FINE_UNITS), value=values["regulator.fine_kind"],
+                  disabled=not order, on_value=lambda v: set_value("regulator.fine_kind", v))
+    for key, label in MEASURES.items():
+        solara.Checkbox(label=label, value=values[key], disabled=not order,
+                        on_value=lambda on, key=key: set_value(key, on))
+    if off_note:
+        solara.Text(off_note, classes=["control-note"])
+
+    html("**Users**")
+    for name in ("token_cost", "share_rate", "multihoming_cost", "switching_cost"):
+        Slider(name, settings)
+
+    html("**Platforms' strategies**")
+    for platform in spec.messaging:
+        key = f"platforms.{platform.name}.strategy"
+        solara.Select(label=platform.name, values=STRATEGIES, value=values[key],
+                      on_value=lambda v, key=key: set_value(key, v))
+    if field_error not in (None, "Random seed"):
+        solara.Error(f"{field_error}: {problem.value}")
+
+
+def monitors(model) -> str:
+    rows = model.rows
+    last = rows[-1] if rows else {}
+    users = " · ".join(f'<span style="color:{colour}">■</span> {name} '
+                       f"{last.get(f'users_{name}', 0):.0%}"
+                       for name, colour in platform_colours(model).items())
+    blocked = " · ".join(f"{s} {last.get(f'links_blocked_{s}', 0)}" for s in SURFACES)
+    cells = [("week", week_label(model)), ("users (share, several apps count for each)", users), ("links blocked", blocked),
+             ("friction paid this week", f"{last.get('friction_cost', 0.0):,.1f}"),
+             ("fines to date", f"{sum(r['fines'] for r in rows):,.1f}"),
+             ("consumer surplus this week", f"{last.get('consumer_surplus', 0.0):,.1f}")]
+    return ('<div class="monitors" style="display:flex;flex-wrap:wrap;gap:6px 18px">'
+            + "".join(f'<div><div style="font-size:0.75em;color:#666">{name}</div>'
+                      f"<div><b>{value}</b></div></div>" for name, value in cells) + "</div>")
+
+
+def event_log(model) -> str:
+    lines = "".join(f"<tr><td>{e['step']}</td><td>{e['event']}</td><td>{e['platform']}</td>"
+                    f"<td>{e['detail']}</td></tr>" for e in reversed(model.events[-12:]))
+    if not lines:
+        return "<p><i>No regulatory events yet.</i></p>"
+    return ("<table style='font-size:0.85em'><tr><th>week</th><th>event</th><th>platform</th>"
+            f"<th>detail</th></tr>{lines}</table>")
+
+
+@solara.component_vue("fit_figures.vue")
+def FitFigures(widths: dict, on_widths=None):
+    """Reports the width of each figure's column (see fit_figures.vue)."""
+
+
+@solara.component
+def Figure(name: str, build, traces, model, week: int, widths, title=None, on_click=None):
+    with solara.Column(classes=["figure-holder", f"figure-{name}"]):
+        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click)
+
+
+@solara.component
+def Views(model, week: int):
+    widths = solara.use_reactive({})
+    picked = solara.use_reactive(None)          # the cell clicked on the grid
+    FitFigures(widths=widths.value, on_widths=widths.set)
+    solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
+    with solara.Columns([5, 6], gutters_dense=True):
         with solara.Column():
-            html(event_log(model))
-    solara.FigurePlotly(time_figure(model))
-    solara.FigurePlotly(policy_figure(model))
-    html(HELP)
+            Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title,
+                   on_click=lambda x, y: picked.set((int(x), int(y))))
+            html(user_card(model, *picked.value) if picked.value
+                 else "_Click a cell to see that user's apps, ties and shares._")
+        Figure("time", time_figure, time_traces, model, week, widths)
+    with solara.Columns([6, 5], gutters_dense=True):
+        Figure("policy", policy_figure, policy_traces, model, week, widths)
+        with solara.Column():
+            html("**Regulatory events** (newest first)")
+            solara.HTML(tag="div", unsafe_innerHTML=event_log(model))
 
 
 @solara.component
 def Page():
     # Built here, per browser tab: two students never share a model.
-    model = solara.use_memo(ClassroomModel, [])
-    SolaraViz(model, components=[Dashboard], model_params=MODEL_PARAMS,
-              name="Walled gardens: the 2021 order to open links", play_interval=300)
+    scenario = solara.use_reactive(DEFAULT_SCENARIO)
+    settings = solara.use_reactive(solara.use_memo(lambda: scenario_settings(DEFAULT_SCENARIO), []))
+    model = solara.use_reactive(solara.use_memo(
+        lambda: build_model(DEFAULT_SCENARIO, scenario_settings(DEFAULT_SCENARIO)), []))
+    week = solara.use_reactive(0)
+    playing = solara.use_reactive(False)
+    interval = solara.use_reactive(300)
+    problem = solara.use_reactive(None)
+    applied = solara.use_reactive((DEFAULT_SCENARIO, settings.value))
+
+    def step():
+        model.value.step()
+        week.set(model.value.steps)
+
+    def play():
+        while playing.value and model.value.steps < model.value.scenario.steps:
+            started = time.perf_counter()
+            step()
+            time.sleep(max(0.0, interval.value / 1000 - (time.perf_counter() - started)))
+        playing.set(False)
+
+    solara.lab.use_task(play, dependencies=[playing.value], prefer_threaded=True)
+
+    def reset():
+        try:
+            fresh = build_model(scenario.value, settings.value)
+        except FieldError as err:       # the running model stays
+            problem.set(err)
+            return
+        playing.set(False)
+        problem.set(None)
+        applied.set((scenario.value, settings.value))
+        model.set(fresh)
+        week.set(0)
+
+    solara.Style(CSS)
+    solara.Title("Walled gardens")
+    with solara.AppBar():
+        solara.AppBarTitle("Walled gardens: the 2021 order to open links")
+    with solara.Sidebar():
+        with solara.Row():
+            solara.Button("Reset", color="primary", on_click=reset)
+            solara.Button("❚❚" if playing.value else "▶", color="primary",
+                          on_click=lambda: playing.set(not playing.value))
+            solara.Button("Step", color="primary", on_click=step, disabled=playing.value)
+        solara.SliderInt(label=f"Play: one week every {interval.value} ms", value=interval,
+                         min=100, max=1000, step=50)
+        if applied.value != (scenario.value, settings.value):
+            solara.Info("Changed: press Reset to start again with these settings.")
+        Controls(scenario, settings, problem)
+        with solara.Row():
+            solara.FileDownload(lambda: run_csv(model.value), label="Download the run (CSV)",
+                                filename=f"{model.value.scenario.name}_week{week.value}.csv",
+                                mime_type="text/csv")
+        with solara.Row():
+            if problem.value is None or problem.value.field != "Random seed":
+                solara.FileDownload(lambda: settings_toml(scenario.value, settings.value),
+                                    label="Save settings (scenario TOML)",
+                                    filename=f"{scenario.value}_page.toml",
+                                    mime_type="application/toml")
+    with solara.lab.Tabs():
+        with solara.lab.Tab("Model"):
+            Views(model.value, week.value)
+        with solara.lab.Tab("About this model"):
+            html(ABOUT)
