@@ -37,7 +37,8 @@ def test_bench_page_reads_plotlyjs_from_beside_it(tmp_path, monkeypatch):
     # Measured for real, on grids small enough for a test; the sweep and server parts
     # of the plan only add rows to bench.json, not to the page.
     rows = [bench.measure(engine, side, 2) for engine in ("agent", "array") for side in (6, 10)]
-    summary = {**bench.summarise(rows), "sweeps": []}
+    summary = {**bench.summarise(rows), "sweeps": [],
+               "page": bench.page_timings(chromium=str(tmp_path / "no-browser"))}
     monkeypatch.setattr(bench, "run", lambda quick, progress: (rows, summary))
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--quiet", "--out", str(out)]) == 0
