@@ -297,14 +297,6 @@ def test_serve_on_a_busy_or_invalid_port_is_one_line(capsys):
     one_line_error(capsys, "--port")
 
 
-def test_a_bad_seed_on_the_page_falls_back_and_says_why():
-    from sim.server.app import DEFAULT_SEED, ClassroomModel
-
-    model = ClassroomModel(seed="abc; import os", size=10)
-    assert model.scenario.seed == DEFAULT_SEED
-    assert "must be a whole number" in model.events[-1]["detail"]
-
-
 # --- the invariant: random values of random types for real keys end in 0 or 2 ---------
 
 VALUES = st.one_of(st.integers(-10**20, 10**20), st.floats(), st.booleans(),
