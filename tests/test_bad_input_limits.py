@@ -248,10 +248,10 @@ def test_compare_with_one_replicate_says_no_interval_is_possible(tmp_path, capsy
 def test_ctrl_c_ends_with_130_and_one_line(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "run.py", "run", str(CASE), "--set", "grid.width=300", "--set",
-         "grid.height=300", "--replicates", "1", "--steps", "200", "--quiet", "--out",
+         "grid.height=300", "--replicates", "1", "--steps", "3000", "--quiet", "--out",
          str(tmp_path / "out")], cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(6)                      # in the steps' numba kernels by then
+    time.sleep(6)                      # in the steps' numba kernels by then, far from the end
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err.strip().startswith("interrupted"), err
