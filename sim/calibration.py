@@ -187,12 +187,17 @@ def first_step_weights(targets) -> np.ndarray:
     return np.diag([1.0 / TOLERANCE[m.kind] ** 2 for m in targets])
 
 
+def variance_floor(targets) -> np.ndarray:
+    """Each moment's least variance: a tenth of its kind's tolerance, squared."""
+    return np.array([(0.1 * TOLERANCE[m.kind]) ** 2 for m in targets])
+
+
 def optimal_weights(targets, per_replicate: np.ndarray) -> np.ndarray:
     """The inverse of the moments' covariance across replicates, each variance floored
     at a tenth of its tolerance squared (a 0/1 outcome that never varies would
     otherwise weigh infinitely). With fewer than twice as many replicates as moments
     the covariances are too noisy to invert: the variances alone are used."""
-    floor = np.array([(0.1 * TOLERANCE[m.kind]) ** 2 for m in targets])
+    floor = variance_floor(targets)
     omega = np.atleast_2d(np.cov(per_replicate, rowvar=False))
     if len(per_replicate) < 2 * len(targets):
         omega = np.diag(np.diag(omega))
@@ -246,7 +251,8 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
         u, profiles = line_searches(problem, min(candidates, key=loss), loss,
                                     budget.profile_rounds)
         fitted = problem.moments(u)
-        errors, jacobian = standard_errors(problem, u, fitted, weights)
+        errors, jacobian = standard_errors(problem, u, fitted, weights,
+                                           variance_floor(problem.targets))
         bar.total = problem.evaluations
         bar.refresh()
     theta = problem.values(u)
@@ -337,19 +343,22 @@ def jacobian_of(problem, u: np.ndarray, h: float = 0.05) -> np.ndarray:
     return np.array(columns).T                                  # (moments, parameters)
 
 
-def standard_errors(problem, u: np.ndarray, fitted: np.ndarray,
-                    weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standard_errors(problem, u: np.ndarray, fitted: np.ndarray, weights: np.ndarray,
+                    floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sandwich standard errors of the MSM estimate for one observed history.
 
     V = (1 + 1/S) (G'WG)^-1 G'W Omega W G (G'WG)^-1, with G the Jacobian of the mean
     moments, Omega the moments' covariance across replicates and S the number of
     replicates; then the delta method takes V from the search scale to the
     parameters'. A parameter the moments do not move is not identified: its standard
-    error is infinite.
+    error is infinite. Omega carries the variance floor the weights carry, so a moment
+    that never varies across replicates cannot add information without noise.
     """
     G = jacobian_of(problem, u)
     W = np.atleast_2d(weights) if np.ndim(weights) == 2 else np.diag(weights)
     omega = np.atleast_2d(np.cov(fitted, rowvar=False))
+    if floor is not None:
+        omega = omega + np.diag(floor)
     S = len(fitted)
     errors = np.full(len(u), math.inf)
     identified = np.abs(G).sum(axis=0) > 0

@@ -140,6 +140,29 @@ def test_standard_errors_follow_the_sandwich_formula():
     assert errors == pytest.approx(np.sqrt(np.diag(V)))
 
 
+def test_a_moment_that_never_varies_adds_its_floor_of_noise():
+    """Without the floor in the middle term, a moment with no variance across
+    replicates and a steep slope makes the standard error vanish; with it, the
+    error is the sandwich's with Omega + diag(floor)."""
+    slope = np.array([[50.0], [1.0]])
+    noise = np.column_stack([np.zeros(40), np.random.default_rng(4).normal(size=40)])
+
+    class Problem(LinearProblem):
+        def __init__(self):
+            self.slope, self.noise = slope, noise
+            self.params = [calibration.Parameter("p", (), 0.0, 1.0, "")]
+    floor = np.array([0.01, 0.01])
+    weights = np.linalg.inv(np.cov(noise, rowvar=False) + np.diag(floor))
+    u = np.array([0.5])
+    bare, _ = calibration.standard_errors(Problem(), u, Problem().moments(u), weights)
+    floored, _ = calibration.standard_errors(Problem(), u, Problem().moments(u), weights, floor)
+    omega = np.cov(noise, rowvar=False) + np.diag(floor)
+    bread = 1 / (slope.T @ weights @ slope)
+    expected = np.sqrt((1 + 1 / 40) * bread @ slope.T @ weights @ omega @ weights @ slope @ bread)
+    assert floored == pytest.approx(expected.ravel())
+    assert floored[0] > 1.5 * bare[0]
+
+
 def test_a_parameter_the_moments_do_not_move_is_not_identified():
     slope = np.array([[2.0, 0.0], [1.0, 0.0]])
     noise = np.random.default_rng(2).normal(size=(20, 2))
@@ -314,7 +337,7 @@ def test_weights_invert_the_replicate_covariance_with_a_floor(case):
     many = rng.normal(size=(4 * len(targets), len(targets)))
     many[:, 1] += many[:, 0]                          # two correlated moments
     many[:, -1] = 1.0                                 # a 0/1 outcome that never varies
-    floor = np.array([(0.1 * calibration.TOLERANCE[m.kind]) ** 2 for m in targets])
+    floor = calibration.variance_floor(targets)
     full = calibration.optimal_weights(targets, many)
     assert full @ (np.cov(many, rowvar=False) + np.diag(floor)) == pytest.approx(
         np.eye(len(targets)), abs=1e-8)
