@@ -257,11 +257,11 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
         bar.refresh()
     theta = problem.values(u)
     identification = identify(problem, u, jacobian, weights, errors)
-    identification["overidentification"] = hansen_j(
-        objective(fitted.mean(axis=0), target, weights), budget.replicates,
-        len(problem.targets), dims)
-    bound_by_profiles(identification["parameters"], profiles, u, problem.params,
-                      objective(fitted.mean(axis=0), target, weights), budget.replicates)
+    best = objective(fitted.mean(axis=0), target, weights)
+    identification["overidentification"] = hansen_j(best, budget.replicates,
+                                                    len(problem.targets), dims)
+    bound_by_profiles(identification["parameters"], profiles, u, problem.params, best,
+                      budget.replicates)
     # the sandwich's pseudo-inverse gives a finite error along directions the moments
     # do not see; such a parameter has none
     errors = np.where([r["unseen_share"] >= 0.5 for r in identification["parameters"]],
@@ -344,7 +344,7 @@ def jacobian_of(problem, u: np.ndarray, h: float = 0.05) -> np.ndarray:
 
 
 def standard_errors(problem, u: np.ndarray, fitted: np.ndarray, weights: np.ndarray,
-                    floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sandwich standard errors of the MSM estimate for one observed history.
 
     V = (1 + 1/S) (G'WG)^-1 G'W Omega W G (G'WG)^-1, with G the Jacobian of the mean
@@ -356,9 +356,7 @@ def standard_errors(problem, u: np.ndarray, fitted: np.ndarray, weights: np.ndar
     """
     G = jacobian_of(problem, u)
     W = np.atleast_2d(weights) if np.ndim(weights) == 2 else np.diag(weights)
-    omega = np.atleast_2d(np.cov(fitted, rowvar=False))
-    if floor is not None:
-        omega = omega + np.diag(floor)
+    omega = np.atleast_2d(np.cov(fitted, rowvar=False)) + np.diag(floor)
     S = len(fitted)
     errors = np.full(len(u), math.inf)
     identified = np.abs(G).sum(axis=0) > 0

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from sim import validation
-
 from sim.market import WARNED_OK
 from sim.metrics import choice_surplus
 from sim.model import WalledGardenModel

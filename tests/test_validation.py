@@ -132,7 +132,8 @@ def test_standard_errors_follow_the_sandwich_formula():
     weights = np.array([1.0, 2.0, 0.5])
     fitted = LinearProblem(slope, noise).moments(np.array([0.5, 0.5]))
     errors, jacobian = calibration.standard_errors(LinearProblem(slope, noise),
-                                                   np.array([0.5, 0.5]), fitted, weights)
+                                                   np.array([0.5, 0.5]), fitted, weights,
+                                                   np.zeros(3))
     assert jacobian == pytest.approx(slope)
     W, omega = np.diag(weights), np.cov(noise, rowvar=False)
     bread = np.linalg.inv(slope.T @ W @ slope)
@@ -154,7 +155,8 @@ def test_a_moment_that_never_varies_adds_its_floor_of_noise():
     floor = np.array([0.01, 0.01])
     weights = np.linalg.inv(np.cov(noise, rowvar=False) + np.diag(floor))
     u = np.array([0.5])
-    bare, _ = calibration.standard_errors(Problem(), u, Problem().moments(u), weights)
+    bare, _ = calibration.standard_errors(Problem(), u, Problem().moments(u), weights,
+                                          np.zeros(2))
     floored, _ = calibration.standard_errors(Problem(), u, Problem().moments(u), weights, floor)
     omega = np.cov(noise, rowvar=False) + np.diag(floor)
     bread = 1 / (slope.T @ weights @ slope)
@@ -167,7 +169,7 @@ def test_a_parameter_the_moments_do_not_move_is_not_identified():
     slope = np.array([[2.0, 0.0], [1.0, 0.0]])
     noise = np.random.default_rng(2).normal(size=(20, 2))
     errors, _ = calibration.standard_errors(LinearProblem(slope, noise), np.array([0.5, 0.5]),
-                                            noise, np.ones(2))
+                                            noise, np.ones(2), np.zeros(2))
     assert math.isfinite(errors[0]) and errors[1] == math.inf
 
 
@@ -181,7 +183,8 @@ def test_an_estimate_at_the_end_of_its_range_is_not_identified():
     rows = {}
     for u in (np.array([0.5, 0.5]), np.array([0.0, 0.5])):
         problem = LinearProblem(slope, noise)
-        errors, jacobian = calibration.standard_errors(problem, u, problem.moments(u), weights)
+        errors, jacobian = calibration.standard_errors(problem, u, problem.moments(u), weights,
+                                                       np.zeros(3))
         rows[u[0]] = calibration.identify(problem, u, jacobian, weights, errors)["parameters"]
     assert rows[0.5][0]["identified"] and not rows[0.5][0]["at_bound"]
     assert rows[0.0][0]["at_bound"] and not rows[0.0][0]["identified"]
