@@ -84,7 +84,7 @@ def run(scenario: str | Path, overrides: Mapping | Iterable[str] | None = None, 
     """Run a scenario file's replicates (replicate r on `SeedSequence(seed,
     spawn_key=(r,))`, as `python run.py run`) and return its frames; with `out`, also
     write the command's files there (`overwrite` as its --overwrite)."""
-    from sim.cli import now
+    from sim.outputs import now
     from sim.folders import OutputFolder
     from sim.results import summarize_replicate
     from sim.runner import run_scenario
@@ -118,7 +118,7 @@ def write_run(folder, path: Path, overrides: list[str], scenario: Scenario, runs
               summaries: list[dict], started: str) -> list[dict]:
     """Write a run's files into its output folder; return its headline table."""
     from sim import metrics, outputs, report, results
-    from sim.cli import now
+    from sim.outputs import now
     from sim.runner import replicate_seed
 
     rows, events = weekly_rows_and_events(runs)

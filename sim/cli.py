@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 from sim.compare import CompareError
 from sim.discover import DiscoverError
 from sim.folders import FolderError, OutputFolder, manifest_kind
+from sim.outputs import now
 from sim.verify import VerifyError
 from sim.scenario import ScenarioError
 
@@ -27,10 +27,6 @@ class UsageError(Exception):
 class VerificationFailed(Exception):
     """verify found differences, or validate failed checks (exit status 1, not 2: the
     input was fine)."""
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()) -> OutputFolder:
@@ -256,7 +252,7 @@ def cmd_reproduce(args) -> None:
                            ("manifest.json", "experiments", "figures", "tables"))
     started = now()
     with folder.staged() as staging:
-        paper.run_experiments(spec, spec_path, staging, args.quick)
+        paper.run_experiments(spec, spec_path, staging, args.quick, main)
         paper.make_outputs(spec, staging, png=not args.no_png)
         outputs.write_json(staging / "manifest.json", outputs.manifest(
             recipe=["reproduce", outputs.portable(spec_path)] + (["--quick"] if args.quick else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -21,6 +22,11 @@ from sim.folders import MANIFEST, listing
 PACKAGES = ("mesa", "numpy", "scipy", "numba", "plotly", "kaleido", "pyarrow", "pandas",
             "SALib", "dask", "distributed")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def now() -> str:
+    """The time a command started or finished, as its manifest records it."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def format_value(value) -> str:

@@ -13,6 +13,7 @@ import io
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 import plotly.graph_objects as go
 
@@ -75,10 +76,11 @@ def load_spec(path: Path) -> dict:
     return spec
 
 
-def run_experiments(spec: dict, spec_path: Path, directory: Path, quick: bool) -> None:
-    """Each experiment through the ordinary command line, into experiments/<name>/."""
-    from sim.cli import main
-
+def run_experiments(spec: dict, spec_path: Path, directory: Path, quick: bool,
+                    command_line: Callable[[list[str]], int]) -> None:
+    """Each experiment through the ordinary command line (`command_line`, the CLI's
+    `main`, passed in so that the paper module does not import its caller), into
+    experiments/<name>/."""
     quick_spec = spec.get("quick", {}) if quick else {}
     for experiment in spec.get("experiments", []):
         out = directory / "experiments" / experiment["name"]
@@ -95,7 +97,7 @@ def run_experiments(spec: dict, spec_path: Path, directory: Path, quick: bool) -
                 for key, value in quick_spec.get("set", {}).items():
                     args += ["--set", f"{key}={json.dumps(value)}"]
         with contextlib.redirect_stdout(io.StringIO()):     # each prints its own headline
-            status = main([*args, "--out", str(out)])
+            status = command_line([*args, "--out", str(out)])
         if status != 0:
             raise ScenarioError(str(spec_path), f"experiments.{experiment['name']}",
                                 "the experiment failed")
