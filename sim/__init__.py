@@ -12,8 +12,8 @@ from importlib import import_module
 EXPORTS = {
     "load_scenario": "sim.api", "run": "sim.api", "run_sweep": "sim.api",
     "RunResult": "sim.api", "SweepResult": "sim.api",
-    "load_sweep": "sim.sweep", "Scenario": "sim.scenario", "ScenarioError": "sim.scenario",
-    "WalledGardenModel": "sim.model", "BatchModel": "sim.batch",
+    "load_sweep": "sim.experiments.sweep", "Scenario": "sim.scenario", "ScenarioError": "sim.scenario",
+    "WalledGardenModel": "sim.model.model", "BatchModel": "sim.model.batch",
 }
 __all__ = list(EXPORTS)
 

@@ -7,7 +7,7 @@
 Overrides are a dict of dotted keys (`{"regulator.fine": 0.04}`) or `--set` strings
 (`["regulator.fine=0.04"]`). Nothing is written unless `out=` names a folder, which
 then gets exactly what the command line writes there (and follows the same
-output-folder rule, sim/folders.py). Results are the command line's, seed for seed.
+output-folder rule, sim/outputs/folders.py). Results are the command line's, seed for seed.
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def run(scenario: str | Path, overrides: Mapping | Iterable[str] | None = None, 
     """Run a scenario file's replicates (replicate r on `SeedSequence(seed,
     spawn_key=(r,))`, as `python run.py run`) and return its frames; with `out`, also
     write the command's files there (`overwrite` as its --overwrite)."""
-    from sim.outputs import now
-    from sim.folders import OutputFolder
-    from sim.results import summarize_replicate
-    from sim.runner import run_scenario
+    from sim.outputs.files import now
+    from sim.outputs.folders import OutputFolder
+    from sim.outputs.results import summarize_replicate
+    from sim.experiments.runner import run_scenario
 
     assigned = run_overrides(overrides, replicates, steps, seed, engine)
     spec = load(scenario, assigned)
@@ -107,7 +107,7 @@ def weekly_rows_and_events(runs) -> tuple[list[dict], list[dict]]:
 
 
 def run_frames(scenario: Scenario, runs, summaries: list[dict]) -> RunResult:
-    from sim.metrics import columns
+    from sim.model.metrics import columns
 
     rows, events = weekly_rows_and_events(runs)
     return RunResult(scenario, pd.DataFrame(rows, columns=columns(scenario)),
@@ -117,9 +117,12 @@ def run_frames(scenario: Scenario, runs, summaries: list[dict]) -> RunResult:
 def write_run(folder, path: Path, overrides: list[str], scenario: Scenario, runs,
               summaries: list[dict], started: str) -> list[dict]:
     """Write a run's files into its output folder; return its headline table."""
-    from sim import metrics, outputs, report, results
-    from sim.outputs import now
-    from sim.runner import replicate_seed
+    from sim.model import metrics
+    from sim.outputs import files as outputs
+    from sim.outputs import report
+    from sim.outputs import results
+    from sim.outputs.files import now
+    from sim.experiments.runner import replicate_seed
 
     rows, events = weekly_rows_and_events(runs)
     headline = results.headline(summaries)
@@ -147,7 +150,7 @@ def run_sweep(sweep: str | Path, overrides: Mapping | Iterable[str] | None = Non
     own) on `workers` processes (default: one per core) and return its frames. With
     `out`, it runs as `python run.py sweep ... --out OUT` (resumable, with figures
     and manifest); without, in a temporary folder that is then removed."""
-    from sim import sweep as sweeps
+    from sim.experiments import sweep as sweeps
 
     assigned = assignments(overrides)
     workers = workers or os.cpu_count() or 1
@@ -181,7 +184,7 @@ def run_sweep(sweep: str | Path, overrides: Mapping | Iterable[str] | None = Non
 
 def sensitivity(spec, outcomes: pd.DataFrame) -> pd.DataFrame:
     """The design's sensitivity indices, one row per metric, index and parameter."""
-    from sim.figures import SENSITIVITY_COLUMNS, sensitivity_tables
+    from sim.outputs.figures import SENSITIVITY_COLUMNS, sensitivity_tables
 
     tables = sensitivity_tables(spec, outcomes.to_dict("records")) if len(outcomes) else {}
     return pd.DataFrame([row for rows in tables.values() for row in rows],

@@ -10,11 +10,11 @@ import re
 import sys
 from pathlib import Path
 
-from sim.compare import CompareError
-from sim.discover import DiscoverError
-from sim.folders import FolderError, OutputFolder, manifest_kind
-from sim.outputs import now
-from sim.verify import VerifyError
+from sim.outputs.compare import CompareError
+from sim.outputs.discover import DiscoverError
+from sim.outputs.folders import FolderError, OutputFolder, manifest_kind
+from sim.outputs.files import now
+from sim.outputs.verify import VerifyError
 from sim.scenario import ScenarioError
 
 RESULTS = Path("results")
@@ -36,8 +36,8 @@ def output_folder(args, default: Path, kind: str, expected: tuple[str, ...] = ()
 
 def cmd_run(args) -> None:
     from sim import api
-    from sim.results import summarize_replicate
-    from sim.runner import memory_estimate, run_scenario
+    from sim.outputs.results import summarize_replicate
+    from sim.experiments.runner import memory_estimate, run_scenario
 
     overrides = api.run_overrides(args.set, args.replicates, args.steps, args.seed, args.engine)
     scenario = api.load_scenario(args.scenario, overrides)
@@ -55,7 +55,7 @@ def cmd_run(args) -> None:
 def refuse_if_too_large(need: float, source, force: bool, sizes: str) -> None:
     """Refuse, before anything runs, work the machine cannot hold (unless forced);
     `sizes` names what the estimate `need` (bytes) grows with."""
-    from sim.runner import available_memory
+    from sim.experiments.runner import available_memory
 
     have = available_memory()
     if need > 0.8 * have and not force:
@@ -78,9 +78,10 @@ def print_headline(scenario, headline: list[dict], target: Path) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from sim import figures, outputs
-    from sim import sweep as sweeps
-    from sim.runner import sweep_memory_estimate
+    from sim.outputs import figures
+    from sim.outputs import files as outputs
+    from sim.experiments import sweep as sweeps
+    from sim.experiments.runner import sweep_memory_estimate
 
     sweep = sweeps.load_sweep(args.sweep, args.set, args.replicates)
     check_scheduler(args.scheduler)
@@ -150,7 +151,7 @@ def start_sweep_folder(folder: OutputFolder, identity: dict, new: bool) -> None:
     settings (its identity); else start afresh, with --new, replacing only the
     project's files. A manifest marks the folder as this sweep's from the start, so an
     interrupted sweep is recognised and resumed."""
-    from sim import sweep as sweeps
+    from sim.experiments import sweep as sweeps
 
     if manifest_kind(folder.previous) == "sweep":
         recorded = folder.previous.get("identity")
@@ -175,7 +176,8 @@ def check_scheduler(address: str | None) -> None:
 
 
 def cmd_compare(args) -> None:
-    from sim import compare, outputs
+    from sim.outputs import compare
+    from sim.outputs import files as outputs
 
     rows = compare.compare_runs(args.a, args.b)
     folder = output_folder(args, RESULTS / "compare" / compare.folder_name(rows), "compare",
@@ -206,7 +208,8 @@ def cmd_compare(args) -> None:
 
 
 def cmd_discover(args) -> None:
-    from sim import discover, outputs
+    from sim.outputs import discover
+    from sim.outputs import files as outputs
 
     if (args.below is None) == (args.above is None):
         raise UsageError("discover: give exactly one of --below X or --above X")
@@ -243,7 +246,8 @@ def cmd_discover(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from sim import outputs, paper
+    from sim.outputs import files as outputs
+    from sim.experiments import paper
 
     spec_path = Path(args.spec)
     spec = paper.load_spec(spec_path)
@@ -267,7 +271,7 @@ def cmd_reproduce(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    from sim.verify import verify
+    from sim.outputs.verify import verify
 
     problems = verify(Path(args.directory))
     if problems:
@@ -295,9 +299,10 @@ def power_of_two(text: str) -> int:
 
 
 def cmd_validate(args) -> None:
-    from sim import outputs, validation
+    from sim.outputs import files as outputs
+    from sim.experiments import validation
     from sim.scenario import load
-    from sim.validation_report import write_validation_report
+    from sim.outputs.validation_report import write_validation_report
 
     case = load(args.scenario)
     unknown = [name for name in args.check if name not in validation.CHECKS]
@@ -343,9 +348,11 @@ def cmd_validate(args) -> None:
 def cmd_calibrate(args) -> None:
     import os.path
 
-    from sim import calibration, outputs, validation
+    from sim.experiments import calibration
+    from sim.outputs import files as outputs
+    from sim.experiments import validation
     from sim.scenario import load
-    from sim.validation_report import write_calibration_report
+    from sim.outputs.validation_report import write_calibration_report
 
     case = load(args.scenario)
     budget = calibration.QUICK_BUDGET if args.quick else calibration.Budget()
@@ -425,7 +432,9 @@ def cmd_calibrate(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from sim import bench, figures, outputs
+    from sim.experiments import bench
+    from sim.outputs import figures
+    from sim.outputs import files as outputs
 
     folder = output_folder(args, RESULTS / "bench", "bench",
                            ("bench.json", "bench.html", "plotly.min.js", "manifest.json"))
@@ -480,7 +489,7 @@ def cmd_serve(args) -> None:
                          f"{err.strerror or err}") from None
     app = Path(__file__).resolve().parent / "server" / "app.py"
     print(f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
-    from sim.workers import die_with_parent
+    from sim.experiments.workers import die_with_parent
 
     # Nothing leaves the machine: no version check against the package index, no telemetry,
     # and an asset missing from solara-assets fails rather than being fetched from a CDN.
@@ -497,7 +506,8 @@ def cmd_serve(args) -> None:
 
 
 def cmd_keys(args) -> None:
-    from sim import metrics, results
+    from sim.model import metrics
+    from sim.outputs import results
     from sim.scenario import schema_rows
 
     tracked = ", ".join(f"`{c}`" for c in results.TRACKED[:1] + ("users_<platform>",)

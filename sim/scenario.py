@@ -270,7 +270,7 @@ class PlatformSpec:
                        "Messaging: rival content platforms behind a warning page on every "
                        "surface at the start.")
     strategy: str = key("static", Check(str, choices=("static", "best_response", "learning", "comply")),
-                        "", "How it sets its link policy (see sim/strategies.py).")
+                        "", "How it sets its link policy (see sim/model/strategies.py).")
     review_period: int = key(4, integer(1, 520), "weeks", "How often it reviews its link policy.")
     planning_horizon: int = key(52, integer(1, 520), "weeks",
                                 "Weeks over which it counts the users a policy loses or keeps.")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-# Every model in the tests checks its invariants each week (sim.model.check_invariants);
-# worker processes inherit the setting. Set before anything imports sim.model.
+# Every model in the tests checks its invariants each week (sim.model.model.check_invariants);
+# worker processes inherit the setting. Set before anything imports sim.model.model.
 os.environ["WALLED_GARDEN_DEBUG"] = "1"
 
 from sim.scenario import load  # noqa: E402

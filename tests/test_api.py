@@ -49,7 +49,7 @@ def test_run_returns_the_command_lines_frames_and_writes_nothing_unless_asked(
 
 def test_the_model_stops_at_its_steps_and_collects_its_columns(root):
     from sim import WalledGardenModel, load_scenario
-    from sim.metrics import columns
+    from sim.model.metrics import columns
 
     scenario = load_scenario(root / "scenarios/china_2021.toml", {**SMALL, "steps": 5})
     model = WalledGardenModel(scenario, rng=3)
@@ -65,7 +65,7 @@ def test_batch_run_gives_the_final_week_and_seeds_of_the_command_line(root):
     from mesa import batch_run
 
     from sim import run
-    from sim.batch import BatchModel
+    from sim.model.batch import BatchModel
 
     case = str(root / "scenarios/china_2021.toml")
     rows = batch_run(BatchModel, {"scenario": case, "grid__width": 8, "grid__height": 8,
@@ -83,8 +83,8 @@ def test_batch_run_gives_the_final_week_and_seeds_of_the_command_line(root):
 
 def test_keys_lists_every_output_column_and_summary_metric_with_a_meaning(root, capsys):
     from sim import load_scenario
-    from sim.metrics import columns
-    from sim.results import summary_metrics
+    from sim.model.metrics import columns
+    from sim.outputs.results import summary_metrics
 
     assert main(["keys"]) == 0
     listed = re.findall(r"^\| `([^`]+)` \| [^|`]", capsys.readouterr().out, re.MULTILINE)
@@ -119,7 +119,7 @@ def tiny_sweep(root, tmp_path):
 def test_run_sweep_returns_one_outcome_row_per_run_that_its_seed_reproduces(
         tiny_sweep, root, tmp_path, monkeypatch):
     from sim import load_sweep, run_sweep
-    from sim.sweep import run_task
+    from sim.experiments.sweep import run_task
 
     path = tiny_sweep(str(root / "scenarios/china_2021.toml"))
     monkeypatch.chdir(tmp_path)

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from sim import scenario as scenarios
 from sim.cli import main
-from sim.compare import CompareError, compare_runs
-from sim.model import WalledGardenModel
-from sim.paper import load_spec
+from sim.outputs.compare import CompareError, compare_runs
+from sim.model.model import WalledGardenModel
+from sim.experiments.paper import load_spec
 from sim.scenario import ScenarioError, load
-from sim.sweep import SWEEP_KEYS, load_sweep
+from sim.experiments.sweep import SWEEP_KEYS, load_sweep
 
 from conftest import ROOT, SCENARIOS, small
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sim import bench
+from sim.experiments import bench
 from sim.cli import main
 
 from conftest import assert_reads_plotlyjs_from_beside

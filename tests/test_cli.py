@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sim.cli import main
-from sim.metrics import columns
+from sim.model.metrics import columns
 from sim.scenario import load
 
 from conftest import assert_reads_plotlyjs_from_beside

@@ -4,10 +4,10 @@ tastes, sharing and starting platforms, clustered on the grid."""
 import numpy as np
 import pytest
 
-from sim.cohorts import Cohorts
-from sim.model import WalledGardenModel
-from sim.rules import option_utilities
-from sim.runner import replicate_seed, run_replicate
+from sim.model.cohorts import Cohorts
+from sim.model.model import WalledGardenModel
+from sim.model.rules import option_utilities
+from sim.experiments.runner import replicate_seed, run_replicate
 from sim.scenario import ScenarioError, key_check
 
 from conftest import small

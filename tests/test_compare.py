@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from sim.cli import main
-from sim.compare import benjamini_hochberg, compare_runs, holm
+from sim.outputs.compare import benjamini_hochberg, compare_runs, holm
 
 from conftest import ROOT
 from test_sweep import sweep_cli, write_sweep

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 
-from sim import validation
-from sim.decisions import Evaluation, PenaltyOutlook, link_values
-from sim.market import BLOCKED, OPEN, WARNED
-from sim.model import WalledGardenModel
-from sim.runner import replicate_seed, run_replicate
+from sim.experiments import validation
+from sim.model.decisions import Evaluation, PenaltyOutlook, link_values
+from sim.model.market import BLOCKED, OPEN, WARNED
+from sim.model.model import WalledGardenModel
+from sim.experiments.runner import replicate_seed, run_replicate
 from sim.scenario import load
 
 from conftest import SCENARIOS, small

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import array_engine
-from sim.runner import run_replicate
+from sim.model import array_engine
+from sim.experiments.runner import run_replicate
 
 from conftest import small
 

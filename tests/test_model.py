@@ -5,11 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim import validation
-from sim.market import WARNED_OK
-from sim.metrics import choice_surplus
-from sim.model import WalledGardenModel
-from sim.runner import replicate_seed, run_replicate
+from sim.experiments import validation
+from sim.model.market import WARNED_OK
+from sim.model.metrics import choice_surplus
+from sim.model.model import WalledGardenModel
+from sim.experiments.runner import replicate_seed, run_replicate
 
 from conftest import small
 

@@ -1,12 +1,12 @@
-"""Long-range ties with heavy-tailed degrees (`grid.extra_ties`, `sim.network`)."""
+"""Long-range ties with heavy-tailed degrees (`grid.extra_ties`, `sim.model.network`)."""
 
 import numpy as np
 import pytest
 
-from sim.market import fanout, recipients
-from sim.model import WalledGardenModel
-from sim.network import extra_ties, network_rng
-from sim.runner import replicate_seed, run_replicate
+from sim.model.market import fanout, recipients
+from sim.model.model import WalledGardenModel
+from sim.model.network import extra_ties, network_rng
+from sim.experiments.runner import replicate_seed, run_replicate
 from sim.scenario import ScenarioError
 
 from conftest import small

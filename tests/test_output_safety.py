@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim import sweep as sweeps
+from sim.experiments import sweep as sweeps
 from sim.cli import main
 
 from conftest import ROOT
@@ -192,7 +192,7 @@ def test_out_that_cannot_be_written_gives_one_line(tmp_path, monkeypatch, one_li
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("sim.outputs.write_csv", full)
+    monkeypatch.setattr("sim.outputs.files.write_csv", full)
     assert main(["run", str(CASE), *TINY, "--out", str(tmp_path / "full")]) == 2
     assert "No space left on device" in one_line()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file"]

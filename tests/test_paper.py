@@ -33,7 +33,7 @@ def test_paper_figures_fit_a_journal_page_and_state_their_claims(quick_paper):
     import struct
 
     from conftest import ROOT
-    from sim.paper import COLUMN_WIDTH, PNG_SCALE, load_spec
+    from sim.experiments.paper import COLUMN_WIDTH, PNG_SCALE, load_spec
 
     spec = load_spec(ROOT / "scenarios/papers/walled_gardens.toml")
     printed = (quick_paper.parent / "printed.txt").read_text()

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.cli import main
-from sim.model import InvariantError, check_invariants
-from sim.runner import replicate_seed
+from sim.model.model import InvariantError, check_invariants
+from sim.experiments.runner import replicate_seed
 
 from conftest import ROOT, small
 
@@ -94,7 +94,7 @@ def test_unsafe_names_are_refused(tmp_path, capsys):
 
 
 def test_invariant_checks_report_the_first_broken_week():
-    from sim.model import WalledGardenModel
+    from sim.model.model import WalledGardenModel
 
     model = WalledGardenModel(small("china_2021"), rng=replicate_seed(0, 0))
     model.step()

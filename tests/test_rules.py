@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sim.market import (ABANDONED, BLOCKED, DIRECT, LOST, OPEN, TOKEN_FAIL, TOKEN_OK,
+from sim.model.market import (ABANDONED, BLOCKED, DIRECT, LOST, OPEN, TOKEN_FAIL, TOKEN_OK,
                         UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, LinkPolicy, market_view,
                         stake, substitutes)
-from sim.rules import (inclusive_value, logit_choice, option_utilities, share_outcome,
+from sim.model.rules import (inclusive_value, logit_choice, option_utilities, share_outcome,
                        view_loss, view_odds)
 
 from conftest import small
@@ -210,8 +210,8 @@ def test_derived_scenarios_take_their_base_and_apply_overrides(root):
 
 
 def test_summary_metric_names_match_the_summaries():
-    from sim.results import summarize_replicate, summary_metrics
-    from sim.runner import run_replicate
+    from sim.outputs.results import summarize_replicate, summary_metrics
+    from sim.experiments.runner import run_replicate
 
     scenario = small("china_2021", steps=3)
     summary = summarize_replicate(scenario, 0, run_replicate(scenario, 0).rows)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sim import figures
+from sim.outputs import figures
 from sim.cli import main
 
 from test_sweep import sweep_cli, write_sweep

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SCENARIOS
-from sim.folders import OutputFolder
+from sim.outputs.folders import OutputFolder
 from sim.scenario import load
 from sim.server import app
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sim import sweep as sweeps
+from sim.experiments import sweep as sweeps
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def test_compare_finds_the_effect_of_a_fine(tmp_path, capsys):
     main(["run", str(scenario), *common, "--set", "regulator.fine=0.0", "--out", str(tmp_path / "a")])
     main(["run", str(scenario), *common, "--set", "regulator.fine=0.08", "--out", str(tmp_path / "b")])
     capsys.readouterr()
-    from sim.compare import compare_runs
+    from sim.outputs.compare import compare_runs
 
     rows = {r["metric"]: r for r in compare_runs(tmp_path / "a", tmp_path / "b")}
     assert rows["total_fines"]["mean_baseline"] == 0 and rows["total_fines"]["difference"] > 0
@@ -198,7 +198,7 @@ def test_compare_finds_the_effect_of_a_fine(tmp_path, capsys):
 def test_the_model_runs_under_mesa_batch_run():
     from mesa import batch_run
 
-    from sim.batch import BatchModel
+    from sim.model.batch import BatchModel
 
     rows = batch_run(BatchModel, {"scenario": str(ROOT / "scenarios/china_2021.toml"),
                                   "grid__width": 8, "grid__height": 8, "steps": 6,

@@ -1,4 +1,4 @@
-"""Validation against theory and the record: every check of `sim.validation` must pass
+"""Validation against theory and the record: every check of `sim.experiments.validation` must pass
 on the shipped case, and the machinery behind `validate` and `calibrate` must hold."""
 
 import csv
@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import calibration, record, validation
-from sim.market import BLOCKED, OPEN, WARNED
+from sim.experiments import calibration
+from sim.experiments import record
+from sim.experiments import validation
+from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.scenario import load
 
 from conftest import ROOT, SCENARIOS, assert_reads_plotlyjs_from_beside

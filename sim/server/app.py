@@ -30,10 +30,10 @@ import solara.lab
 from plotly.subplots import make_subplots
 from solara.server import settings as server_settings
 
-from sim.agents import UserAgent
-from sim.model import WalledGardenModel
-from sim.report import regulatory_marks
-from sim.rules import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_DROP, WARNED_OK
+from sim.model.agents import UserAgent
+from sim.model.model import WalledGardenModel
+from sim.outputs.report import regulatory_marks
+from sim.model.rules import ABANDONED, DIRECT, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_DROP, WARNED_OK
 from sim.scenario import MAX_SEED, SURFACES, ScenarioError, load
 
 # `run.py serve` turns Solara's telemetry off before the server starts; this also

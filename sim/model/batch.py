@@ -1,7 +1,7 @@
 """The model with flat keyword parameters, for `mesa.batch_run`.
 
     from mesa import batch_run
-    from sim.batch import BatchModel
+    from sim.model.batch import BatchModel
     rows = batch_run(BatchModel, {"scenario": "scenarios/china_2021.toml",
                                   "regulator__fine": [0.0, 0.04], "replicate": range(10)},
                      number_processes=1, data_collection_period=-1)
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 
-from sim.model import WalledGardenModel
-from sim.runner import replicate_seed
+from sim.model.model import WalledGardenModel
+from sim.experiments.runner import replicate_seed
 from sim.scenario import load
 
 

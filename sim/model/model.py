@@ -11,11 +11,11 @@ import numpy as np
 from mesa import Model
 from mesa.datacollection import DataCollector
 
-from sim.agents import AgentUsers, Platform, Regulator
-from sim.array_engine import ArrayUsers
-from sim.cohorts import Cohorts
-from sim.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
-from sim.metrics import choice_surplus, columns, step_row
+from sim.model.agents import AgentUsers, Platform, Regulator
+from sim.model.array_engine import ArrayUsers
+from sim.model.cohorts import Cohorts
+from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
+from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
 DEBUG = os.environ.get("WALLED_GARDEN_DEBUG", "") not in ("", "0")

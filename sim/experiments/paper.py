@@ -142,7 +142,7 @@ def fig_timeline(item: dict, directory: Path) -> go.Figure:
     """The 2021 timeline: users by platform, links blocked, share outcomes, surplus,
     fines and friction under the order; the dotted lines are the announcement and the
     deadlines (the report labels them; on a printed page they are in the caption)."""
-    from sim.report import PANELS, timeline_figure
+    from sim.outputs.report import PANELS, timeline_figure
     from sim.scenario import from_dict
 
     folder = directory / "experiments" / item["experiment"]
@@ -160,8 +160,8 @@ def fig_timeline(item: dict, directory: Path) -> go.Figure:
 def fig_heatmap(item: dict, directory: Path) -> go.Figure:
     """The metric over a two-parameter grid; a metric that can fail to happen (weeks
     to open) as the share of replicates where it happens and when it does."""
-    from sim.compare import sweep_outcomes
-    from sim.figures import CENSORED, heatmap, opening_heatmaps
+    from sim.outputs.compare import sweep_outcomes
+    from sim.outputs.figures import CENSORED, heatmap, opening_heatmaps
 
     if item["metric"] in CENSORED:
         runs = sweep_outcomes(directory / "experiments" / item["experiment"])
@@ -172,7 +172,7 @@ def fig_heatmap(item: dict, directory: Path) -> go.Figure:
 
 
 def fig_lines(item: dict, directory: Path) -> go.Figure:
-    from sim.figures import lines
+    from sim.outputs.figures import lines
 
     rows = sweep_summary(directory, item["experiment"], item["metric"])
     keys = [k for k in rows[0] if "." in k]
@@ -210,7 +210,7 @@ def fig_order_effect(item: dict, directory: Path) -> go.Figure:
     """Each metric with and without the order: replicate means and 95% intervals."""
     from plotly.subplots import make_subplots
 
-    from sim.results import confidence_interval
+    from sim.outputs.results import confidence_interval
 
     metrics = item["metrics"]
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
@@ -235,8 +235,8 @@ def table_compare(item: dict, directory: Path) -> list[dict]:
     """Per metric: mean and 95% CI without and with the order, difference, the test's
     p-value (paired when the replicates share seeds) adjusted across metrics by Holm,
     and the effect size."""
-    from sim.compare import compare_runs
-    from sim.results import confidence_interval
+    from sim.outputs.compare import compare_runs
+    from sim.outputs.results import confidence_interval
 
     base = directory / "experiments"
     tests = {r["metric"]: r for r in compare_runs(base / item["without"], base / item["with"])}
@@ -292,8 +292,8 @@ def claims(spec: dict) -> list[tuple[str, str]]:
 
 
 def make_outputs(spec: dict, directory: Path, png: bool = True) -> None:
-    from sim import outputs
-    from sim.figures import write_figures
+    from sim.outputs import files as outputs
+    from sim.outputs.figures import write_figures
 
     figures = {item["name"]: journal_page(FIGURES[item["kind"]](item, directory),
                                           item.get("columns", 1))

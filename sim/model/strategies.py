@@ -5,7 +5,7 @@ class here with the `@register` decorator, nothing else. A strategy's `review`
 is called at the platform's decision points (every `review_period` weeks, on the
 eve of a regulatory deadline and at the end of a deadline week) and may change the
 platform's links through `model.links.set`. The economics they share, what a link
-state is worth to the owner, is in `sim/decisions.py`.
+state is worth to the owner, is in `sim/model/decisions.py`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.decisions import Evaluation, Plan, free_links, link_values, team_value
-from sim.market import BLOCKED, OPEN, WARNED
-from sim.rules import choice_probabilities
+from sim.model.decisions import Evaluation, Plan, free_links, link_values, team_value
+from sim.model.market import BLOCKED, OPEN, WARNED
+from sim.model.rules import choice_probabilities
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 
@@ -66,7 +66,7 @@ class Comply(Strategy):
 class BestResponse(Strategy):
     """Quantal best response on the model's own counterfactual (McKelvey & Palfrey 1995):
     at each decision point the host values every policy for its links over the coming
-    period, as `sim.decisions` plays it out (the visits its owner's services gain, the
+    period, as `sim.model.decisions` plays it out (the visits its owner's services gain, the
     users and revenue lost to the friction, the expected decisions and measures of the
     regulator), and picks one by logit in that value, measured in weeks of the owner's
     revenue. Blocking pays a large network whose users cannot leave: Katz & Shapiro
@@ -74,7 +74,7 @@ class BestResponse(Strategy):
 
     An owner's hosts that decide in the same week decide together: each in turn best
     responds to the others, and the owner keeps the joint policy worth most to it among
-    those visited (`sim.decisions.team_value`), so two platforms of one group never
+    those visited (`sim.model.decisions.team_value`), so two platforms of one group never
     chase each other round a cycle.
     """
 
@@ -128,7 +128,7 @@ class Learning(Strategy):
     Each free link keeps an attraction for each state (open, warned, blocked). At a
     decision point the period just ended pays each state its payoff per week: the
     link's marginal profit estimate (the weekly visits its owner's services gain and
-    the user revenue it loses, `sim.decisions.link_values`) less the fines the period's
+    the user revenue it loses, `sim.model.decisions.link_values`) less the fines the period's
     audits of the host imposed, or would have imposed, on it (one decision's fine,
     shared by the links found; a link in a lawful state pays none). The state played
     is reinforced with weight 1, the others with `foregone_weight`; old experience

@@ -13,7 +13,7 @@ import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-RECORD_FILE = Path(__file__).resolve().parent.parent / "scenarios" / "data" / "record_2021.csv"
+RECORD_FILE = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "record_2021.csv"
 COLUMNS = ("series", "platform", "surface", "date", "value", "unit", "approximate", "source")
 MONTHLY_USERS = "million monthly users"
 
@@ -175,7 +175,7 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
     deadline's check audits was set the week before the deadline)."""
     import numpy as np
 
-    from sim.rules import BLOCKED, OPEN
+    from sim.model.rules import BLOCKED, OPEN
     from sim.scenario import SURFACES
 
     names = [p.name for p in case.messaging]

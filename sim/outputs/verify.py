@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sim.folders import inside
-from sim.outputs import ROOT, git_state, sha256, versions
+from sim.outputs.folders import inside
+from sim.outputs.files import ROOT, git_state, sha256, versions
 
 # A manifest is data anyone can edit, so verify re-runs only these commands, with these
 # options, each value checked: no --scheduler (it would connect out), no --out or other

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.rules import (  # noqa: F401  (the states and outcomes are the market's vocabulary)
+from sim.model.rules import (  # noqa: F401  (the states and outcomes are the market's vocabulary)
     ABANDONED, BLOCKED, DELIVERED, DIRECT, LOST, OPEN, OUTCOMES, STATES, TOKEN_FAIL, TOKEN_OK,
     UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss)
-from sim.cohorts import Cohorts
+from sim.model.cohorts import Cohorts
 from sim.scenario import SURFACES, Scenario, by_surface, surface_weights
 
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.results import summary_metrics
+from sim.outputs.results import summary_metrics
 from sim.scenario import (FLAG, MAX_REPLICATES, MAX_SEED, TEXT, Check, ScenarioError,
                           check_name, check_table, check_value, integer, key_check, load,
                           parse_value, read_toml)
-from sim.workers import process_pool, stop
+from sim.experiments.workers import process_pool, stop
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
 DEFAULT_METRICS = ("steps_to_open", "total_fines", "total_reblocks", "final_links_blocked",
@@ -215,8 +215,8 @@ def run_task(sweep: Sweep, index: int, replicate: int, threads: int = 0) -> dict
     """One run of one design point (in a worker). Returns rows and summary, or the error.
     `threads` caps the engine's threads so that workers do not oversubscribe cores;
     results do not depend on it."""
-    from sim.model import WalledGardenModel
-    from sim.results import summarize_replicate
+    from sim.model.model import WalledGardenModel
+    from sim.outputs.results import summarize_replicate
 
     if threads:
         import numba
@@ -267,10 +267,10 @@ def identity(sweep: Sweep) -> dict:
     """Everything that changes a sweep's runs: resuming reuses saved runs only when
     all of it is the same. The base scenario by its resolved content (its own base
     files and overrides included), the code by its source, the packages by version."""
-    from sim.outputs import versions
+    from sim.outputs.files import versions
 
     source = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
         source.update(path.read_bytes())
     return {"base": load(sweep.base).to_dict(), "set": sweep.fixed, "seed": sweep.seed,
             "common_random_numbers": sweep.common_random_numbers, "design": sweep.design,
@@ -423,7 +423,7 @@ def collect(sweep: Sweep, directory: Path, into: Path) -> list[dict]:
 
 def summary_rows(sweep: Sweep, summaries: list[dict]) -> list[dict]:
     """Per design point and metric: mean, sd, 95% confidence interval and n."""
-    from sim.results import confidence_interval
+    from sim.outputs.results import confidence_interval
 
     by_point = {}
     for summary in summaries:
@@ -458,7 +458,7 @@ def write_outcomes(into: Path, columns: list[str], rows: list[dict]) -> None:
     for the same runs, whatever the backend)."""
     import pandas as pd
 
-    from sim.outputs import write_csv
+    from sim.outputs.files import write_csv
 
     write_csv(into / "outcomes.csv", columns, rows)
     pd.DataFrame(rows, columns=columns).to_parquet(into / "outcomes.parquet", index=False)

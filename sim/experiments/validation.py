@@ -26,15 +26,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from sim.decisions import gain_weight, link_values
-from sim.market import BLOCKED, OPEN, LinkPolicy
-from sim.model import WalledGardenModel
-from sim.record import (USER_WINDOW, WECHAT, has_record, load_record, measure,
+from sim.model.decisions import gain_weight, link_values
+from sim.model.market import BLOCKED, OPEN, LinkPolicy
+from sim.model.model import WalledGardenModel
+from sim.experiments.record import (USER_WINDOW, WECHAT, has_record, load_record, measure,
                         moments as record_moments, users_at)
-from sim.results import confidence_interval
-from sim.runner import replicate_seed
+from sim.outputs.results import confidence_interval
+from sim.experiments.runner import replicate_seed
 from sim.scenario import LARGE, SURFACES, Scenario, apply_override, from_dict
-from sim.strategies import STRATEGIES
+from sim.model.strategies import STRATEGIES
 
 ALPHA = 0.01          # significance level of every test
 
@@ -143,7 +143,7 @@ def in_parallel(workers: int):
     if workers <= 1:
         yield
         return
-    from sim.workers import process_pool, stop
+    from sim.experiments.workers import process_pool, stop
 
     with process_pool(workers, initializer=_one_thread) as pool:
         _pool = pool
@@ -865,7 +865,7 @@ RECORD_FILE_NAME = "scenarios/data/record_2021.csv"
 
 def record_rows(case: Scenario, effort: Effort, kinds: tuple[str, ...]
                 ) -> tuple[list[Evidence], list[Run]]:
-    """The case against the record's moments of these kinds (`sim.record.moments`, the
+    """The case against the record's moments of these kinds (`sim.experiments.record.moments`, the
     targets the calibration fits), and the runs."""
     runs = simulate(sized(case, effort), effort.replicates)
     targets = [m for m in record_moments(case, effort.weeks) if m.kind in kinds]

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sim.figures import page_figure, write_plotlyjs
+from sim.outputs.figures import page_figure, write_plotlyjs
 from sim.scenario import SURFACES, Scenario
 
 PANELS = ("Users by platform (share of users)", "Links blocked, by surface",

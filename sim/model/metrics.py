@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.market import (ABANDONED, DELIVERED, DIRECT, TOKEN_FAIL, TOKEN_OK, WARNED_DROP, WARNED_OK,
+from sim.model.market import (ABANDONED, DELIVERED, DIRECT, TOKEN_FAIL, TOKEN_OK, WARNED_DROP, WARNED_OK,
                         popcount)
-from sim.rules import inclusive_value, option_utilities
+from sim.model.rules import inclusive_value, option_utilities
 from sim.scenario import SURFACES, Scenario
 
 

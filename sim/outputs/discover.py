@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.compare import sweep_outcomes
+from sim.outputs.compare import sweep_outcomes
 
 
 class DiscoverError(Exception):
@@ -145,8 +145,8 @@ def write_discovery(directory: Path, result: dict) -> None:
     the chosen PRIM box), with plotly.min.js beside it."""
     import html
 
-    from sim.figures import page_figure, write_plotlyjs
-    from sim.outputs import write_csv
+    from sim.outputs.figures import page_figure, write_plotlyjs
+    from sim.outputs.files import write_csv
 
     write_csv(directory / "boxes.csv", BOX_COLUMNS, result["boxes"])
     write_csv(directory / "trajectory.csv", list(result["trajectory"][0]), result["trajectory"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.model import WalledGardenModel
+from sim.model.model import WalledGardenModel
 from sim.scenario import Scenario
 
 

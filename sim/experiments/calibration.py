@@ -1,7 +1,7 @@
 """Calibration by the method of simulated moments (McFadden 1989; Pakes & Pollard 1989).
 
 The parameters that no source pins down are fitted so that the case's simulated
-moments match the record in `scenarios/data/record_2021.csv` (`sim.record.moments`):
+moments match the record in `scenarios/data/record_2021.csv` (`sim.experiments.record.moments`):
 QQ's users per WeChat user at the record's quarterly figures, the weeks from the
 deadline until WeChat opens each surface (censored at the run's end), and the
 share of QQ's blocked chat links it opens for the deadline's check and blocks again.
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from sim.record import QQ, WECHAT, has_record, measure, moments as record_moments
+from sim.experiments.record import QQ, WECHAT, has_record, measure, moments as record_moments
 from sim.scenario import Scenario, ScenarioError
-from sim.validation import RECENT_RUNS, derive, simulate
+from sim.experiments.validation import RECENT_RUNS, derive, simulate
 
 # a miss of one tolerance weighs 1 in the first step: 0.05 of QQ's users per WeChat
 # user, four weeks of a lag, a quarter of QQ's links
@@ -139,7 +139,7 @@ QUICK_BUDGET = Budget(replicates=3, design_points=4, polish_evaluations=4, start
 def memory_estimate(case: Scenario, budget: Budget, workers: int) -> float:
     """Bytes a calibration needs at its peak: each worker runs one replicate at a time,
     and the last evaluations' runs (rows and link states) are kept to be shared."""
-    from sim.runner import BYTES_PER_ROW, users_memory
+    from sim.experiments.runner import BYTES_PER_ROW, users_memory
 
     weeks = budget.weeks or case.steps
     return (workers * users_memory(case)

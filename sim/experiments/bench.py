@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "china_2021.toml"
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "china_2021.toml"
 
 # (engine, grid side, weeks timed)
 FULL = [("agent", 25, 10), ("agent", 50, 10), ("agent", 100, 5),
@@ -45,7 +45,7 @@ def rss_mib() -> float:
 
 def measure(engine: str, side: int, weeks: int) -> dict:
     """Build and step one model; report its speed and memory."""
-    from sim.model import WalledGardenModel
+    from sim.model.model import WalledGardenModel
     from sim.scenario import load
 
     overrides = [f"grid.width={side}", f"grid.height={side}", f'engine="{engine}"']
@@ -107,7 +107,7 @@ def sweep_throughput(replicates: int) -> list[dict]:
     """Runs per minute of one fixed sweep with 1 and 2 worker processes and on Dask."""
     import tempfile
 
-    from sim import sweep as sweeps
+    from sim.experiments import sweep as sweeps
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:

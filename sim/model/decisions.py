@@ -38,9 +38,9 @@ from itertools import product
 
 import numpy as np
 
-from sim.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
+from sim.model.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
                         stake, substitutes)
-from sim.rules import choice_probabilities, option_utilities, view_loss, view_odds
+from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sim.figures import page_figure, write_plotlyjs
+from sim.outputs.figures import page_figure, write_plotlyjs
 
 PASS, FAIL = "#2ca02c", "#d62728"
 STYLE = """<style>body{font-family:sans-serif;margin:2em;max-width:90em}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.rules import draw_category
+from sim.model.rules import draw_category
 from sim.scenario import Scenario
 
 

@@ -8,11 +8,11 @@ import numpy as np
 from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from sim.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
-from sim.network import extra_ties, network_rng
-from sim.rules import draw_category, logit_choice, option_utilities, share_outcome
+from sim.model.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
+from sim.model.network import extra_ties, network_rng
+from sim.model.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
-from sim.strategies import STRATEGIES
+from sim.model.strategies import STRATEGIES
 
 CHAT, GROUP, FEED = range(len(SURFACES))
 
@@ -93,7 +93,7 @@ class AgentUsers:
             self.add_extra_ties()
 
     def add_extra_ties(self) -> None:
-        """Append each user's long-range ties (`sim.network`), users indexed by cell in
+        """Append each user's long-range ties (`sim.model.network`), users indexed by cell in
         row-major order as in the array engine."""
         grid_spec = self.model.scenario.grid
         by_cell = sorted(self.members, key=lambda u: (u.cell.coordinate[1], u.cell.coordinate[0]))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from sim.folders import read_manifest
+from sim.outputs.folders import read_manifest
 
 
 class CompareError(Exception):
@@ -116,7 +116,7 @@ def sweep_outcomes(directory: Path) -> list[dict]:
     it has one, else from the summaries its run store keeps."""
     import pyarrow.parquet as pq
 
-    from sim.sweep import stored_runs
+    from sim.experiments.sweep import stored_runs
 
     table = Path(directory) / "outcomes.parquet"
     if table.is_file():
@@ -292,8 +292,8 @@ def write_comparison(directory: Path, rows: list[dict]) -> None:
     """compare.csv, and compare.html: the effect sizes as a figure and the table."""
     import html
 
-    from sim.figures import page_figure, write_plotlyjs
-    from sim.outputs import write_csv
+    from sim.outputs.figures import page_figure, write_plotlyjs
+    from sim.outputs.files import write_csv
 
     write_csv(directory / "compare.csv", COLUMNS, rows)
     shown = ["metric", "mean_baseline", "mean_other", "difference", "difference_ci_low",

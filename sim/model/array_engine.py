@@ -1,9 +1,9 @@
-"""The array engine: the same users and rules as `sim/agents.py`, held as arrays.
+"""The array engine: the same users and rules as `sim/model/agents.py`, held as arrays.
 
 State per user: a uint8 platform mask, two int32 cell maps and an int32 tie count
 (about 13 bytes), plus a sparse list of rewired ties (about 0.4 ties per user at
 rewire = 0.05) and, with `grid.extra_ties`, the long-range ties as CSR arrays
-(`sim.network`; 4 bytes a tie). The Moore neighbourhood is a stencil over the
+(`sim.model.network`; 4 bytes a tie). The Moore neighbourhood is a stencil over the
 torus, never a stored edge list. A user's ties are its stencil ties (rewired or not)
 followed by its long-range ties.
 
@@ -14,8 +14,8 @@ Distributions, not draws, match the agent engine (the docking tests check this):
 - Only views that meet a block or a warning page draw their value one by one (it
   decides the token or the click-through); the summed value of the direct views on
   each surface is one Gamma draw.
-- Platform choice uses the shared rules (`sim.rules.option_utilities`,
-  `sim.rules.logit_choice`) on the revisers' neighbour counts.
+- Platform choice uses the shared rules (`sim.model.rules.option_utilities`,
+  `sim.model.rules.logit_choice`) on the revisers' neighbour counts.
 
 All randomness comes from the model's numpy Generator and from generators spawned
 from the same seed sequence, one per fixed block of users; numba advances them and
@@ -27,10 +27,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from sim.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
+from sim.model.market import (ABANDONED, DIRECT, OPEN, TOKEN_FAIL, TOKEN_OK, WARNED, WARNED_DROP,
                         WARNED_OK, MarketView, ShareLedger)
-from sim.network import extra_ties, network_rng
-from sim.rules import draw_category, logit_choice, option_utilities
+from sim.model.network import extra_ties, network_rng
+from sim.model.rules import draw_category, logit_choice, option_utilities
 
 
 BLOCKS = 16
@@ -242,7 +242,7 @@ def _share_kernel(rngs, bounds, poisson_cdf, cohort, masks, user_cell, cell_user
                   offsets, max_ties, r_start, r_slot, r_target, x_start, x_target, well_mixed,
                   route, state, post_cdf, fanout, view_mean, token_cost, token_success,
                   warning_cost, warning_dropout, counts, value_lost):
-    """The week's views, by the rule of `sim.rules.share_outcome`, into `counts` and
+    """The week's views, by the rule of `sim.model.rules.share_outcome`, into `counts` and
     `value_lost` (one slice per block of users, each block with its own generator).
 
     Senders are visited in order (so memory is read as a stream); each posts a

@@ -183,7 +183,7 @@ def sobol_indices(sweep, runs: list[dict], metric: str) -> dict | None:
     has no value, since the indices are then undefined."""
     from SALib.analyze import sobol
 
-    from sim.sweep import salib_problem
+    from sim.experiments.sweep import salib_problem
 
     means = point_means(sweep, runs, metric)
     if np.isnan(means).any():
@@ -197,7 +197,7 @@ def morris_indices(sweep, runs: list[dict], metric: str) -> dict | None:
     point has no value."""
     from SALib.analyze import morris
 
-    from sim.sweep import salib_problem
+    from sim.experiments.sweep import salib_problem
 
     means = point_means(sweep, runs, metric)
     if np.isnan(means).any():
@@ -279,7 +279,7 @@ def index_row(metric: str, index: str, parameter: str, other: str, estimate: flo
 
 def write_sensitivity(sweep, runs: list[dict], directory: Path) -> None:
     """The indices (sobol.csv or morris.csv) and convergence.csv, beside the figures."""
-    from sim.outputs import write_csv
+    from sim.outputs.files import write_csv
 
     directory.mkdir(parents=True, exist_ok=True)
     for name, rows in sensitivity_tables(sweep, runs).items():
@@ -294,7 +294,7 @@ CONVERGENCE_COLUMNS = ["point", "metric", "replicates", "mean", "ci_low", "ci_hi
 def convergence_rows(runs: list[dict], metrics) -> list[dict]:
     """Each point's mean and 95% interval of each metric over its first 1, 2, ...
     replicates: how many replicates the estimate needs to settle."""
-    from sim.results import confidence_interval
+    from sim.outputs.results import confidence_interval
 
     by_point = {}
     for run in sorted(runs, key=lambda r: (r["point"], r["replicate"])):

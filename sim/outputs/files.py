@@ -1,4 +1,4 @@
-"""Writing results: deterministic files and their manifest (sim/folders.py puts them in place)."""
+"""Writing results: deterministic files and their manifest (sim/outputs/folders.py puts them in place)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.folders import MANIFEST, listing
+from sim.outputs.folders import MANIFEST, listing
 
 PACKAGES = ("mesa", "numpy", "scipy", "numba", "plotly", "kaleido", "pyarrow", "pandas",
             "SALib", "dask", "distributed")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def now() -> str:
@@ -59,7 +59,7 @@ def sha256(path: Path) -> str:
 
 def git_state() -> dict:
     """The commit of the code that ran, and whether the work tree had changes."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
@@ -109,7 +109,7 @@ def manifest(*, recipe: list[str], inputs: dict[str, Path], parameters: dict, se
     command (after `run.py`) that makes them again, with `--out` left to the caller.
     "kind" and "written" (every file of the result: those in `directory`, which the
     command wrote, and `written_elsewhere`, e.g. a sweep's run store) are what the
-    output-folder rule (sim/folders.py) reads: only these files are ever replaced."""
+    output-folder rule (sim/outputs/folders.py) reads: only these files are ever replaced."""
     return {
         "kind": recipe[0],
         "recipe": recipe,
