@@ -199,10 +199,6 @@ class UserSpec:
                              "Most messaging platforms one user may use at once.")
     initial_multihoming: float = key(0.0, probability(), "fraction",
                                      "Fraction of users who start on a second messaging platform.")
-    burn_in: int = key(0, integer(0, 2000), "weeks",
-                       "Weeks users reconsider their platforms under the starting links before "
-                       "week 1, so the case starts from the market's own rest point near the "
-                       "starting shares rather than from the shares themselves.")
     cohorts: tuple = key([], Check(tuple), "tables",
                          "Optional latent classes of users, each a {name, share, taste, sharing, "
                          "initial_share, initial_second} table (mixed logit); none: every user alike.")
@@ -363,6 +359,22 @@ class RegulatorSpec:
 
 
 @dataclass(frozen=True)
+class BurnInSpec:
+    weeks: int = key(0, integer(0, 2000), "weeks",
+                     "Most weeks the whole market runs before week 1 with no order: users "
+                     "share and choose their platforms, owners earn, platforms review their "
+                     "links. It stops earlier at rest (see window, tolerance), so the case "
+                     "meets a market at its own rest point, links included. 0: none.")
+    window: int = key(52, integer(2, 520), "weeks",
+                      "At rest: over the last `window` weeks, the mean of the second half "
+                      "differs from the first half's by at most `tolerance`, for every "
+                      "messaging platform's share of users and share of rival links blocked.")
+    tolerance: float = key(0.01, number(0.0, 1.0), "fraction",
+                           "How far the window's halves may differ at rest (0: run every week "
+                           "of `weeks`).")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str = key("scenario", TEXT, "", "Scenario name; results go to results/<name>/.")
     description: str = key("", TEXT, "", "What the scenario is for.")
@@ -376,6 +388,7 @@ class Scenario:
     users: UserSpec = field(default_factory=UserSpec)
     platforms: tuple[PlatformSpec, ...] = ()
     regulator: RegulatorSpec = field(default_factory=RegulatorSpec)
+    burn_in: BurnInSpec = field(default_factory=BurnInSpec)
     source: str = field(default="<scenario>", compare=False)
 
     # Derived views the model uses everywhere.
@@ -406,7 +419,8 @@ def _plain(value):
     return value
 
 
-SECTIONS = {"grid": GridSpec, "users": UserSpec, "regulator": RegulatorSpec}
+SECTIONS = {"grid": GridSpec, "users": UserSpec, "regulator": RegulatorSpec,
+            "burn_in": BurnInSpec}
 
 
 # --- Loading --------------------------------------------------------------------------

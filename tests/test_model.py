@@ -276,18 +276,62 @@ def test_array_engine_results_do_not_depend_on_the_number_of_threads():
 @pytest.mark.parametrize("engine", ["array", "agent"])
 def test_burn_in_starts_the_market_at_its_rest_point(engine):
     """Analytical limit: in Brock & Durlauf's market (beta J < 1, one fixed point
-    x = 0.657), users who reconsider their platforms for 100 weeks before week 1 start
-    at the fixed point, wherever the starting shares put them; with no burn-in the
-    first week is still near the start (0.1)."""
+    x = 0.657), a market run for up to 100 weeks before week 1 starts at the fixed
+    point, wherever the starting shares put them; with no burn-in the first week is
+    still near the start (0.1)."""
     beta, dq, J = 2.0, 0.2, 0.4
     (root,) = validation.brock_durlauf_roots(beta, dq, J)
     side = 30
     first_week = {}
-    for burn_in in (0, 100):
+    for weeks in (0, 100):
         world = validation.two_platform_world(beta, dq, J, 0.1, side)
-        world = dataclasses.replace(world, engine=engine, steps=1, users=dataclasses.replace(
-            world.users, burn_in=burn_in))
-        first_week[burn_in] = [run_replicate(world, r).rows[0]["users_A"] for r in range(3)]
+        world = dataclasses.replace(world, engine=engine, steps=1, burn_in=dataclasses.replace(
+            world.burn_in, weeks=weeks))
+        first_week[weeks] = [run_replicate(world, r).rows[0]["users_A"] for r in range(3)]
     tolerance = 4 * (root * (1 - root) / side ** 2) ** 0.5
     assert abs(np.mean(first_week[100]) - root) < tolerance
     assert np.mean(first_week[0]) < 0.3
+
+
+def test_burn_in_stops_at_rest_and_says_so():
+    """The burn-in ends once the market is at rest, well before its limit, and the
+    events say how long it ran; with a tolerance of 0 it runs to the limit."""
+    world = validation.two_platform_world(2.0, 0.2, 0.4, 0.1, 20)
+    ran = {}
+    for tolerance in (0.01, 0.0):
+        settled = dataclasses.replace(world, steps=1, burn_in=dataclasses.replace(
+            world.burn_in, weeks=400, tolerance=tolerance))
+        (event,) = [e for e in run_replicate(settled, 0).events if e["event"] == "burn_in"]
+        ran[tolerance] = int(event["detail"].split()[0])
+        assert event["step"] == 0
+    assert 52 <= ran[0.01] < 400
+    assert ran[0.0] == 400
+
+
+def test_at_rest_compares_the_two_halves_of_the_window():
+    from sim.model.model import at_rest
+
+    flat = [np.array([0.5, 0.2])] * 52
+    rising = [np.array([0.5 + 0.001 * t, 0.2]) for t in range(52)]
+    assert at_rest(flat, 52, 0.01)
+    assert not at_rest(flat[:51], 52, 0.01)       # not a whole window yet
+    assert not at_rest(rising, 52, 0.01)          # halves 0.026 apart
+    assert not at_rest(flat, 52, 0.0)             # tolerance 0: never
+
+
+def test_joint_burn_in_keeps_only_the_blocks_that_pay():
+    """Platforms settle with their users: the case's starting blocks survive a burn-in
+    where diverting the blocked visits pays, and most are dropped where the owners
+    hold no service to divert to (diversion 0); a burn-in of users alone (static
+    platforms) keeps them all. Common random numbers."""
+    def blocked_at_week_1(*overrides):
+        scenario = small("china_2021", "burn_in.weeks=80", 'regulator.policy="none"',
+                         *overrides, size=12, steps=1, replicates=1)
+        return run_replicate(scenario, 0).rows[0]["links_blocked"]
+
+    no_diversion = [f"platforms.{p}.diversion=0" for p in ("WeChat", "QQ", "DingTalk")]
+    static = [f'platforms.{p}.strategy="static"' for p in ("WeChat", "QQ", "DingTalk")]
+    started = blocked_at_week_1("burn_in.weeks=0")
+    assert blocked_at_week_1(*static) == started
+    assert blocked_at_week_1(*no_diversion) < started / 2
+    assert blocked_at_week_1() > started / 2

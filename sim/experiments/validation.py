@@ -912,8 +912,8 @@ def record_timing(case: Scenario, effort: Effort) -> list[Evidence]:
     return record_rows(case, effort, ("lag", "share"))[0]
 
 
-@check("market_at_rest", "users who have settled on their platforms before the order "
-       "(users.burn_in): the order meets a market at its own rest point", ("users.burn_in", 0))
+@check("market_at_rest", "users and platforms who have settled before the order "
+       "(burn_in): the order meets a market at its own rest point", ("burn_in.weeks", 0))
 def market_at_rest(case: Scenario, effort: Effort) -> list[Evidence]:
     """Out of sample (the calibration fits ratios, not levels): WeChat's users change
     over the run's dates by what Tencent's results say, within 5 points."""

@@ -15,6 +15,7 @@ from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
 from sim.model.strategies import STRATEGIES
 
 CHAT, GROUP, FEED = range(len(SURFACES))
+NEVER = np.iinfo(np.int64).min
 
 
 class UserAgent(CellAgent):
@@ -235,8 +236,9 @@ class Regulator(Agent):
         self.group = [owners.index(p.owner) for p in model.scenario.messaging]
         self.offences = np.zeros(len(owners), dtype=np.int64)  # decisions against each group
         self.capped = np.zeros(len(owners), dtype=np.int64)    # of which fined at the cap
-        self.named_until = np.zeros(n_hosts, dtype=np.int64)
-        self.suspended_until = np.zeros(n_hosts, dtype=np.int64)
+        # the week each measure lasts until: none yet, not even in a burn-in's weeks < 0
+        self.named_until = np.full(n_hosts, NEVER, dtype=np.int64)
+        self.suspended_until = np.full(n_hosts, NEVER, dtype=np.int64)
         # inspections seen by every platform: (audits, platform-weeks), routine and deadline
         self.seen = {"routine": [0, 0], "deadline": [0, 0]}
         self.audits: list[dict] = []   # every audit: week, host and the fine decided (0: none)

@@ -82,6 +82,10 @@ class LinkPolicy:
     def warned(self) -> np.ndarray:
         return (self.state == WARNED) & self.rival
 
+    def blocked_share(self) -> np.ndarray:
+        """(hosts,): each host's share of its rival links that are blocked."""
+        return self.blocked.sum(axis=(1, 2)) / np.maximum(self.rival.sum(axis=(1, 2)), 1)
+
     @property
     def count_blocked(self) -> int:
         return int(self.blocked.sum())

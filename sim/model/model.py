@@ -60,7 +60,6 @@ class WalledGardenModel(Model):
         self.platforms = [Platform(self, spec) for spec in scenario.platforms]
         self.cohorts = Cohorts.of(scenario)
         self.users = ENGINES[scenario.engine](self)
-        self.settle_users(scenario.users.burn_in)
         self.count_users()
         owners, hosts = len(scenario.owners), len(scenario.messaging)
         self.revenue_history = np.zeros((0, owners))
@@ -79,8 +78,18 @@ class WalledGardenModel(Model):
         self.datacollector = DataCollector(model_reporters={
             column: partial(latest, column=column)
             for column in columns(scenario) if column != "replicate"})
+        self.burn_in_weeks = self.settle(scenario.burn_in)
 
     def step(self) -> None:
+        self.advance()
+        self.rows.append(step_row(self))
+        self.datacollector.collect(self)
+        self.running = self.steps < self.scenario.steps
+        if DEBUG:
+            check_invariants(self)
+
+    def advance(self) -> None:
+        """One week of the market: audits, shares, accounts, link reviews, platform choice."""
         self.links.reblocks = 0
         self.regulator.step()
         self.links.reblocked[:] = False
@@ -94,18 +103,30 @@ class WalledGardenModel(Model):
         self.view = self.market_view()
         self.joined = self.users.choose_platforms(self.view)
         self.count_users()
-        self.rows.append(step_row(self))
-        self.datacollector.collect(self)
-        self.running = self.steps < self.scenario.steps
-        if DEBUG:
-            check_invariants(self)
 
-    def settle_users(self, weeks: int) -> None:
-        """Users reconsider their platforms for `weeks` under the starting links and no
-        order, before week 1: the market the case meets is at rest under its own blocks."""
-        view = self.market_view()
-        for _ in range(weeks):
-            self.users.choose_platforms(view)
+    def settle(self, burn_in) -> int:
+        """Run the whole market before week 1, with no order in force (the weeks before
+        it are numbered -weeks, ..., -1, before any deadline), until it is
+        at rest or `burn_in.weeks` have passed; return the weeks run. Users and
+        platforms settle together, so the case meets the blocks the platforms would
+        themselves keep. The owners' revenue history (which fines read) and the
+        platforms' traffic estimates and beliefs carry over; which links were ever
+        opened starts afresh, so a re-block is one of the case's weeks."""
+        self.steps = -burn_in.weeks - 1
+        history = []
+        for _ in range(burn_in.weeks):
+            self.steps += 1
+            self.advance()
+            history.append(np.concatenate([self.user_shares(), self.links.blocked_share()]))
+            if at_rest(history, burn_in.window, burn_in.tolerance):
+                break
+        weeks = self.steps + burn_in.weeks + 1
+        self.steps = 0
+        self.links.ever_opened[:] = False
+        if weeks:
+            rest = "at rest" if weeks < burn_in.weeks else "the limit: not at rest"
+            self.log("burn_in", "", f"{weeks} weeks before week 1 ({rest})")
+        return weeks
 
     def market_view(self):
         week = self.steps
@@ -160,6 +181,18 @@ class WalledGardenModel(Model):
     def log(self, event: str, platform: str, detail: str) -> None:
         self.events.append({"step": self.steps, "event": event, "platform": platform,
                             "detail": detail})
+
+
+def at_rest(history: list[np.ndarray], window: int, tolerance: float) -> bool:
+    """Whether the last `window` weeks of the market's state (each messaging platform's
+    share of users and share of rival links blocked) are at rest: the means of the
+    window's two halves differ by at most `tolerance` in every entry."""
+    if tolerance <= 0 or len(history) < window:
+        return False
+    recent = np.array(history[-window:])
+    half = window // 2
+    return bool(np.abs(recent[half:].mean(axis=0) - recent[:half].mean(axis=0)).max()
+                <= tolerance)
 
 
 def latest(model: WalledGardenModel, column: str):
