@@ -76,43 +76,59 @@ def test_counterfactuals_are_the_shipped_scenario_files(case):
 
 def test_record_moments_come_from_the_record_file(case):
     """Targets are read from scenarios/data/record_2021.csv: QQ per WeChat user at the
-    record's dates inside the run, WeChat's lags (the feed censored at the run's end)."""
+    record's dates inside the run as a level and a change, the record's blocks before
+    the order, WeChat's lags (the feed censored at the run's end) and surfaces closed
+    at the check."""
     targets = {m.name: m for m in record.moments(case, 104)}
-    assert targets["qq_per_wechat_2022_09"].target == pytest.approx(574 / 1309)
-    assert targets["qq_per_wechat_2022_09"].week == record.calendar_week(
-        case, datetime.date(2022, 9, 30))
+    ratios = [552 / record.users_at(record.load_record(), "WeChat", datetime.date(2021, 12, 31)),
+              574 / 1309, 570 / 1327]
+    assert targets["qq_per_wechat_level"].target == pytest.approx(np.mean(ratios))
+    assert targets["qq_per_wechat_change"].target == pytest.approx(ratios[-1] - ratios[0])
+    assert targets["qq_per_wechat_level"].weeks == tuple(
+        record.calendar_week(case, d) for d in (datetime.date(2021, 12, 31),
+                                                datetime.date(2022, 9, 30),
+                                                datetime.date(2023, 6, 30)))
+    assert targets["pre_order_blocks"].target == 1
+    assert targets["pre_order_blocks"].week == case.regulator.announce_step - 1
     assert targets["wechat_chat_lag"].target == pytest.approx(73 / 7)
     assert targets["wechat_chat_warned_lag"].target == 0
+    assert targets["wechat_group_open_for_check"].target == 0
     deadline = record.first_deadline(case)
     assert targets["wechat_feed_lag"].target == 104 - deadline
     short = {m.name for m in record.moments(case, 40)}
-    assert "qq_per_wechat_2022_09" not in short and "qq_per_wechat_2021_12" in short
+    assert "qq_per_wechat_level" in short and "qq_per_wechat_change" not in short
     assert all(m.source for m in targets.values())
 
 
 def test_record_moments_read_the_link_history(case):
-    """A hand-made history: QQ opens Taobao for the deadline check and blocks it again
-    two weeks later; WeChat puts chat behind a warning page at the deadline and opens
-    it plainly five weeks later, opens groups at ten weeks and never opens the feed."""
+    """A hand-made history: WeChat holds its Taobao, Douyin and DingTalk blocks and QQ
+    its Taobao block before the order (QQ's Douyin open); QQ opens Taobao for the
+    deadline check and blocks it again two weeks later; WeChat puts chat behind a
+    warning page at the deadline and opens it plainly five weeks later, opens groups
+    for the check and keeps them open, and never opens the feed."""
     deadline = record.first_deadline(case)
     weeks, hosts, contents = 30, len(case.messaging), len(case.content)
     states = np.zeros((weeks, hosts, contents, 3), np.uint8)
     wechat, qq = 0, 1
-    taobao = [c.name for c in case.content].index("Taobao")
+    names = [c.name for c in case.content]
+    taobao = names.index("Taobao")
     states[:deadline - 1, wechat, :, 0] = BLOCKED            # chat blocked until the check
     states[deadline - 1:deadline - 1 + 5, wechat, :, 0] = WARNED   # then a warning page
-    states[:deadline - 1 + 10, wechat, :, 1] = BLOCKED       # groups open ten weeks on
+    states[:deadline - 2, wechat, :, 1] = BLOCKED            # groups open for the check
     states[:, wechat, :, 2] = BLOCKED                        # feed never
-    states[:deadline - 2, qq, taobao, 0] = BLOCKED           # QQ opens Taobao for the check
+    states[:deadline - 2, qq, taobao, :] = BLOCKED           # QQ opens Taobao for the check
     states[deadline + 1:, qq, taobao, 0] = BLOCKED           # and blocks it again
     rows = [{"users_WeChat": 0.6, "users_QQ": 0.3, "users_DingTalk": 0.1}] * weeks
     states[:, ~np.array([[h.owner != c.owner for c in case.content]
                          for h in case.messaging])] = OPEN   # own links are always open
     values = record.measure(case, record.moments(case, weeks), rows, states)
     assert values["wechat_chat_warned_lag"] == 0 and values["wechat_chat_lag"] == 5
-    assert values["wechat_group_lag"] == 10 and values["wechat_feed_lag"] == weeks - deadline
+    assert values["wechat_group_lag"] == 0 and values["wechat_feed_lag"] == weeks - deadline
+    assert values["wechat_group_open_for_check"] == 1
+    assert values["wechat_feed_open_for_check"] == 0
     assert values["qq_opened_for_check"] == 1 and values["qq_reblocked"] == 1
-    assert values["qq_per_wechat_2021_12"] == pytest.approx(0.5)
+    assert values["pre_order_blocks"] == pytest.approx(4 / 5)   # QQ's Douyin open
+    assert values["qq_per_wechat_level"] == pytest.approx(0.5)
 
 
 class LinearProblem:

@@ -31,8 +31,8 @@ from sim.scenario import Scenario, ScenarioError
 from sim.experiments.validation import RECENT_RUNS, derive, simulate
 
 # a miss of one tolerance weighs 1 in the first step: 0.05 of QQ's users per WeChat
-# user, four weeks of a lag, a quarter of QQ's links
-TOLERANCE = {"ratio": 0.05, "lag": 4.0, "share": 0.25}
+# user, four weeks of a lag, a quarter of a platform's links
+TOLERANCE = {"ratio": 0.05, "lag": 4.0, "share": 0.25, "blocks": 0.25}
 IDENTIFIED_RANGE = 0.125  # a 95% interval wider than half the search range: not pinned
 AT_BOUND = 0.01           # an estimate this close (search scale) to its range's end
 PROFILE_POINTS = 5
@@ -92,10 +92,20 @@ class CohortShare(Parameter):
         return found
 
 
+@dataclass(frozen=True)
+class SurfaceVisibility(Parameter):
+    """The chance that an audit finds a blocked group link; a feed link's keeps its ratio
+    to it in the case (a chat's is 1: complaints come from chats)."""
+
+    def settings(self, case: Scenario, value: float) -> list[tuple[str, float]]:
+        visibility = case.regulator.visibility
+        return [("regulator.visibility.group", value),
+                ("regulator.visibility.feed", value * visibility["feed"] / visibility["group"])]
+
+
 def parameters(case: Scenario) -> list[Parameter]:
     """The unpinned parameters the record's moments speak to; platform-level ones are
-    shared by the messaging platforms; the size of every cohort with tastes of its own
-    is one (its tastes are held: ODD 8)."""
+    shared by the messaging platforms."""
     def each(key):
         return tuple(f"platforms.{p.name}.{key}" for p in case.messaging)
     found = [
@@ -108,17 +118,29 @@ def parameters(case: Scenario) -> list[Parameter]:
                   log=True),
         Parameter("deadline_credibility", each("deadline_credibility"), 0.02, 1.0,
                   "platforms' belief that the announced deadline check will come", log=True),
+        # what an inspection sees decides which surfaces it pays to open first: the
+        # record's groups and feed closed at the check speak to it
+        SurfaceVisibility("visibility_group", ("regulator.visibility.group",), 0.02, 1.0,
+                          "chance that an audit finds a blocked group link (a feed link's "
+                          "in the case's ratio to it; a chat link's is 1)"),
+        # a menu cost per link changed makes opening for one week and blocking again
+        # (window dressing) cost something: the record's groups and feed closed at the
+        # check while chat opened, and QQ's re-block, speak to it
+        Parameter("adjustment_cost", each("adjustment_cost"), 0.001, 0.2,
+                  "cost of changing one link's state, in weeks of the owner's revenue",
+                  log=True),
     ]
-    # only QQ's quality has moments of its own (its users per WeChat user); another
-    # platform's quality would be pinned through what it takes from WeChat, not by data
-    found += [Parameter(f"quality_{QQ}", (f"platforms.{QQ}.quality",), -0.5, 1.0,
-                        f"{QQ}'s intrinsic appeal to users ({WECHAT}'s is the reference)")]
-    # QQ's size is a step in a cohort's taste for it, not a slope: above a taste of about
-    # 1 the cohort stays and its size sets QQ's (the qq_cohort sweep, ODD 8), so the
-    # size is what the record's QQ-per-WeChat ratios can pin down
-    found += [CohortShare(f"share_{c.name}", (f"users.cohorts.{c.name}.share",), 0.05, 0.6,
-                          f"the {c.name} cohort's share of users", cohort=c.name)
-              for c in case.users.cohorts if c.taste and len(case.users.cohorts) > 1]
+    # QQ's size level has one parameter: a cohort with tastes of its own enters by its
+    # size (QQ's size is a step in the cohort's taste, not a slope, and follows its
+    # size above it: the qq_cohort sweep, ODD 8; its tastes and QQ's quality are held),
+    # and without one QQ's quality (another platform's quality would be pinned only
+    # through what it takes from WeChat, not by data)
+    sized = [CohortShare(f"share_{c.name}", (f"users.cohorts.{c.name}.share",), 0.05, 0.6,
+                         f"the {c.name} cohort's share of users", cohort=c.name)
+             for c in case.users.cohorts if c.taste and len(case.users.cohorts) > 1]
+    found += sized or [Parameter(f"quality_{QQ}", (f"platforms.{QQ}.quality",), -0.5, 1.0,
+                                 f"{QQ}'s intrinsic appeal to users ({WECHAT}'s is the "
+                                 "reference)")]
     return found
 
 
@@ -319,7 +341,8 @@ def current_value(case: Scenario, key: str) -> float:
     if parts[:2] == ["users", "cohorts"]:
         cohort = next(c for c in case.users.cohorts if c.name == parts[2])
         return cohort.taste.get(parts[4], 0.0) if parts[3] == "taste" else cohort.share
-    return getattr(case.users, parts[1])
+    value = getattr(getattr(case, parts[0]), parts[1])
+    return value[parts[2]] if len(parts) == 3 else value
 
 
 def simplex(start: np.ndarray, size: float) -> np.ndarray:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RECORD_FILE = Path(__file__).resolve().parents[2] / "scenarios" / "data" / "record_2021.csv"
-COLUMNS = ("series", "platform", "surface", "date", "value", "unit", "approximate", "source")
+COLUMNS = ("series", "platform", "surface", "content", "date", "value", "unit", "approximate",
+           "source")
 MONTHLY_USERS = "million monthly users"
 
 
@@ -23,6 +24,7 @@ class Entry:
     series: str
     platform: str
     surface: str
+    content: str          # the rival content platform a link event is about
     date: datetime.date
     value: float | None
     unit: str
@@ -41,7 +43,7 @@ def load_record(path: Path = RECORD_FILE) -> tuple[Entry, ...]:
         for line, row in enumerate(reader, start=2):
             if not row["source"].strip():
                 raise ValueError(f"{path}:{line}: every figure needs a source")
-            entries.append(Entry(row["series"], row["platform"], row["surface"],
+            entries.append(Entry(row["series"], row["platform"], row["surface"], row["content"],
                                  datetime.date.fromisoformat(row["date"]),
                                  float(row["value"]) if row["value"] else None, row["unit"],
                                  row["approximate"] == "true", row["source"]))
@@ -98,10 +100,11 @@ class Moment:
     name: str
     target: float
     week: int            # the week it is measured at or up to
-    kind: str            # "ratio", "lag" or "share"
+    kind: str            # "ratio", "lag", "share" or "blocks"
     approximate: bool
     source: str
     doc: str
+    weeks: tuple[int, ...] = ()     # a ratio's weeks: those of the record's figures
 
 
 def has_record(case) -> bool:
@@ -121,15 +124,31 @@ def calendar_week(case, date: datetime.date) -> int:
     return (date - start).days // 7 + 1
 
 
+def record_blocks(case, record) -> list[Entry]:
+    """The record's blocks in force before the order, on the case's platforms."""
+    hosts = {p.name for p in case.messaging}
+    contents = {p.name for p in case.content}
+    return [e for e in record if e.series == "blocked" and e.platform in hosts
+            and e.content in contents]
+
+
 def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
     """The record's targets that a run of `weeks` weeks of the case can measure.
 
-    - QQ's monthly users per WeChat monthly user at each of the record's QQ figures
-      inside the run (WeChat's interpolated to the same date): continuous series.
+    - QQ's monthly users per WeChat monthly user at the record's QQ figures inside the
+      run (WeChat's interpolated to the same date), as a level (their mean) and a
+      change (the last less the first): three quarters of one flat series are one
+      level, not three moments.
+    - Of the links the record has blocked before the order (WeChat: Taobao since
+      2013, Douyin since 2018, DingTalk since 2020; QQ: Taobao, Douyin), every surface,
+      the share blocked in the week before the announcement: the blocks of a market
+      at its own rest.
     - Weeks from the order's deadline until WeChat's chat links are all at least
       behind a warning page, and until its chat, group and feed links are all plainly
       open; a lag longer than the run is censored at the run's end, and so is the
       target (the feed never opened in the record).
+    - Of WeChat's rival group and feed links, the share open (not blocked) for the
+      deadline's check: none in the record.
     - Of QQ's chat links blocked at the start: the share open for the deadline's
       check, and the share open for it and blocked again within REBLOCK_WINDOW weeks.
     """
@@ -138,14 +157,32 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
     deadline = first_deadline(case)
     cap = weeks - deadline
     found = []
-    for entry in monthly_users(record, QQ):
-        week = calendar_week(case, entry.date)
-        if 1 < week <= weeks:
-            wechat = users_at(record, WECHAT, entry.date)
-            found.append(Moment(
-                f"qq_per_wechat_{entry.date:%Y_%m}", entry.value / wechat, week, "ratio",
-                entry.approximate, entry.source + "; WeChat interpolated between Tencent's "
-                "quarterly figures", f"QQ's users per WeChat user in {entry.date:%b %Y}"))
+    figures = [(calendar_week(case, e.date), e) for e in monthly_users(record, QQ)]
+    figures = [(week, e) for week, e in figures if 1 < week <= weeks]
+    if figures:
+        ratios = [e.value / users_at(record, WECHAT, e.date) for _, e in figures]
+        dates = ", ".join(f"{e.date:%b %Y}" for _, e in figures)
+        source = "; ".join(e.source for _, e in figures) + ("; WeChat interpolated between "
+                                                            "Tencent's quarterly figures")
+        approximate = any(e.approximate for _, e in figures)
+        at = tuple(week for week, _ in figures)
+        found.append(Moment("qq_per_wechat_level", sum(ratios) / len(ratios), at[-1], "ratio",
+                            approximate, source, f"QQ's users per WeChat user, the mean over "
+                            f"{dates}", at))
+        if len(figures) > 1:
+            found.append(Moment("qq_per_wechat_change", ratios[-1] - ratios[0], at[-1], "ratio",
+                                approximate, source, f"QQ's users per WeChat user, the change "
+                                f"from {figures[0][1].date:%b %Y} to {figures[-1][1].date:%b %Y}",
+                                at))
+    blocks = record_blocks(case, record)
+    announce = case.regulator.announce_step
+    if blocks and announce > 1:
+        found.append(Moment("pre_order_blocks", 1.0, announce - 1, "blocks",
+                            any(e.approximate for e in blocks),
+                            "; ".join(e.source for e in blocks),
+                            "share of the record's blocked links (" + ", ".join(
+                                f"{e.platform}: {e.content}" for e in blocks) + "; every "
+                            "surface) blocked in the week before the announcement", ))
     for series, surface, name, doc in (
             ("warned", "chat", "wechat_chat_warned_lag", "until WeChat's chat links are all at "
              "least behind a warning page"),
@@ -157,6 +194,11 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
         found.append(Moment(name, min(weeks_between(deadline_date, entry.date), cap),
                             weeks, "lag", entry.approximate, entry.source,
                             "weeks from the deadline " + doc))
+    for surface in ("group", "feed"):
+        closed = event(record, "closed", WECHAT, surface)
+        found.append(Moment(f"wechat_{surface}_open_for_check", 0.0, deadline, "share",
+                            closed.approximate, closed.source, f"share of WeChat's rival "
+                            f"{surface} links open (not blocked) for the deadline's check"))
     opened = event(record, "opened", QQ, "chat")
     reblocked = event(record, "reblocked", QQ, "chat")
     found += [Moment("qq_opened_for_check", 1.0, deadline, "share", opened.approximate,
@@ -179,6 +221,7 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
     from sim.scenario import SURFACES
 
     names = [p.name for p in case.messaging]
+    contents = [p.name for p in case.content]
     wechat, qq = names.index(WECHAT), names.index(QQ)
     deadline = first_deadline(case)
     weeks = len(rows)
@@ -192,24 +235,38 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
                 return float(week + 1 - deadline)
         return float(weeks - deadline)
 
+    def ratios(at):
+        return [float(np.mean([r[f"users_{QQ}"] / max(r[f"users_{WECHAT}"], 1e-12)
+                               for r in rows[max(week - USER_WINDOW, 0):week]]))
+                for week in at]
+
     chat = SURFACES.index("chat")
     started = (states[0, qq, :, chat] == BLOCKED) & rival[qq]
-    at_check = states[deadline - 2, qq, :, chat] != BLOCKED
+    at_check = states[deadline - 2] != BLOCKED
     again = (states[deadline - 1:deadline - 1 + REBLOCK_WINDOW, qq, :, chat] == BLOCKED).any(axis=0)
     denominator = max(int(started.sum()), 1)
     values = {}
     for m in targets:
-        if m.kind == "ratio":
-            window = rows[max(m.week - USER_WINDOW, 0):m.week]
-            values[m.name] = float(np.mean([r[f"users_{QQ}"] / max(r[f"users_{WECHAT}"], 1e-12)
-                                            for r in window]))
+        if m.name == "qq_per_wechat_level":
+            values[m.name] = float(np.mean(ratios(m.weeks)))
+        elif m.name == "qq_per_wechat_change":
+            first, *_, last = ratios(m.weeks)
+            values[m.name] = last - first
+        elif m.name == "pre_order_blocks":
+            pairs = [(names.index(e.platform), contents.index(e.content))
+                     for e in record_blocks(case, load_record())]
+            values[m.name] = float(np.mean([states[m.week - 1, h, c] == BLOCKED
+                                             for h, c in pairs]))
         elif m.name == "wechat_chat_warned_lag":
             values[m.name] = lag(wechat, chat, lambda s: s != BLOCKED)
         elif m.kind == "lag":
             surface = SURFACES.index(m.name.split("_")[1])
             values[m.name] = lag(wechat, surface, lambda s: s == OPEN)
+        elif m.name.endswith("_open_for_check"):
+            surface = SURFACES.index(m.name.split("_")[1])
+            values[m.name] = float(at_check[wechat, rival[wechat], surface].mean())
         elif m.name == "qq_opened_for_check":
-            values[m.name] = float((started & at_check).sum() / denominator)
+            values[m.name] = float((started & at_check[qq, :, chat]).sum() / denominator)
         else:
-            values[m.name] = float((started & at_check & again).sum() / denominator)
+            values[m.name] = float((started & at_check[qq, :, chat] & again).sum() / denominator)
     return values
