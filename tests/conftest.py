@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
-def small(name: str = "china_2021", *overrides: str, size: int = 16, steps: int = 30,
+def small(name: str = "china_2021_homogeneous", *overrides: str, size: int = 16, steps: int = 30,
           replicates: int = 2):
     """A shipped scenario on a small grid, for tests."""
     return load(SCENARIOS / f"{name}.toml",

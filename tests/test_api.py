@@ -16,7 +16,7 @@ SMALL = {"grid.width": 8, "grid.height": 8}
 def test_the_api_is_importable_from_sim_and_takes_overrides_as_dict_or_strings(root):
     from sim import Scenario, WalledGardenModel, load_scenario, run, run_sweep  # noqa: F401
 
-    case = root / "scenarios/china_2021.toml"
+    case = root / "scenarios/china_2021_homogeneous.toml"
     by_dict = load_scenario(case, {"regulator.fine": 0.07, "platforms.QQ.strategy": "static"})
     by_text = load_scenario(case, ["regulator.fine=0.07", "platforms.QQ.strategy=static"])
     assert by_dict == by_text and isinstance(by_dict, Scenario)
@@ -27,7 +27,7 @@ def test_run_returns_the_command_lines_frames_and_writes_nothing_unless_asked(
         root, tmp_path, monkeypatch):
     from sim import run
 
-    case = root / "scenarios/china_2021.toml"
+    case = root / "scenarios/china_2021_homogeneous.toml"
     monkeypatch.chdir(tmp_path)
     result = run(case, SMALL, replicates=2, steps=6, seed=5)
     assert list(tmp_path.iterdir()) == []
@@ -51,7 +51,7 @@ def test_the_model_stops_at_its_steps_and_collects_its_columns(root):
     from sim import WalledGardenModel, load_scenario
     from sim.model.metrics import columns
 
-    scenario = load_scenario(root / "scenarios/china_2021.toml", {**SMALL, "steps": 5})
+    scenario = load_scenario(root / "scenarios/china_2021_homogeneous.toml", {**SMALL, "steps": 5})
     model = WalledGardenModel(scenario, rng=3)
     model.run_model()
     assert model.steps == 5 and not model.running
@@ -67,7 +67,7 @@ def test_batch_run_gives_the_final_week_and_seeds_of_the_command_line(root):
     from sim import run
     from sim.model.batch import BatchModel
 
-    case = str(root / "scenarios/china_2021.toml")
+    case = str(root / "scenarios/china_2021_homogeneous.toml")
     rows = batch_run(BatchModel, {"scenario": case, "grid__width": 8, "grid__height": 8,
                                   "steps": 7, "seed": 4, "replicate": [0, 1]},
                      number_processes=1, max_steps=50, display_progress=False)
@@ -88,7 +88,7 @@ def test_keys_lists_every_output_column_and_summary_metric_with_a_meaning(root, 
 
     assert main(["keys"]) == 0
     listed = re.findall(r"^\| `([^`]+)` \| [^|`]", capsys.readouterr().out, re.MULTILINE)
-    scenario = load_scenario(root / "scenarios/china_2021.toml")
+    scenario = load_scenario(root / "scenarios/china_2021_homogeneous.toml")
     patterns = {re.sub(r"<\w+>", r"\\w+", name) for name in listed}
     for name in [*columns(scenario), *summary_metrics(scenario), "steps"]:
         assert any(re.fullmatch(p, name) for p in patterns), name
@@ -121,7 +121,7 @@ def test_run_sweep_returns_one_outcome_row_per_run_that_its_seed_reproduces(
     from sim import load_sweep, run_sweep
     from sim.experiments.sweep import run_task
 
-    path = tiny_sweep(str(root / "scenarios/china_2021.toml"))
+    path = tiny_sweep(str(root / "scenarios/china_2021_homogeneous.toml"))
     monkeypatch.chdir(tmp_path)
     result = run_sweep(path, workers=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweeps"]    # nothing written
@@ -147,10 +147,10 @@ def test_a_sweep_file_copied_elsewhere_keeps_an_absolute_base_or_says_why_not(
         tiny_sweep, root, tmp_path, capsys):
     from sim import load_sweep
 
-    absolute = tiny_sweep(str(root / "scenarios/china_2021.toml"), "copied")
-    assert load_sweep(absolute).base == root / "scenarios/china_2021.toml"
+    absolute = tiny_sweep(str(root / "scenarios/china_2021_homogeneous.toml"), "copied")
+    assert load_sweep(absolute).base == root / "scenarios/china_2021_homogeneous.toml"
     nearby = tiny_sweep("../china_2021.toml", "sweeps")
-    (tmp_path / "china_2021.toml").write_text((root / "scenarios/china_2021.toml").read_text())
+    (tmp_path / "china_2021.toml").write_text((root / "scenarios/china_2021_homogeneous.toml").read_text())
     assert len(load_sweep(nearby).points) == 2
     (tmp_path / "china_2021.toml").unlink()
     assert main(["sweep", str(nearby), "--out", str(tmp_path / "out"), "--quiet"]) == 2

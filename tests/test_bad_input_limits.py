@@ -26,7 +26,7 @@ from sim.experiments.sweep import SWEEP_KEYS, load_sweep
 
 from conftest import ROOT, SCENARIOS, small
 
-CASE = SCENARIOS / "china_2021.toml"
+CASE = SCENARIOS / "china_2021_homogeneous.toml"
 TINY = ["--set", "grid.width=6", "--set", "grid.height=6", "--steps", "3", "--replicates", "1",
         "--quiet"]
 # keys whose upper bound only makes a run long or large, which the memory guard covers
@@ -88,7 +88,7 @@ def test_every_numeric_key_at_its_bound_computes(end):
         if value is None or (end == "low" and check.low_open):
             continue
         try:
-            scenario = small("china_2021", f"{key}={value!r}", size=6, steps=14, replicates=1)
+            scenario = small("china_2021_homogeneous", f"{key}={value!r}", size=6, steps=14, replicates=1)
         except ScenarioError:       # a rule tying it to another key (deadline before announce)
             continue
         model = WalledGardenModel(scenario, rng=1)
@@ -99,7 +99,7 @@ def test_every_numeric_key_at_its_bound_computes(end):
 
 
 def test_escalating_fines_never_overflow():
-    model = WalledGardenModel(small("china_2021", "regulator.fine_escalation=100",
+    model = WalledGardenModel(small("china_2021_homogeneous", "regulator.fine_escalation=100",
                                     "regulator.fine_kind=\"fixed\"", size=6, steps=1), rng=1)
     fine, capped = model.regulator.fine(0, offences=10**5)
     assert np.isfinite(fine) and capped
@@ -112,7 +112,7 @@ def test_learning_is_defined_at_both_ends_of_recency_with_no_experimentation(rec
     learners = [f"platforms.{host}.{key}={value}" for host in ("WeChat", "QQ", "DingTalk")
                 for key, value in (("strategy", '"learning"'), ("recency", recency),
                                    ("experimentation", 0), ("review_period", 1))]
-    scenario = small("china_2021", *learners, size=8, steps=20, replicates=1)
+    scenario = small("china_2021_homogeneous", *learners, size=8, steps=20, replicates=1)
     model = WalledGardenModel(scenario, rng=3)
     for _ in range(scenario.steps):
         model.step()

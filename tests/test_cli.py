@@ -23,12 +23,12 @@ def run(*args) -> int:
 
 def test_run_writes_every_output_with_the_contract_columns(root, tmp_path):
     out = tmp_path / "china"
-    assert run(root / "scenarios/china_2021.toml", *SMALL, "--out", out) == 0
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--out", out) == 0
     assert {p.name for p in out.iterdir()} >= {"timeseries.csv", "summary.csv",
                                                 "manifest.json", "report.html"}
     with open(out / "timeseries.csv") as f:
         rows = list(csv.DictReader(f))
-    scenario = load(root / "scenarios/china_2021.toml")
+    scenario = load(root / "scenarios/china_2021_homogeneous.toml")
     assert list(rows[0]) == columns(scenario)
     assert len(rows) == 2 * 15
     assert [(r["replicate"], r["step"]) for r in rows][:2] == [("0", "1"), ("0", "2")]
@@ -44,8 +44,8 @@ def test_run_writes_every_output_with_the_contract_columns(root, tmp_path):
 
 def test_same_scenario_and_seed_give_identical_bytes(root, tmp_path):
     for name in ("a", "b"):
-        assert run(root / "scenarios/china_2021.toml", *SMALL, "--out", tmp_path / name) == 0
-    assert run(root / "scenarios/china_2021.toml", *SMALL, "--seed", "7",
+        assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--out", tmp_path / name) == 0
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--seed", "7",
                "--out", tmp_path / "c") == 0
     for file in ("timeseries.csv", "summary.csv", "events.csv"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
@@ -54,8 +54,8 @@ def test_same_scenario_and_seed_give_identical_bytes(root, tmp_path):
 
 def test_adding_replicates_does_not_change_earlier_ones(root, tmp_path):
     base = ["--set", "grid.width=12", "--set", "grid.height=12", "--steps", "10", "--quiet"]
-    run(root / "scenarios/china_2021.toml", *base, "--replicates", "2", "--out", tmp_path / "two")
-    run(root / "scenarios/china_2021.toml", *base, "--replicates", "3", "--out", tmp_path / "three")
+    run(root / "scenarios/china_2021_homogeneous.toml", *base, "--replicates", "2", "--out", tmp_path / "two")
+    run(root / "scenarios/china_2021_homogeneous.toml", *base, "--replicates", "3", "--out", tmp_path / "three")
     two = (tmp_path / "two/timeseries.csv").read_text().splitlines()
     three = (tmp_path / "three/timeseries.csv").read_text().splitlines()
     assert three[:len(two)] == two and len(three) > len(two)
@@ -63,9 +63,9 @@ def test_adding_replicates_does_not_change_earlier_ones(root, tmp_path):
 
 def test_rerun_replaces_earlier_results_and_keeps_files_it_did_not_write(root, tmp_path):
     out = tmp_path / "res"
-    run(root / "scenarios/china_2021.toml", *SMALL, "--out", out)
+    run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--out", out)
     (out / "notes.txt").write_text("mine")
-    assert run(root / "scenarios/china_2021.toml", *SMALL, "--seed", "3", "--out", out) == 0
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--seed", "3", "--out", out) == 0
     assert json.loads((out / "manifest.json").read_text())["parameters"]["seed"] == 3
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -94,10 +94,10 @@ BAD = {
 def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(case, root, tmp_path, capsys):
     extra, key, allowed = BAD[case]
     out = tmp_path / "out"
-    assert run(root / "scenarios/china_2021.toml", *extra, "--out", out) == 2
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *extra, "--out", out) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "china_2021.toml" in err and key in err and allowed in err
+    assert "china_2021_homogeneous.toml" in err and key in err and allowed in err
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -113,10 +113,10 @@ def test_malformed_and_missing_files(tmp_path, capsys):
 
 
 def test_command_line_reports_bad_input_without_a_traceback(root, tmp_path):
-    result = subprocess.run([sys.executable, "run.py", "run", "scenarios/china_2021.toml",
+    result = subprocess.run([sys.executable, "run.py", "run", "scenarios/china_2021_homogeneous.toml",
                              "--set", "grid.width=-4", "--out", str(tmp_path / "o")],
                             cwd=root, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: scenarios/china_2021.toml: grid.width: must be an integer in [3, 20000], got -4"]
+        "error: scenarios/china_2021_homogeneous.toml: grid.width: must be an integer in [3, 20000], got -4"]
     assert not (tmp_path / "o").exists()

@@ -24,8 +24,8 @@ def rows(scenario, replicate=0):
 def test_a_single_cohort_of_everyone_changes_nothing(engine):
     """One cohort with no taste and sharing 1 is the model without cohorts, byte for
     byte: it draws no random number and adds nothing to any utility."""
-    plain = small("china_2021", f'engine="{engine}"', "users.cohorts=[]", size=10, steps=12)
-    one = small("china_2021", f'engine="{engine}"', 'users.cohorts=[{name="all"}]',
+    plain = small("china_2021_homogeneous", f'engine="{engine}"', "users.cohorts=[]", size=10, steps=12)
+    one = small("china_2021_homogeneous", f'engine="{engine}"', 'users.cohorts=[{name="all"}]',
                 "users.cohort_clustering=0.9", size=10, steps=12)
     assert rows(plain) == rows(one)
 
@@ -42,7 +42,7 @@ def test_sharing_twice_as_much_is_twice_the_share_rate(engine):
 
 
 def test_a_cohort_taste_adds_to_the_utility_of_every_set_holding_the_platform():
-    scenario = small("china_2021", TWO)
+    scenario = small("china_2021_homogeneous", TWO)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
     view = model.view
     counts = np.array([3, 2, 0, 1, 0, 0, 0, 2])
@@ -58,7 +58,7 @@ def test_cohorts_keep_their_shares_and_cluster_as_asked():
     neighbours share a cohort from the unclustered 0.3^2 + 0.7^2 = 0.58."""
     same = []
     for clustering in (0.0, 0.5, 1.0):
-        scenario = small("china_2021", TWO, f"users.cohort_clustering={clustering}",
+        scenario = small("china_2021_homogeneous", TWO, f"users.cohort_clustering={clustering}",
                          "users.cohort_patch=6", size=120)
         model = WalledGardenModel(scenario, rng=replicate_seed(2, 0))
         grid = model.users.cohorts().reshape(120, 120)
@@ -70,7 +70,7 @@ def test_cohorts_keep_their_shares_and_cluster_as_asked():
 
 @pytest.mark.parametrize("engine", ["array", "agent"])
 def test_cohorts_start_on_their_own_platforms(engine):
-    scenario = small("china_2021", f'engine="{engine}"', "users.initial_multihoming=0",
+    scenario = small("china_2021_homogeneous", f'engine="{engine}"', "users.initial_multihoming=0",
                      'users.cohorts=[{name="qq", share=0.4, initial_share={QQ=1.0}}, '
                      '{name="wechat", share=0.6, initial_share={WeChat=1.0}}]',
                      "platforms.WeChat.initial_share=0.6", "platforms.QQ.initial_share=0.4",
@@ -103,7 +103,7 @@ def test_a_cohort_with_its_own_taste_keeps_a_second_network_alive():
 
 
 def test_cohort_keys_are_checked_and_can_be_set_one_by_one():
-    scenario = small("china_2021", TWO, "users.cohorts.young.taste.QQ=2.5",
+    scenario = small("china_2021_homogeneous", TWO, "users.cohorts.young.taste.QQ=2.5",
                      "users.cohorts.young.sharing=3")
     young = scenario.users.cohorts[0]
     assert young.taste == {"QQ": 2.5} and young.sharing == 3.0
@@ -121,14 +121,14 @@ def test_cohort_keys_are_checked_and_can_be_set_one_by_one():
     }
     for message, override in bad.items():
         with pytest.raises(ScenarioError, match=message):
-            small("china_2021", override)
+            small("china_2021_homogeneous", override)
 
 
 @pytest.mark.parametrize("engine", ["array", "agent"])
 def test_a_cohort_can_start_on_a_second_platform_of_its_own(engine):
     """`initial_second`: every QQ native starts on QQ and WeChat, every other user on
     WeChat alone, or on DingTalk with WeChat beside it; WeChat users gain no second."""
-    scenario = small("china_2021", f'engine="{engine}"', "users.initial_multihoming=0.9",
+    scenario = small("china_2021_homogeneous", f'engine="{engine}"', "users.initial_multihoming=0.9",
                      'users.cohorts=[{name="qq", share=0.4, initial_share={QQ=1.0}, '
                      'initial_second={WeChat=1.0}}, {name="others", share=0.6, '
                      'initial_share={WeChat=0.7, DingTalk=0.3}, initial_second={WeChat=1.0}}]',
@@ -145,7 +145,7 @@ def test_a_cohort_can_start_on_a_second_platform_of_its_own(engine):
 def test_a_second_platform_is_drawn_by_its_chance(engine):
     """A chance of 0.5 gives half the cohort a second platform (the rest of the draw is
     no second platform), in both engines."""
-    scenario = small("china_2021", f'engine="{engine}"',
+    scenario = small("china_2021_homogeneous", f'engine="{engine}"',
                      'users.cohorts=[{name="all", initial_share={QQ=1.0}, '
                      'initial_second={WeChat=0.5}}]', "platforms.WeChat.initial_share=0.0",
                      "platforms.QQ.initial_share=1.0", "platforms.DingTalk.initial_share=0.0",
@@ -164,9 +164,9 @@ def test_initial_second_is_checked():
     }
     for message, override in bad.items():
         with pytest.raises(ScenarioError, match=message):
-            small("china_2021", override)
+            small("china_2021_homogeneous", override)
     # one platform each: no second, as with users.initial_multihoming (the validation's
     # counterfactual without multihoming)
-    single = small("china_2021", "users.max_platforms=1",
+    single = small("china_2021_homogeneous", "users.max_platforms=1",
                    'users.cohorts=[{name="a", initial_second={WeChat=0.5}}]')
     assert set(WalledGardenModel(single, rng=replicate_seed(6, 0)).users.masks()) <= {1, 2, 4}

@@ -14,7 +14,7 @@ from sim.outputs.compare import benjamini_hochberg, compare_runs, holm
 from conftest import ROOT
 from test_sweep import sweep_cli, write_sweep
 
-CASE = ROOT / "scenarios/china_2021.toml"
+CASE = ROOT / "scenarios/china_2021_homogeneous.toml"
 SMALL = ["--set", "grid.width=8", "--set", "grid.height=8", "--steps", "12",
          "--replicates", "5", "--quiet"]
 

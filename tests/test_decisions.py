@@ -16,7 +16,7 @@ from sim.scenario import load
 
 from conftest import SCENARIOS, small
 
-CASE = load(SCENARIOS / "china_2021.toml")
+CASE = load(SCENARIOS / "china_2021_homogeneous.toml")
 HOSTS = ("WeChat", "QQ", "DingTalk")
 STATIC = [f'platforms.{p}.strategy="static"' for p in HOSTS]
 
@@ -25,7 +25,7 @@ def settled(*overrides, week: int, size: int = 20, seed: int = 5):
     """The case with static platforms, stepped to the end of `week`: the same state for
     any value of a parameter that static platforms' users do not see (common random
     numbers)."""
-    scenario = small("china_2021", *STATIC, *overrides, size=size, steps=week)
+    scenario = small("china_2021_homogeneous", *STATIC, *overrides, size=size, steps=week)
     model = WalledGardenModel(scenario, rng=replicate_seed(seed, 0))
     for _ in range(week):
         model.step()
@@ -167,7 +167,7 @@ def test_beliefs_learn_from_every_inspection_seen():
     """Beta beliefs: the deadline blitz updates the belief in deadline checks, routine
     audits of any platform the belief in routine audits."""
     weight, prior, credibility = 10.0, 0.01, 0.2
-    scenario = small("china_2021", *STATIC, "regulator.audit_probability=1.0",
+    scenario = small("china_2021_homogeneous", *STATIC, "regulator.audit_probability=1.0",
                      "regulator.forced_open=false",
                      *[f"platforms.{h}.{k}={v}" for h in HOSTS for k, v in (
                          ("belief_weight", weight), ("audit_belief", prior),
@@ -188,9 +188,9 @@ def test_beliefs_learn_from_every_inspection_seen():
 
 def test_the_learner_learns_to_block_where_it_pays_and_to_open_where_it_does_not():
     learners = [f'platforms.{h}.strategy="learning"' for h in HOSTS]
-    free = small("china_2021", 'regulator.policy="none"', *learners,
+    free = small("china_2021_homogeneous", 'regulator.policy="none"', *learners,
                  *[f"platforms.{h}.blocks=[]" for h in HOSTS], steps=40)
-    ordered = small("china_2021", *learners, "regulator.announce_step=5",
+    ordered = small("china_2021_homogeneous", *learners, "regulator.announce_step=5",
                     "regulator.deadline_step=6", "regulator.audit_probability=1.0",
                     "regulator.fine=5.0", "regulator.fine_cap=10.0",
                     "regulator.forced_open=false", steps=40)
@@ -204,7 +204,7 @@ def test_the_learner_learns_to_block_where_it_pays_and_to_open_where_it_does_not
 def test_without_an_order_the_case_stays_near_its_starting_blocks():
     """The mid-2021 blocks are close to the model's own pre-order best response: most of
     the starting link states survive the platforms' reviews before the announcement."""
-    scenario = small("china_2021", 'regulator.policy="none"', size=20, steps=9)
+    scenario = small("china_2021_homogeneous", 'regulator.policy="none"', size=20, steps=9)
     links = WalledGardenModel(scenario, rng=replicate_seed(0, 0)).links
     for replicate in range(3):
         run = validation.run_with_links(scenario, replicate)

@@ -20,7 +20,7 @@ ALPHA = 0.01          # per scenario, Bonferroni-split across its outputs
 
 SCENARIOS = {
     "open world": ("open_by_default", "users.revision_rate=0.2"),
-    "china_2021": ("china_2021",),
+    "china_2021": ("china_2021_homogeneous",),
     "warning pages": ("no_regulation", 'platforms.WeChat.warns=["JD"]',
                       'platforms.QQ.warns=["DingTalk", "JD"]', "users.revision_rate=0.2"),
     "heavy multihoming": ("no_regulation", "users.initial_multihoming=0.8",

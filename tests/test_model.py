@@ -29,7 +29,7 @@ def test_share_accounting_identity_holds_in_every_row(name):
 
 
 def test_friction_is_token_and_warning_costs_paid():
-    scenario = small("china_2021", 'platforms.QQ.warns=["JD"]', steps=12)
+    scenario = small("china_2021_homogeneous", 'platforms.QQ.warns=["JD"]', steps=12)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
     users = scenario.users
     for _ in range(scenario.steps):
@@ -69,7 +69,7 @@ def test_inclusive_value_of_every_user_from_a_direct_computation():
     """The model's summed inclusive value against one computed user by user from their
     ties' platforms, utility by utility, without the merged profile; users in two
     cohorts with their own tastes and sharing."""
-    scenario = small("china_2021", 'engine="agent"', COHORTS, size=8, steps=3)
+    scenario = small("china_2021_homogeneous", 'engine="agent"', COHORTS, size=8, steps=3)
     model = WalledGardenModel(scenario, rng=replicate_seed(3, 0))
     for _ in range(scenario.steps):
         model.step()
@@ -139,7 +139,7 @@ def test_credible_order_leaves_no_link_blocked_after_its_deadline():
     """Audits certain, believed, and a fine far above any diversion gain: best responders
     open every link by the deadline, without the regulator forcing them, and keep them
     open."""
-    scenario = small("china_2021", "regulator.announce_step=5", "regulator.deadline_step=8",
+    scenario = small("china_2021_homogeneous", "regulator.announce_step=5", "regulator.deadline_step=8",
                      "regulator.deadline_audit=1.0", "regulator.audit_probability=1.0",
                      "regulator.fine=5.0", "regulator.fine_cap=10.0",
                      "regulator.forced_open=false", *believe(1.0), steps=30)
@@ -170,7 +170,7 @@ def test_an_audit_is_one_decision_whatever_the_links_found():
     """Static platforms: the blitz finds every blocked link (all visible); each platform
     caught is one decision against its group, fined `fine` x the group's previous year's
     revenue, escalated for the group's earlier decision (WeChat's, then QQ's)."""
-    scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
+    scenario = small("china_2021_homogeneous", "regulator.deadline_step=12", "regulator.forced_open=false",
                      SEEN, *STATIC, steps=12)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
     for _ in range(11):
@@ -191,7 +191,7 @@ def test_fines_escalate_and_the_cap_bounds_one_decision_not_a_year():
     """Audits every week: the group's decision n costs fine x escalation^(n-1), at most
     the cap; every capped decision still costs the cap (no licence) and climbs the
     ladder of measures."""
-    scenario = small("china_2021", "regulator.deadline_step=12", "regulator.forced_open=false",
+    scenario = small("china_2021_homogeneous", "regulator.deadline_step=12", "regulator.forced_open=false",
                      "regulator.audit_probability=1.0", "regulator.fine=0.04",
                      "regulator.fine_escalation=2.0", "regulator.fine_cap=0.10",
                      "regulator.naming_after=50", "regulator.suspend_after=50", SEEN, *STATIC,
@@ -216,7 +216,7 @@ def test_fines_escalate_and_the_cap_bounds_one_decision_not_a_year():
 def test_forced_opening_opens_a_repeat_offender_for_good():
     """Forced opening after the group's second decision: QQ, caught second at the blitz,
     is opened then; WeChat at its group's third decision, the next week."""
-    scenario = small("china_2021", "regulator.deadline_step=12",
+    scenario = small("china_2021_homogeneous", "regulator.deadline_step=12",
                      "regulator.audit_probability=1.0", "regulator.forced_open_after=2", SEEN,
                      *STATIC, steps=20)
     rows = rows_of(scenario)
@@ -228,7 +228,7 @@ def test_forced_opening_opens_a_repeat_offender_for_good():
 
 def test_a_warning_page_is_a_violation_unless_the_regulator_accepts_it():
     def violations(accept):
-        scenario = small("china_2021", "regulator.announce_step=5", "regulator.deadline_step=6",
+        scenario = small("china_2021_homogeneous", "regulator.announce_step=5", "regulator.deadline_step=6",
                          SEEN, *STATIC,
                          "platforms.WeChat.blocks=[]", 'platforms.WeChat.warns=["Taobao"]',
                          "platforms.QQ.blocks=[]", f"regulator.accept_warning={accept}",
@@ -238,7 +238,7 @@ def test_a_warning_page_is_a_violation_unless_the_regulator_accepts_it():
 
 
 def test_static_platform_never_changes_its_policy():
-    scenario = small("china_2021", *STATIC, "regulator.forced_open=false", steps=40)
+    scenario = small("china_2021_homogeneous", *STATIC, "regulator.forced_open=false", steps=40)
     model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
     before = model.links.state.copy()
     for _ in range(scenario.steps):
@@ -249,7 +249,7 @@ def test_static_platform_never_changes_its_policy():
 
 
 def test_same_seed_same_rows_and_replicates_differ():
-    scenario = small("china_2021")
+    scenario = small("china_2021_homogeneous")
     assert rows_of(scenario, 0) == rows_of(scenario, 0)
     first = [r["shares_attempted"] for r in rows_of(scenario, 0)]
     second = [r["shares_attempted"] for r in rows_of(scenario, 1)]
@@ -261,7 +261,7 @@ def test_array_engine_results_do_not_depend_on_the_number_of_threads():
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least two threads to compare")
-    scenario = small("china_2021", "engine=\"array\"", size=20)
+    scenario = small("china_2021_homogeneous", "engine=\"array\"", size=20)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -325,7 +325,7 @@ def test_joint_burn_in_keeps_only_the_blocks_that_pay():
     hold no service to divert to (diversion 0); a burn-in of users alone (static
     platforms) keeps them all. Common random numbers."""
     def blocked_at_week_1(*overrides):
-        scenario = small("china_2021", "burn_in.weeks=80", 'regulator.policy="none"',
+        scenario = small("china_2021_homogeneous", "burn_in.weeks=80", 'regulator.policy="none"',
                          *overrides, size=12, steps=1, replicates=1)
         return run_replicate(scenario, 0).rows[0]["links_blocked"]
 

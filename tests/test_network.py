@@ -22,8 +22,8 @@ def rows(scenario, replicate=0):
 def test_no_extra_ties_changes_nothing(engine):
     """extra_ties = 0 draws nothing and adds no tie: the model without the option,
     byte for byte, whatever the tail."""
-    plain = small("china_2021", f'engine="{engine}"', size=10, steps=12)
-    none = small("china_2021", f'engine="{engine}"', "grid.extra_ties=0",
+    plain = small("china_2021_homogeneous", f'engine="{engine}"', size=10, steps=12)
+    none = small("china_2021_homogeneous", f'engine="{engine}"', "grid.extra_ties=0",
                  "grid.degree_tail=1.2", size=10, steps=12)
     assert rows(plain) == rows(none)
 
@@ -39,13 +39,13 @@ def test_the_network_draws_nothing_without_extra_ties_and_nothing_from_the_model
 
 
 def test_the_nominal_neighbourhood_is_the_mean_degree():
-    plain, extra = small("china_2021"), small("china_2021", *LONG)
+    plain, extra = small("china_2021_homogeneous"), small("china_2021_homogeneous", *LONG)
     assert fanout(plain).tolist() == [1, 5, 8] and recipients(plain).tolist() == [1, 5, 8]
     assert fanout(extra).tolist() == [1, 5, 12]
-    wide = small("china_2021", "users.group_size=10", *LONG)
+    wide = small("china_2021_homogeneous", "users.group_size=10", *LONG)
     # a group post reaches group_size ties of a user who has that many
     assert recipients(wide).tolist() == [1, 10, 8]
-    assert recipients(small("china_2021", "users.group_size=10"))[1] == 8
+    assert recipients(small("china_2021_homogeneous", "users.group_size=10"))[1] == 8
 
 
 @pytest.mark.parametrize("alpha", [2.0, 2.5, 3.0])
@@ -83,7 +83,7 @@ def test_both_engines_build_the_same_network_from_the_same_seed():
     same long-range ties."""
     degrees, extra = {}, {}
     for engine in ("array", "agent"):
-        scenario = small("china_2021", f'engine="{engine}"', *LONG, size=20)
+        scenario = small("china_2021_homogeneous", f'engine="{engine}"', *LONG, size=20)
         users = WalledGardenModel(scenario, rng=replicate_seed(3, 0)).users
         width = scenario.grid.width
         if engine == "array":
@@ -106,7 +106,7 @@ def test_both_engines_build_the_same_network_from_the_same_seed():
 def test_long_range_ties_share_and_count(engine):
     """Every tie, long-range too, is counted when choosing a platform and reached by a
     feed post."""
-    scenario = small("china_2021", f'engine="{engine}"', *LONG, size=12, steps=3)
+    scenario = small("china_2021_homogeneous", f'engine="{engine}"', *LONG, size=12, steps=3)
     model = WalledGardenModel(scenario, rng=replicate_seed(4, 0))
     counts = model.users.neighbour_counts()
     if engine == "array":
@@ -126,5 +126,5 @@ def test_bad_long_range_ties_are_refused():
     }
     for message, overrides in bad.items():
         with pytest.raises(ScenarioError, match=message):
-            small("china_2021", *overrides, size=10)
-    small("china_2021", "grid.well_mixed=true", "grid.extra_ties=0")
+            small("china_2021_homogeneous", *overrides, size=10)
+    small("china_2021_homogeneous", "grid.well_mixed=true", "grid.extra_ties=0")

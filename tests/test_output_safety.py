@@ -21,7 +21,7 @@ from sim.cli import main
 
 from conftest import ROOT
 
-CASE = ROOT / "scenarios/china_2021.toml"
+CASE = ROOT / "scenarios/china_2021_homogeneous.toml"
 TINY = ["--set", "grid.width=6", "--set", "grid.height=6", "--steps", "2", "--replicates", "1",
         "--quiet"]
 SWEEP = """name = "{name}"
@@ -278,16 +278,16 @@ def edit_manifest(folder: Path, change) -> None:
 
 
 @pytest.mark.parametrize("recipe, refused", [
-    (["run", "scenarios/china_2021.toml", "--scheduler", "tcp://127.0.0.1:9"], "'--scheduler'"),
+    (["run", "scenarios/china_2021_homogeneous.toml", "--scheduler", "tcp://127.0.0.1:9"], "'--scheduler'"),
     (["sweep", "scenarios/sweeps/fine_deadline.toml", "--scheduler", "tcp://10.0.0.1:8786"],
      "'--scheduler'"),
-    (["run", "scenarios/china_2021.toml", "--out", "/tmp/elsewhere"], "'--out'"),
-    (["calibrate", "--scenario", "scenarios/china_2021.toml"], "verify re-runs only"),
+    (["run", "scenarios/china_2021_homogeneous.toml", "--out", "/tmp/elsewhere"], "'--out'"),
+    (["calibrate", "--scenario", "scenarios/china_2021_homogeneous.toml"], "verify re-runs only"),
     (["serve", "--host", "0.0.0.0"], "verify re-runs only"),
     (["run", "/etc/passwd"], "not a TOML file"),
-    (["run", "scenarios/china_2021.toml", "--seed", "-1"], "not a valid value"),
-    (["run", "scenarios/china_2021.toml", "--set"], "not a valid value"),
-    ("run scenarios/china_2021.toml", "not a list of words"),
+    (["run", "scenarios/china_2021_homogeneous.toml", "--seed", "-1"], "not a valid value"),
+    (["run", "scenarios/china_2021_homogeneous.toml", "--set"], "not a valid value"),
+    ("run scenarios/china_2021_homogeneous.toml", "not a list of words"),
 ])
 def test_verify_reruns_only_the_projects_own_commands(recipe, refused, run_folder, one_line):
     edit_manifest(run_folder, lambda m: m.update(recipe=recipe))

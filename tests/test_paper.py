@@ -74,7 +74,7 @@ def test_rerun_of_the_quick_paper_verifies_clean(quick_paper, capsys):
 @pytest.fixture
 def run_dir(root, tmp_path):
     scenario = tmp_path / "case.toml"
-    shutil.copy(root / "scenarios/china_2021.toml", scenario)
+    shutil.copy(root / "scenarios/china_2021_homogeneous.toml", scenario)
     out = tmp_path / "run"
     assert main(["run", str(scenario), *SMALL, "--out", str(out)]) == 0
     return scenario, out

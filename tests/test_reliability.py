@@ -45,7 +45,7 @@ def lines_of(name: str) -> list[str]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(name=st.sampled_from(["china_2021", "no_regulation"]), data=st.data())
+@given(name=st.sampled_from(["china_2021_homogeneous", "no_regulation"]), data=st.data())
 def test_mutated_scenario_files_end_in_a_clean_run_or_a_clean_error(name, data, tmp_path_factory,
                                                                    capsys):
     lines = lines_of(name)
@@ -66,7 +66,7 @@ def test_mutated_scenario_files_end_in_a_clean_run_or_a_clean_error(name, data, 
     path.write_bytes("\n".join(lines).encode("utf-8", errors="replace"))
     base = folder / "china_2021.toml"
     if name == "no_regulation":
-        base.write_text((ROOT / "scenarios/china_2021.toml").read_text())
+        base.write_text((ROOT / "scenarios/china_2021_homogeneous.toml").read_text())
     out = folder / "out"
     status = main(["run", str(path), *TINY, "--out", str(out)])
     err = capsys.readouterr().err.strip()
@@ -79,7 +79,7 @@ def test_mutated_scenario_files_end_in_a_clean_run_or_a_clean_error(name, data, 
 
 
 def test_a_run_too_large_for_the_machine_is_refused_up_front(tmp_path, capsys):
-    status = main(["run", str(ROOT / "scenarios/china_2021.toml"), "--engine", "agent",
+    status = main(["run", str(ROOT / "scenarios/china_2021_homogeneous.toml"), "--engine", "agent",
                    "--set", "grid.width=20000", "--set", "grid.height=20000",
                    "--out", str(tmp_path / "out")])
     assert status == 2
@@ -88,7 +88,7 @@ def test_a_run_too_large_for_the_machine_is_refused_up_front(tmp_path, capsys):
 
 
 def test_unsafe_names_are_refused(tmp_path, capsys):
-    assert main(["run", str(ROOT / "scenarios/china_2021.toml"), "--set", 'name="../../etc"',
+    assert main(["run", str(ROOT / "scenarios/china_2021_homogeneous.toml"), "--set", 'name="../../etc"',
                  *TINY]) == 2
     assert "name" in capsys.readouterr().err
 
@@ -96,7 +96,7 @@ def test_unsafe_names_are_refused(tmp_path, capsys):
 def test_invariant_checks_report_the_first_broken_week():
     from sim.model.model import WalledGardenModel
 
-    model = WalledGardenModel(small("china_2021"), rng=replicate_seed(0, 0))
+    model = WalledGardenModel(small("china_2021_homogeneous"), rng=replicate_seed(0, 0))
     model.step()
     check_invariants(model)
     model.rows[-1]["shares_direct"] += 1
@@ -114,7 +114,7 @@ def complete_outputs(results):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_run_killed_at_a_random_moment_leaves_nothing_that_looks_complete(seed, tmp_path):
-    args = [sys.executable, "run.py", "run", "scenarios/china_2021.toml", "--set",
+    args = [sys.executable, "run.py", "run", "scenarios/china_2021_homogeneous.toml", "--set",
             "grid.width=20", "--set", "grid.height=20", "--steps", "30", "--replicates", "4",
             "--quiet", "--out", str(tmp_path / "results" / "case")]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -133,7 +133,7 @@ def test_a_run_killed_at_a_random_moment_leaves_nothing_that_looks_complete(seed
 
 def test_a_sweep_killed_midway_resumes_to_identical_results(tmp_path):
     sweep = tmp_path / "tiny.toml"
-    sweep.write_text(f'''base = "{ROOT / "scenarios/china_2021.toml"}"
+    sweep.write_text(f'''base = "{ROOT / "scenarios/china_2021_homogeneous.toml"}"
 replicates = 6
 [set]
 "grid.width" = 14

@@ -15,7 +15,7 @@ from conftest import small
 @pytest.fixture
 def scenario():
     """The case's market with users alike (tests/test_cohorts.py covers cohorts)."""
-    return small("china_2021", "users.cohorts=[]")
+    return small("china_2021_homogeneous", "users.cohorts=[]")
 
 
 def view_of(scenario, links=None):
@@ -213,7 +213,7 @@ def test_summary_metric_names_match_the_summaries():
     from sim.outputs.results import summarize_replicate, summary_metrics
     from sim.experiments.runner import run_replicate
 
-    scenario = small("china_2021", steps=3)
+    scenario = small("china_2021_homogeneous", steps=3)
     summary = summarize_replicate(scenario, 0, run_replicate(scenario, 0).rows)
     assert list(summary)[2:] == summary_metrics(scenario)
 
@@ -222,7 +222,7 @@ def test_interconnected_platforms_carry_shares_between_their_users():
     """QQ and DingTalk interconnect, WeChat does not: their users reach each other
     across platforms, a WeChat-only user reaches neither; an interoperability order
     interconnects everyone."""
-    scenario = small("china_2021", "platforms.QQ.interconnected=true",
+    scenario = small("china_2021_homogeneous", "platforms.QQ.interconnected=true",
                      "platforms.DingTalk.interconnected=true")
     wechat, qq, dingtalk = 1, 2, 4                       # masks
     route = view_of(scenario).route
@@ -231,7 +231,7 @@ def test_interconnected_platforms_carry_shares_between_their_users():
     assert route[wechat | qq, dingtalk] == qq | dingtalk   # only interconnected ends carry it
     assert route[wechat | qq, wechat] == wechat            # a common platform comes first
     hosts = len(scenario.messaging)
-    ordered = market_view(small("china_2021"), LinkPolicy(scenario), np.zeros(hosts),
+    ordered = market_view(small("china_2021_homogeneous"), LinkPolicy(scenario), np.zeros(hosts),
                           np.zeros(hosts, bool), interoperable=True).route
     assert ordered[wechat, qq] == wechat | qq
     reach = view_of(scenario).reach[list(view_of(scenario).options).index(qq)]

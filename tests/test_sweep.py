@@ -31,7 +31,7 @@ samples = {samples}
 
 def write_sweep(tmp_path, parameters, kind="grid", replicates=2, samples=4, name="tiny.toml"):
     path = tmp_path / name
-    path.write_text(TINY.format(base=ROOT / "scenarios/china_2021.toml", kind=kind,
+    path.write_text(TINY.format(base=ROOT / "scenarios/china_2021_homogeneous.toml", kind=kind,
                                 replicates=replicates, samples=samples, parameters=parameters))
     return path
 
@@ -175,7 +175,7 @@ def test_unknown_metric_is_refused(tmp_path, capsys):
 
 
 def test_compare_finds_the_effect_of_a_fine(tmp_path, capsys):
-    scenario = ROOT / "scenarios/china_2021.toml"
+    scenario = ROOT / "scenarios/china_2021_homogeneous.toml"
     common = ["--set", "grid.width=12", "--set", "grid.height=12", "--steps", "20",
               "--replicates", "8", "--quiet", "--set", "regulator.phases=[]",
               "--set", "platforms.WeChat.strategy=\"static\"", "--set",
@@ -200,7 +200,7 @@ def test_the_model_runs_under_mesa_batch_run():
 
     from sim.model.batch import BatchModel
 
-    rows = batch_run(BatchModel, {"scenario": str(ROOT / "scenarios/china_2021.toml"),
+    rows = batch_run(BatchModel, {"scenario": str(ROOT / "scenarios/china_2021_homogeneous.toml"),
                                   "grid__width": 8, "grid__height": 8, "steps": 6,
                                   "regulator__fine": [0.0, 0.04], "seed": [1, 2]},
                      number_processes=1, max_steps=50, display_progress=False)
