@@ -461,8 +461,9 @@ class Evaluation:
         counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
         chosen = rank[None, :] < counts[:, self.surfaces]
         states = np.where(chosen, best_violating[None, :], base[None, :])
-        return [Plan(tuple(int(a) for a in row), float(v))
-                for row, v in zip(states, self.values_of(states))]
+        # tolist() hands back Python ints and floats in one pass, not element by element
+        return [Plan(tuple(row), v)
+                for row, v in zip(states.tolist(), self.values_of(states).tolist())]
 
 
 def team_value(model, hosts: list[int], periods: list[int], start: dict) -> float:
