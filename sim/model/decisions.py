@@ -118,7 +118,7 @@ class UserDynamics:
                                   for m in view.options], axis=-1)               # (G, K, K)
         self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
-        self.paths: dict[int, np.ndarray] = {}
+        self.paths: list[np.ndarray] = []          # traffic(P) for P = 0, 1, ...
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
@@ -146,31 +146,36 @@ class UserDynamics:
         against this week's: users move between sets as their logit choices take them
         (ties shifting with the population), and the views between a user on set a and a
         tie on set b travel on route(a, b)."""
-        if period not in self.paths:
-            masks = len(self.route)
-            people = max(self.people, 1.0)
-            start = np.bincount(self.current, weights=self.weight, minlength=masks) / people
-            ties = np.zeros((masks, masks))
-            np.add.at(ties, self.current, self.weight[:, None] * self.share)
-            ties /= np.maximum(ties.sum(axis=1, keepdims=True), 1e-12)
-
-            def pairs(x, shift):
-                between = np.clip(ties + shift[None, :], 0.0, None)
-                between /= np.maximum(between.sum(axis=1, keepdims=True), 1e-12)
-                return np.bincount(self.route.ravel(), weights=(x[:, None] * between).ravel(),
-                                   minlength=masks)
-            before = pairs(start, np.zeros(masks))
-            x, total = start.copy(), np.zeros(masks)
-            for u in range(1, period + 1):
-                moved = self.utilities + (self.phi @ (x - start))[self.cohort]
-                chosen = np.zeros(masks)
-                chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
-                x = (1 - self.rate) * x + self.rate * chosen
-                ratio = np.divide(pairs(x, x - start), before, out=np.ones(masks),
-                                  where=before > 0)
-                total += self.discount ** u * ratio
-            self.paths[period] = total
+        if period >= len(self.paths):
+            self.paths = self.traffic_path(max(period, self.horizon))
         return self.paths[period]
+
+    def traffic_path(self, weeks: int) -> list[np.ndarray]:
+        """`traffic` of every period from 0 to `weeks`: one pass along the users' path
+        serves every period (a period's sum is the path's partial sum)."""
+        masks = len(self.route)
+        people = max(self.people, 1.0)
+        start = np.bincount(self.current, weights=self.weight, minlength=masks) / people
+        ties = np.zeros((masks, masks))
+        np.add.at(ties, self.current, self.weight[:, None] * self.share)
+        ties /= np.maximum(ties.sum(axis=1, keepdims=True), 1e-12)
+
+        def pairs(x, shift):
+            between = np.clip(ties + shift[None, :], 0.0, None)
+            between /= np.maximum(between.sum(axis=1, keepdims=True), 1e-12)
+            return np.bincount(self.route.ravel(), weights=(x[:, None] * between).ravel(),
+                               minlength=masks)
+        before = pairs(start, np.zeros(masks))
+        x, totals = start.copy(), [np.zeros(masks)]
+        for u in range(1, weeks + 1):
+            moved = self.utilities + (self.phi @ (x - start))[self.cohort]
+            chosen = np.zeros(masks)
+            chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
+            x = (1 - self.rate) * x + self.rate * chosen
+            ratio = np.divide(pairs(x, x - start), before, out=np.ones(masks),
+                              where=before > 0)
+            totals.append(totals[-1] + self.discount ** u * ratio)
+        return totals
 
     def gain(self, period: int) -> np.ndarray:
         """(G, K): the discounted revenue of a unit direct shift of each cohort held for
