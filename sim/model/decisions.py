@@ -218,8 +218,9 @@ def owner_visit_value(model, owner: str) -> np.ndarray:
     return np.array([stake(c, owner) * c.revenue_per_visit for c in model.scenario.content])
 
 
-def link_values(model, host: int) -> LinkValues:
-    """dD and dR of every free rival link of the host, in each state."""
+def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValues:
+    """dD and dR of every free rival link of the host, in each state (the users' dynamics
+    from the review's `cache`, if given)."""
     scenario, view = model.scenario, model.view
     users = scenario.users
     spec = scenario.messaging[host]
@@ -240,7 +241,7 @@ def link_values(model, host: int) -> LinkValues:
                                               - owner_per_view[OPEN][:, c, s])
                           for a in STATE_LIST] for c, s in links]).reshape(
         len(links), 3, len(on_host))
-    dynamics = UserDynamics(model, spec.owner, host)
+    dynamics = cache.dynamics(host) if cache else UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
     shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
@@ -410,9 +411,10 @@ class Evaluation:
     and the expected penalty, which depends only on how many links violate on each
     surface."""
 
-    def __init__(self, model, host: int, period: int, start: np.ndarray | None = None):
+    def __init__(self, model, host: int, period: int, start: np.ndarray | None = None,
+                 cache: ReviewCache | None = None):
         spec = model.scenario.messaging[host]
-        self.values = values = link_values(model, host)
+        self.values = values = link_values(model, host, cache)
         links = values.links
         current = np.array([model.links.state[host, c, s] for c, s in links], dtype=int)
         self.start = start = current if start is None else np.asarray(start, dtype=int)
@@ -471,22 +473,69 @@ class Evaluation:
                 for row, v in zip(states.tolist(), self.values_of(states).tolist())]
 
 
-def team_value(model, hosts: list[int], periods: list[int], start: dict) -> float:
+def team_value(model, hosts: list[int], periods: list[int], start: dict,
+               cache: ReviewCache | None = None) -> float:
     """The owner's value of its hosts' current policies against all of them open:
     sum_i V_i(p_i | hosts before i at their policies, hosts after i open), which
     telescopes to V(p_1..p_n) - V(open..open)."""
+    cache = cache or ReviewCache(model)
     saved = model.links.state.copy()
     total = 0.0
     try:
         for i in reversed(range(len(hosts))):
             host = hosts[i]
-            evaluation = Evaluation(model, host, periods[i], start[host])
+            evaluation = cache.evaluation(host, periods[i], start[host])
             states = [model.links.state[host, c, s] for c, s in evaluation.values.links]
             total += evaluation.value(states)
             for c, s in evaluation.values.links:
                 model.links.state[host, c, s] = OPEN
-            model.view = model.market_view()
+            model.view = cache.market_view()
     finally:
         model.links.state[:] = saved
-        model.view = model.market_view()
+        model.view = cache.market_view()
     return total
+
+
+class ReviewCache:
+    """What one review would otherwise compute again and again. While a review runs only
+    the link states change (the week's users, traffic, revenue and regulator stay), so a
+    market view is a function of the states; a host's evaluation, of the states and the
+    view it reads; the users' dynamics, of the view, the owner and the host's discount
+    and horizon. Views are keyed by identity and held here, so that no id is reused and
+    a view the review did not build (a learner's changes can leave `model.view` behind
+    the states) is never taken for the states' own."""
+
+    def __init__(self, model):
+        self.model = model
+        self.views: dict[bytes, object] = {}            # states -> their market view
+        self.held: dict[int, object] = {}               # id -> every view keyed on
+        self.evaluations: dict[tuple, Evaluation] = {}
+        self.user_dynamics: dict[tuple, UserDynamics] = {}
+
+    def market_view(self):
+        """The market view of the current link states."""
+        key = self.model.links.state.tobytes()
+        if key not in self.views:
+            self.views[key] = self.model.market_view()
+        return self.views[key]
+
+    def evaluation(self, host: int, period: int, start) -> Evaluation:
+        """`Evaluation(model, host, period, start)` at the current states and view."""
+        key = (host, period, tuple(start), self.model.links.state.tobytes(), self.view_id())
+        if key not in self.evaluations:
+            self.evaluations[key] = Evaluation(self.model, host, period, start, self)
+        return self.evaluations[key]
+
+    def dynamics(self, host: int) -> UserDynamics:
+        """`UserDynamics(model, owner, host)` at the current view, shared by the owner's
+        hosts of the same discount and horizon."""
+        spec = self.model.scenario.messaging[host]
+        key = (spec.owner, spec.discount, spec.planning_horizon, self.view_id())
+        if key not in self.user_dynamics:
+            self.user_dynamics[key] = UserDynamics(self.model, spec.owner, host)
+        return self.user_dynamics[key]
+
+    def view_id(self) -> int:
+        view = self.model.view
+        self.held[id(view)] = view
+        return id(view)
