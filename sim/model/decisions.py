@@ -39,7 +39,7 @@ from itertools import product
 import numpy as np
 
 from sim.model.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
-                        stake, substitutes)
+                        stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -225,7 +225,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     users = scenario.users
     spec = scenario.messaging[host]
     links = free_links(model, host)
-    subs = substitutes(scenario)
+    subs = model.substitutes
     visit_value = owner_visit_value(model, spec.owner)
     on_host = host_bits(len(scenario.messaging))[:, host]                   # (2**M,)
     per_view_loss, owner_per_view = {}, {}

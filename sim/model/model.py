@@ -14,7 +14,7 @@ from mesa.datacollection import DataCollector
 from sim.model.agents import AgentUsers, Platform, Regulator
 from sim.model.array_engine import ArrayUsers
 from sim.model.cohorts import Cohorts
-from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
+from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake, substitutes
 from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
@@ -65,6 +65,7 @@ class WalledGardenModel(Model):
         self.regulator = Regulator(self, scenario.regulator)
         self.platforms = [Platform(self, spec) for spec in scenario.platforms]
         self.cohorts = Cohorts.of(scenario)
+        self.substitutes = substitutes(scenario)    # fixed by the scenario; read every view
         self.users = ENGINES[scenario.engine](self)
         self.settle_users(scenario.users.burn_in)
         self.count_users()
@@ -117,7 +118,7 @@ class WalledGardenModel(Model):
         week = self.steps
         return market_view(self.scenario, self.links, self.regulator.penalties(week),
                            self.regulator.suspended(week), self.regulator.interoperable(week),
-                           self.cohorts)
+                           self.cohorts, self.substitutes)
 
     def user_profile(self) -> UserProfile:
         masks = np.asarray(self.users.masks(), dtype=np.int64)
