@@ -474,11 +474,10 @@ class Evaluation:
 
 
 def team_value(model, hosts: list[int], periods: list[int], start: dict,
-               cache: ReviewCache | None = None) -> float:
+               cache: ReviewCache) -> float:
     """The owner's value of its hosts' current policies against all of them open:
     sum_i V_i(p_i | hosts before i at their policies, hosts after i open), which
     telescopes to V(p_1..p_n) - V(open..open)."""
-    cache = cache or ReviewCache(model)
     saved = model.links.state.copy()
     total = 0.0
     try:
@@ -497,17 +496,19 @@ def team_value(model, hosts: list[int], periods: list[int], start: dict,
 
 
 class ReviewCache:
-    """What one review would otherwise compute again and again. While a review runs only
-    the link states change (the week's users, traffic, revenue and regulator stay), so a
-    market view is a function of the states; a host's evaluation, of the states and the
-    view it reads; the users' dynamics, of the view, the owner and the host's discount
-    and horizon. Views are keyed by identity and held here, so that no id is reused and
-    a view the review did not build (a learner's changes can leave `model.view` behind
-    the states) is never taken for the states' own."""
+    """What the week's link reviews would otherwise compute again and again. While the
+    platforms review their links only the link states change (the week's users, traffic,
+    revenue and regulator stay), so a market view is a function of the states; a host's
+    evaluation, of the states, the view it reads and the links ever opened; the users'
+    dynamics, of the view, the owner and the host's discount and horizon. Views are
+    keyed by identity and held here, so that no id is reused and a view this cache did
+    not build (a learner's changes can leave `model.view` behind the states) is never
+    taken for the states' own. Made when `model.view` is the current states' own."""
 
     def __init__(self, model):
         self.model = model
-        self.views: dict[bytes, object] = {}            # states -> their market view
+        states = model.links.state.tobytes()
+        self.views: dict[bytes, object] = {states: model.view}   # states -> their view
         self.held: dict[int, object] = {}               # id -> every view keyed on
         self.evaluations: dict[tuple, Evaluation] = {}
         self.user_dynamics: dict[tuple, UserDynamics] = {}
@@ -521,7 +522,9 @@ class ReviewCache:
 
     def evaluation(self, host: int, period: int, start) -> Evaluation:
         """`Evaluation(model, host, period, start)` at the current states and view."""
-        key = (host, period, tuple(start), self.model.links.state.tobytes(), self.view_id())
+        links = self.model.links
+        key = (host, period, tuple(start), links.state.tobytes(), links.ever_opened.tobytes(),
+               self.view_id())
         if key not in self.evaluations:
             self.evaluations[key] = Evaluation(self.model, host, period, start, self)
         return self.evaluations[key]

@@ -14,6 +14,7 @@ from mesa.datacollection import DataCollector
 from sim.model.agents import AgentUsers, Platform, Regulator
 from sim.model.array_engine import ArrayUsers
 from sim.model.cohorts import Cohorts
+from sim.model.decisions import ReviewCache
 from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake, substitutes
 from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
@@ -83,6 +84,7 @@ class WalledGardenModel(Model):
         self.diverted = np.zeros(len(scenario.content))
         self.diverted_value = 0.0
         self.surplus = (0.0, 0.0)
+        self.reviews: ReviewCache | None = None     # during the week's link reviews
         self.datacollector = DataCollector(model_reporters={
             column: partial(latest, column=column)
             for column in columns(scenario) if column != "replicate"})
@@ -96,9 +98,11 @@ class WalledGardenModel(Model):
         self.settle_accounts()
         self.profile = self.user_profile()
         self.surplus = choice_surplus(self.view, self.scenario.users, self.profile)
+        self.reviews = ReviewCache(self)    # what the week's reviews share; model.view is fresh
         for platform in self.platforms:
             platform.review_links()
-        self.view = self.market_view()
+        self.view = self.reviews.market_view()
+        self.reviews = None
         self.joined = self.users.choose_platforms(self.view)
         self.count_users()
         self.rows.append(step_row(self))

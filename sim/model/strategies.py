@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.model.decisions import Plan, ReviewCache, free_links, link_values, team_value
+from sim.model.decisions import Plan, free_links, link_values, team_value
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.rules import choice_probabilities
 
@@ -92,7 +92,7 @@ class BestResponse(Strategy):
         start = model.links.state.copy()
         begin = {h: [start[h, c, s] for c, s in free_links(model, h)] for h in hosts}
         visited: dict[bytes, tuple[np.ndarray, float]] = {}
-        cache = ReviewCache(model)            # the rounds revisit states and views
+        cache = model.reviews                 # the rounds revisit states and views
         for _ in range(self.ROUNDS if len(team) > 1 else 1):
             for platform, period in zip(team, periods):
                 evaluation = cache.evaluation(platform.host, period, begin[platform.host])
