@@ -34,6 +34,7 @@ for every policy worth considering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
 
 import numpy as np
@@ -447,10 +448,12 @@ class Evaluation:
         return (self.worth[rows, states].sum(axis=1)
                 - self.outlook.expected(counts, forced_value, reblocking))
 
-    def plans(self) -> list[Plan]:
-        """The best policy for each number of violating links on each surface: links are
-        additive, so for every count vector the best policy violates on the links that
-        gain most from it, and these few plans contain the best policy overall."""
+    @cached_property
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The link states (P, L) and values (P,) of the best policy for each number of
+        violating links on each surface: links are additive, so for every count vector
+        the best policy violates on the links that gain most from it, and these few plans
+        contain the best policy overall."""
         worth, rows = self.worth, np.arange(len(self.worth))
         lawful = [a for a in STATE_LIST if a not in self.violating_states]
         best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
@@ -468,9 +471,13 @@ class Evaluation:
         counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
         chosen = rank[None, :] < counts[:, self.surfaces]
         states = np.where(chosen, best_violating[None, :], base[None, :])
+        return states, self.values_of(states)
+
+    def plans(self) -> list[Plan]:
+        """The candidates as plans."""
+        states, values = self.candidates
         # tolist() hands back Python ints and floats in one pass, not element by element
-        return [Plan(tuple(row), v)
-                for row, v in zip(states.tolist(), self.values_of(states).tolist())]
+        return [Plan(tuple(row), v) for row, v in zip(states.tolist(), values.tolist())]
 
 
 def team_value(model, hosts: list[int], periods: list[int], start: dict,

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.model.decisions import Plan, free_links, link_values, team_value
+from sim.model.decisions import free_links, link_values, team_value
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.rules import choice_probabilities
 
@@ -96,8 +96,9 @@ class BestResponse(Strategy):
         for _ in range(self.ROUNDS if len(team) > 1 else 1):
             for platform, period in zip(team, periods):
                 evaluation = cache.evaluation(platform.host, period, begin[platform.host])
-                plan = quantal(evaluation.plans(), model, platform.spec)
-                for (c, s), state in zip(evaluation.values.links, plan.states):
+                states, values = evaluation.candidates
+                plan = states[quantal(values, model, platform.spec)]
+                for (c, s), state in zip(evaluation.values.links, plan):
                     model.links.state[platform.host, c, s] = state
                 model.view = cache.market_view()
             key = model.links.state.tobytes()
@@ -114,13 +115,12 @@ class BestResponse(Strategy):
         model.view = cache.market_view()
 
 
-def quantal(plans: list[Plan], model, spec) -> Plan:
-    """A plan drawn by logit in its value, in weeks of the owner's revenue."""
+def quantal(values: np.ndarray, model, spec) -> int:
+    """The index of a plan drawn by logit in its value, in weeks of the owner's revenue."""
     scale = max(model.weekly_revenue(spec.owner), 1e-9)
-    weights = choice_probabilities(np.array([p.value for p in plans]) / scale,
-                                   spec.strategy_intensity)
+    weights = choice_probabilities(values / scale, spec.strategy_intensity)
     pick = np.searchsorted(np.cumsum(weights), model.rng.random() * weights.sum(), side="right")
-    return plans[min(int(pick), len(plans) - 1)]
+    return min(int(pick), len(values) - 1)
 
 
 @register
