@@ -287,6 +287,26 @@ def test_array_engine_results_do_not_depend_on_the_number_of_threads():
     assert one == two
 
 
+def test_array_engine_keeps_neighbour_counts_only_while_no_user_switches():
+    """The week's revisers read the profile's counts; once users switch, they are counted
+    again."""
+    from sim.model.array_engine import _neighbour_counts
+
+    scenario = small("china_2021", "engine=\"array\"", "users.revision_rate=0.5", size=12)
+    model = WalledGardenModel(scenario, rng=replicate_seed(2, 0))
+    users = model.users
+    everyone = np.arange(len(users.platforms))
+
+    def fresh():
+        return _neighbour_counts(everyone, users.platforms, *users.neighbourhood()[:-1],
+                                 2 ** len(scenario.messaging))
+    assert np.array_equal(users.neighbour_counts(), fresh())
+    assert users.counted_now() is not None
+    assert users.choose_platforms(model.view) > 0
+    assert users.counted_now() is None
+    assert np.array_equal(users.neighbour_counts(), fresh())
+
+
 @pytest.mark.parametrize("engine", ["array", "agent"])
 def test_burn_in_starts_the_market_at_its_rest_point(engine):
     """Analytical limit: in Brock & Durlauf's market (beta J < 1, one fixed point
