@@ -92,7 +92,7 @@ class UserDynamics:
     with them.
     """
 
-    def __init__(self, model, owner: str, host: int):
+    def __init__(self, model, owner: str, host: int, paths: list[np.ndarray] | None = None):
         scenario, view, profile = model.scenario, model.view, model.profile
         users = scenario.users
         spec = scenario.messaging[host]
@@ -119,7 +119,9 @@ class UserDynamics:
                                   for m in view.options], axis=-1)               # (G, K, K)
         self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
-        self.paths: list[np.ndarray] = []          # traffic(P) for P = 0, 1, ...
+        # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
+        # same view and discount may share the list (`ReviewCache.dynamics`)
+        self.paths = [] if paths is None else paths
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
@@ -148,7 +150,7 @@ class UserDynamics:
         (ties shifting with the population), and the views between a user on set a and a
         tie on set b travel on route(a, b)."""
         if period >= len(self.paths):
-            self.paths = self.traffic_path(max(period, self.horizon))
+            self.paths[:] = self.traffic_path(max(period, self.horizon))
         return self.paths[period]
 
     def traffic_path(self, weeks: int) -> list[np.ndarray]:
@@ -507,10 +509,11 @@ class ReviewCache:
     platforms review their links only the link states change (the week's users, traffic,
     revenue and regulator stay), so a market view is a function of the states; a host's
     evaluation, of the states, the view it reads and the links ever opened; the users'
-    dynamics, of the view, the owner and the host's discount and horizon. Views are
-    keyed by identity and held here, so that no id is reused and a view this cache did
-    not build (a learner's changes can leave `model.view` behind the states) is never
-    taken for the states' own. Made when `model.view` is the current states' own."""
+    dynamics, of the view, the owner and the host's discount and horizon (their traffic
+    path, of the view and the discount). Views are keyed by identity and held here, so
+    that no id is reused and a view this cache did not build (a learner's changes can
+    leave `model.view` behind the states) is never taken for the states' own. Made when
+    `model.view` is the current states' own."""
 
     def __init__(self, model):
         self.model = model
@@ -519,6 +522,7 @@ class ReviewCache:
         self.held: dict[int, object] = {}               # id -> every view keyed on
         self.evaluations: dict[tuple, Evaluation] = {}
         self.user_dynamics: dict[tuple, UserDynamics] = {}
+        self.paths: dict[tuple, list[np.ndarray]] = {}   # (discount, view) -> traffic path
 
     def market_view(self):
         """The market view of the current link states."""
@@ -538,11 +542,13 @@ class ReviewCache:
 
     def dynamics(self, host: int) -> UserDynamics:
         """`UserDynamics(model, owner, host)` at the current view, shared by the owner's
-        hosts of the same discount and horizon."""
+        hosts of the same discount and horizon; its traffic path, by every owner's."""
         spec = self.model.scenario.messaging[host]
-        key = (spec.owner, spec.discount, spec.planning_horizon, self.view_id())
+        view = self.view_id()
+        key = (spec.owner, spec.discount, spec.planning_horizon, view)
         if key not in self.user_dynamics:
-            self.user_dynamics[key] = UserDynamics(self.model, spec.owner, host)
+            paths = self.paths.setdefault((spec.discount, view), [])
+            self.user_dynamics[key] = UserDynamics(self.model, spec.owner, host, paths)
         return self.user_dynamics[key]
 
     def view_id(self) -> int:
