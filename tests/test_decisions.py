@@ -12,6 +12,7 @@ from sim.model.decisions import (Evaluation, PenaltyOutlook, ReviewCache, UserDy
                                  free_links, link_values)
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.model import WalledGardenModel
+from sim.model.rules import choice_probabilities
 from sim.experiments.runner import replicate_seed, run_replicate
 from sim.scenario import load
 
@@ -155,6 +156,22 @@ def test_the_review_cache_gives_what_a_fresh_evaluation_gives():
     tencent, alibaba = cache.dynamics(0), cache.dynamics(2)
     assert tencent.paths is alibaba.paths and len(tencent.paths) > 4
     assert np.array_equal(alibaba.traffic(8), UserDynamics(model, "Alibaba", 2).traffic(8))
+
+
+def test_the_stacked_tie_shocks_are_each_links_own_shock():
+    """tie_shocks, one logit evaluation for all the links, gives each link's shock as
+    computed alone, to the last digit; and logit probabilities of a stack are each
+    slice's, for a wider set of options too."""
+    model = settled(week=6, size=16)
+    dynamics = UserDynamics(model, "Tencent", 0)
+    rng = np.random.default_rng(3)
+    ties = [-rng.random(dynamics.phi.shape[1:]) for _ in range(5)]
+    alone = [dynamics.shock(dynamics.sharing[:, None] * (dynamics.share @ t.T)) for t in ties]
+    assert np.array_equal(dynamics.tie_shocks(ties), np.array(alone))
+    assert dynamics.tie_shocks([]).shape == (0,) + alone[0].shape
+    wide = rng.normal(size=(5, 40, 10))
+    assert np.array_equal(choice_probabilities(wide, 2.0),
+                          np.array([choice_probabilities(w, 2.0) for w in wide]))
 
 
 def test_the_penalty_forward_pass_matches_every_audit_history():

@@ -127,7 +127,11 @@ class UserDynamics:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
         utility change du (R, K), per reviser: the logit probabilities recomputed, not
         linearised."""
-        moved = choice_probabilities(self.utilities + du, self.beta)
+        return self.shift(choice_probabilities(self.utilities + du, self.beta))
+
+    def shift(self, moved: np.ndarray) -> np.ndarray:
+        """(G, K): each cohort's shift of the chosen-set distribution when the choice
+        probabilities move from p to `moved` (R, K)."""
         return self.members.T @ (self.weight[:, None] * (moved - self.p)) / max(self.people, 1.0)
 
     def slope(self, du: np.ndarray) -> np.ndarray:
@@ -138,10 +142,15 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
-        """The direct shift for a change in the loss term per tie on each mask
-        (K, 2**M), felt by each user in proportion to their cohort's sharing."""
-        return self.shock(self.sharing[:, None] * (self.share @ per_tie.T))
+    def tie_shocks(self, per_tie: list[np.ndarray]) -> np.ndarray:
+        """(L, G, K): the direct shift for each of L changes in the loss term per tie on
+        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing.
+        One logit evaluation over the stack, not one per change: numpy's per-call cost
+        exceeds the arithmetic at these sizes."""
+        du = np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in per_tie])
+        moved = choice_probabilities(self.utilities + du.reshape(-1, *self.p.shape), self.beta)
+        return np.array([self.shift(m) for m in moved]).reshape(
+            len(per_tie), self.members.shape[1], self.p.shape[1])
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -252,8 +261,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
         loss = extra[route]                                                     # (K, 2**M, C, S)
-        for i, (c, s) in enumerate(links):
-            shocks[i, a] = dynamics.tie_shock(-loss[:, :, c, s])
+        shocks[:, a] = dynamics.tie_shocks([-loss[:, :, c, s] for c, s in links])
     return LinkValues(links, by_route, shocks, dynamics)
 
 
