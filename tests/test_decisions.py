@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from sim.experiments import validation
-from sim.model.decisions import Evaluation, PenaltyOutlook, link_values
+from sim.model.decisions import (Evaluation, PenaltyOutlook, ReviewCache, UserDynamics,
+                                 free_links, link_values)
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.model import WalledGardenModel
+from sim.model.rules import choice_probabilities
 from sim.experiments.runner import replicate_seed, run_replicate
 from sim.scenario import load
 
@@ -125,6 +127,51 @@ def test_a_block_diverts_only_to_what_the_owner_holds():
     with_stake, without = diversion(), diversion("platforms.JD.stakes={}")
     assert without["Taobao"] == 0 < with_stake["Taobao"]
     assert with_stake["Douyin"] > 0 and without["Douyin"] > 0
+
+
+def test_the_review_cache_gives_what_a_fresh_evaluation_gives():
+    """From the week's review cache, an evaluation equals one computed afresh, at the
+    week's states and at others; states seen again give the same evaluation; a view left
+    behind the states (a link moved, the view not rebuilt) is not taken for the states'
+    own; owners share the users' traffic path."""
+    model = settled(week=6, size=16)
+    cache = ReviewCache(model)
+    links = free_links(model, 0)
+    start = [model.links.state[0, c, s] for c, s in links]
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a.candidates, b.candidates))
+    first = cache.evaluation(0, 4, start)
+    assert same(first, Evaluation(model, 0, 4, start))
+    (c, s), was = links[0], start[0]
+    model.links.state[0, c, s] = OPEN if was == BLOCKED else BLOCKED
+    stale = cache.evaluation(0, 4, start)
+    assert same(stale, Evaluation(model, 0, 4, start))
+    model.view = cache.market_view()
+    moved = cache.evaluation(0, 4, start)
+    assert same(moved, Evaluation(model, 0, 4, start)) and not same(moved, stale)
+    model.links.state[0, c, s] = was
+    model.view = cache.market_view()
+    assert cache.evaluation(0, 4, start) is first
+    tencent, alibaba = cache.dynamics(0), cache.dynamics(2)
+    assert tencent.paths is alibaba.paths and len(tencent.paths) > 4
+    assert np.array_equal(alibaba.traffic(8), UserDynamics(model, "Alibaba", 2).traffic(8))
+
+
+def test_the_stacked_tie_shocks_are_each_links_own_shock():
+    """tie_shocks, one logit evaluation for all the links, gives each link's shock as
+    computed alone, to the last digit; and logit probabilities of a stack are each
+    slice's, for a wider set of options too."""
+    model = settled(week=6, size=16)
+    dynamics = UserDynamics(model, "Tencent", 0)
+    rng = np.random.default_rng(3)
+    ties = [-rng.random(dynamics.phi.shape[1:]) for _ in range(5)]
+    alone = [dynamics.shock(dynamics.sharing[:, None] * (dynamics.share @ t.T)) for t in ties]
+    assert np.array_equal(dynamics.tie_shocks(ties), np.array(alone))
+    assert dynamics.tie_shocks([]).shape == (0,) + alone[0].shape
+    wide = rng.normal(size=(5, 40, 10))
+    assert np.array_equal(choice_probabilities(wide, 2.0),
+                          np.array([choice_probabilities(w, 2.0) for w in wide]))
 
 
 def test_the_penalty_forward_pass_matches_every_audit_history():

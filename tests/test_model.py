@@ -8,7 +8,7 @@ import pytest
 from sim.experiments import validation
 from sim.model.market import WARNED_OK
 from sim.model.metrics import choice_surplus
-from sim.model.model import WalledGardenModel
+from sim.model.model import UserProfile, WalledGardenModel
 from sim.experiments.runner import replicate_seed, run_replicate
 
 from conftest import small
@@ -92,6 +92,20 @@ def test_inclusive_value_of_every_user_from_a_direct_computation():
         finite = np.array([u for u in utilities if np.isfinite(u)])
         direct += np.log(np.exp(users.choice_intensity * finite).sum()) / users.choice_intensity
     assert included == pytest.approx(direct, rel=1e-9)
+
+
+def test_user_profile_merges_identical_users_in_the_order_of_np_unique():
+    """The profile's rows, their order and their weights are np.unique's over the rows
+    (cohort, mask, counts): the order fixes the last digits of every sum over them."""
+    rng = np.random.default_rng(5)
+    cohorts, masks = rng.integers(0, 3, 500).astype(np.uint8), rng.integers(1, 8, 500)
+    counts = rng.integers(0, 4, (500, 2)).astype(np.int32)      # many users alike
+    profile = UserProfile.of(cohorts, masks, counts)
+    rows, weight = np.unique(np.column_stack([cohorts, masks, counts]).astype(np.int64),
+                             axis=0, return_counts=True)
+    assert np.array_equal(np.column_stack([profile.cohort, profile.current, profile.counts]),
+                          rows)
+    assert np.array_equal(profile.weight, weight) and weight.max() > 1
 
 
 @pytest.mark.parametrize("name", ["china_2021", "no_regulation"])
@@ -271,6 +285,26 @@ def test_array_engine_results_do_not_depend_on_the_number_of_threads():
     finally:
         numba.set_num_threads(before)
     assert one == two
+
+
+def test_array_engine_keeps_neighbour_counts_only_while_no_user_switches():
+    """The week's revisers read the profile's counts; once users switch, they are counted
+    again."""
+    from sim.model.array_engine import _neighbour_counts
+
+    scenario = small("china_2021", "engine=\"array\"", "users.revision_rate=0.5", size=12)
+    model = WalledGardenModel(scenario, rng=replicate_seed(2, 0))
+    users = model.users
+    everyone = np.arange(len(users.platforms))
+
+    def fresh():
+        return _neighbour_counts(everyone, users.platforms, *users.neighbourhood()[:-1],
+                                 2 ** len(scenario.messaging))
+    assert np.array_equal(users.neighbour_counts(), fresh())
+    assert users.counted_now() is not None
+    assert users.choose_platforms(model.view) > 0
+    assert users.counted_now() is None
+    assert np.array_equal(users.neighbour_counts(), fresh())
 
 
 @pytest.mark.parametrize("engine", ["array", "agent"])

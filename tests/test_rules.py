@@ -6,8 +6,8 @@ import pytest
 from sim.model.market import (ABANDONED, BLOCKED, DIRECT, LOST, OPEN, TOKEN_FAIL, TOKEN_OK,
                         UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, LinkPolicy, market_view,
                         stake, substitutes)
-from sim.model.rules import (inclusive_value, logit_choice, option_utilities, share_outcome,
-                       view_loss, view_odds)
+from sim.model.rules import (inclusive_value, logit_choice, option_utilities, row_max,
+                       share_outcome, view_loss, view_odds)
 
 from conftest import small
 
@@ -117,6 +117,16 @@ def test_logit_choice_frequencies_match_the_logit_probabilities():
     uniform = logit_choice(np.tile(utilities, (90_000, 1)), 0.0, rng.random(90_000))
     assert np.bincount(uniform, minlength=4) / 90_000 == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3],
                                                                       abs=0.01)
+
+
+def test_row_max_is_np_max_over_the_last_axis():
+    """Column by column, the same numbers as np.max (options at -inf, rows of one option,
+    a single row)."""
+    rng = np.random.default_rng(2)
+    utilities = rng.normal(size=(40, 7, 6))
+    utilities[utilities < -1.0] = -np.inf
+    for u in (utilities, utilities[..., :1], utilities[0, 0]):
+        assert np.array_equal(row_max(u), np.max(u, axis=-1))
 
 
 def test_utilities_reward_reach_and_charge_switching_and_friction(scenario):

@@ -77,6 +77,7 @@ class ArrayUsers:
         self.n_ties = _count_ties(self.user_cell, self.cell_user, self.width, self.height,
                                   self.offsets) + np.diff(self.extra_start).astype(np.int32)
         self.max_ties = max(len(self.offsets), int(self.n_ties.max(initial=0)))   # buffer size
+        self.counted: tuple[np.ndarray, np.ndarray] | None = None   # (masks, their counts)
 
     def masks(self) -> np.ndarray:
         return self.platforms
@@ -116,13 +117,24 @@ class ArrayUsers:
 
     def neighbour_counts(self) -> np.ndarray:
         """(n, 2**M): how many of each user's ties are on each mask (well mixed: the
-        whole population's counts)."""
+        whole population's counts). Kept, with the masks they were counted on, for the
+        week's revisers (read only)."""
         n_masks = 2 ** len(self.model.scenario.messaging)
         if self.model.scenario.grid.well_mixed:
             everyone = np.bincount(self.platforms, minlength=n_masks)
             return np.broadcast_to(everyone, (len(self.platforms), n_masks))
-        return _neighbour_counts(np.arange(len(self.platforms)), self.platforms,
-                                 *self.neighbourhood()[:-1], n_masks)
+        counts = self.counted_now()
+        if counts is None:
+            counts = _neighbour_counts(np.arange(len(self.platforms)), self.platforms,
+                                       *self.neighbourhood()[:-1], n_masks)
+            self.counted = (self.platforms.copy(), counts)
+        return counts
+
+    def counted_now(self) -> np.ndarray | None:
+        """Every user's kept neighbour counts, if no user has switched since."""
+        if self.counted is not None and np.array_equal(self.counted[0], self.platforms):
+            return self.counted[1]
+        return None
 
     def choose_platforms(self, view: MarketView) -> int:
         """Revisers decide on the same state, then all switch (synchronous revision)."""
@@ -132,8 +144,11 @@ class ArrayUsers:
         revisers = np.flatnonzero(self.revising)
         if len(revisers) == 0:
             return 0
+        kept = self.counted_now()            # the profile's, when it was taken this week
         if self.model.scenario.grid.well_mixed:
             counts = np.bincount(self.platforms, minlength=n_masks)[None, :]
+        elif kept is not None:
+            counts = kept[revisers]
         else:
             counts = _neighbour_counts(revisers, self.platforms, *self.neighbourhood()[:-1],
                                        n_masks)

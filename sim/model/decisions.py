@@ -34,12 +34,13 @@ for every policy worth considering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
 
 import numpy as np
 
 from sim.model.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
-                        stake, substitutes)
+                        stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -91,7 +92,7 @@ class UserDynamics:
     with them.
     """
 
-    def __init__(self, model, owner: str, host: int):
+    def __init__(self, model, owner: str, host: int, paths: list[np.ndarray] | None = None):
         scenario, view, profile = model.scenario, model.view, model.profile
         users = scenario.users
         spec = scenario.messaging[host]
@@ -118,13 +119,19 @@ class UserDynamics:
                                   for m in view.options], axis=-1)               # (G, K, K)
         self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
-        self.paths: dict[int, np.ndarray] = {}
+        # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
+        # same view and discount may share the list (`ReviewCache.dynamics`)
+        self.paths = [] if paths is None else paths
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
         utility change du (R, K), per reviser: the logit probabilities recomputed, not
         linearised."""
-        moved = choice_probabilities(self.utilities + du, self.beta)
+        return self.shift(choice_probabilities(self.utilities + du, self.beta))
+
+    def shift(self, moved: np.ndarray) -> np.ndarray:
+        """(G, K): each cohort's shift of the chosen-set distribution when the choice
+        probabilities move from p to `moved` (R, K)."""
         return self.members.T @ (self.weight[:, None] * (moved - self.p)) / max(self.people, 1.0)
 
     def slope(self, du: np.ndarray) -> np.ndarray:
@@ -135,10 +142,15 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shock(self, per_tie: np.ndarray) -> np.ndarray:
-        """The direct shift for a change in the loss term per tie on each mask
-        (K, 2**M), felt by each user in proportion to their cohort's sharing."""
-        return self.shock(self.sharing[:, None] * (self.share @ per_tie.T))
+    def tie_shocks(self, per_tie: list[np.ndarray]) -> np.ndarray:
+        """(L, G, K): the direct shift for each of L changes in the loss term per tie on
+        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing.
+        One logit evaluation over the stack, not one per change: numpy's per-call cost
+        exceeds the arithmetic at these sizes."""
+        du = np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in per_tie])
+        moved = choice_probabilities(self.utilities + du.reshape(-1, *self.p.shape), self.beta)
+        return np.array([self.shift(m) for m in moved]).reshape(
+            len(per_tie), self.members.shape[1], self.p.shape[1])
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -146,31 +158,36 @@ class UserDynamics:
         against this week's: users move between sets as their logit choices take them
         (ties shifting with the population), and the views between a user on set a and a
         tie on set b travel on route(a, b)."""
-        if period not in self.paths:
-            masks = len(self.route)
-            people = max(self.people, 1.0)
-            start = np.bincount(self.current, weights=self.weight, minlength=masks) / people
-            ties = np.zeros((masks, masks))
-            np.add.at(ties, self.current, self.weight[:, None] * self.share)
-            ties /= np.maximum(ties.sum(axis=1, keepdims=True), 1e-12)
-
-            def pairs(x, shift):
-                between = np.clip(ties + shift[None, :], 0.0, None)
-                between /= np.maximum(between.sum(axis=1, keepdims=True), 1e-12)
-                return np.bincount(self.route.ravel(), weights=(x[:, None] * between).ravel(),
-                                   minlength=masks)
-            before = pairs(start, np.zeros(masks))
-            x, total = start.copy(), np.zeros(masks)
-            for u in range(1, period + 1):
-                moved = self.utilities + (self.phi @ (x - start))[self.cohort]
-                chosen = np.zeros(masks)
-                chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
-                x = (1 - self.rate) * x + self.rate * chosen
-                ratio = np.divide(pairs(x, x - start), before, out=np.ones(masks),
-                                  where=before > 0)
-                total += self.discount ** u * ratio
-            self.paths[period] = total
+        if period >= len(self.paths):
+            self.paths[:] = self.traffic_path(max(period, self.horizon))
         return self.paths[period]
+
+    def traffic_path(self, weeks: int) -> list[np.ndarray]:
+        """`traffic` of every period from 0 to `weeks`: one pass along the users' path
+        serves every period (a period's sum is the path's partial sum)."""
+        masks = len(self.route)
+        people = max(self.people, 1.0)
+        start = np.bincount(self.current, weights=self.weight, minlength=masks) / people
+        ties = np.zeros((masks, masks))
+        np.add.at(ties, self.current, self.weight[:, None] * self.share)
+        ties /= np.maximum(ties.sum(axis=1, keepdims=True), 1e-12)
+
+        def pairs(x, shift):
+            between = np.clip(ties + shift[None, :], 0.0, None)
+            between /= np.maximum(between.sum(axis=1, keepdims=True), 1e-12)
+            return np.bincount(self.route.ravel(), weights=(x[:, None] * between).ravel(),
+                               minlength=masks)
+        before = pairs(start, np.zeros(masks))
+        x, totals = start.copy(), [np.zeros(masks)]
+        for u in range(1, weeks + 1):
+            moved = self.utilities + (self.phi @ (x - start))[self.cohort]
+            chosen = np.zeros(masks)
+            chosen[self.options] = self.weight @ choice_probabilities(moved, self.beta) / people
+            x = (1 - self.rate) * x + self.rate * chosen
+            ratio = np.divide(pairs(x, x - start), before, out=np.ones(masks),
+                              where=before > 0)
+            totals.append(totals[-1] + self.discount ** u * ratio)
+        return totals
 
     def gain(self, period: int) -> np.ndarray:
         """(G, K): the discounted revenue of a unit direct shift of each cohort held for
@@ -213,13 +230,14 @@ def owner_visit_value(model, owner: str) -> np.ndarray:
     return np.array([stake(c, owner) * c.revenue_per_visit for c in model.scenario.content])
 
 
-def link_values(model, host: int) -> LinkValues:
-    """dD and dR of every free rival link of the host, in each state."""
+def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValues:
+    """dD and dR of every free rival link of the host, in each state (the users' dynamics
+    from the review's `cache`, if given)."""
     scenario, view = model.scenario, model.view
     users = scenario.users
     spec = scenario.messaging[host]
     links = free_links(model, host)
-    subs = substitutes(scenario)
+    subs = model.substitutes
     visit_value = owner_visit_value(model, spec.owner)
     on_host = host_bits(len(scenario.messaging))[:, host]                   # (2**M,)
     per_view_loss, owner_per_view = {}, {}
@@ -235,7 +253,7 @@ def link_values(model, host: int) -> LinkValues:
                                               - owner_per_view[OPEN][:, c, s])
                           for a in STATE_LIST] for c, s in links]).reshape(
         len(links), 3, len(on_host))
-    dynamics = UserDynamics(model, spec.owner, host)
+    dynamics = cache.dynamics(host) if cache else UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
     shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
@@ -243,8 +261,7 @@ def link_values(model, host: int) -> LinkValues:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
         loss = extra[route]                                                     # (K, 2**M, C, S)
-        for i, (c, s) in enumerate(links):
-            shocks[i, a] = dynamics.tie_shock(-loss[:, :, c, s])
+        shocks[:, a] = dynamics.tie_shocks([-loss[:, :, c, s] for c, s in links])
     return LinkValues(links, by_route, shocks, dynamics)
 
 
@@ -405,9 +422,10 @@ class Evaluation:
     and the expected penalty, which depends only on how many links violate on each
     surface."""
 
-    def __init__(self, model, host: int, period: int, start: np.ndarray | None = None):
+    def __init__(self, model, host: int, period: int, start: np.ndarray | None = None,
+                 cache: ReviewCache | None = None):
         spec = model.scenario.messaging[host]
-        self.values = values = link_values(model, host)
+        self.values = values = link_values(model, host, cache)
         links = values.links
         current = np.array([model.links.state[host, c, s] for c, s in links], dtype=int)
         self.start = start = current if start is None else np.asarray(start, dtype=int)
@@ -440,10 +458,12 @@ class Evaluation:
         return (self.worth[rows, states].sum(axis=1)
                 - self.outlook.expected(counts, forced_value, reblocking))
 
-    def plans(self) -> list[Plan]:
-        """The best policy for each number of violating links on each surface: links are
-        additive, so for every count vector the best policy violates on the links that
-        gain most from it, and these few plans contain the best policy overall."""
+    @cached_property
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The link states (P, L) and values (P,) of the best policy for each number of
+        violating links on each surface: links are additive, so for every count vector
+        the best policy violates on the links that gain most from it, and these few plans
+        contain the best policy overall."""
         worth, rows = self.worth, np.arange(len(self.worth))
         lawful = [a for a in STATE_LIST if a not in self.violating_states]
         best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
@@ -461,11 +481,17 @@ class Evaluation:
         counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
         chosen = rank[None, :] < counts[:, self.surfaces]
         states = np.where(chosen, best_violating[None, :], base[None, :])
-        return [Plan(tuple(int(a) for a in row), float(v))
-                for row, v in zip(states, self.values_of(states))]
+        return states, self.values_of(states)
+
+    def plans(self) -> list[Plan]:
+        """The candidates as plans."""
+        states, values = self.candidates
+        # tolist() hands back Python ints and floats in one pass, not element by element
+        return [Plan(tuple(row), v) for row, v in zip(states.tolist(), values.tolist())]
 
 
-def team_value(model, hosts: list[int], periods: list[int], start: dict) -> float:
+def team_value(model, hosts: list[int], periods: list[int], start: dict,
+               cache: ReviewCache) -> float:
     """The owner's value of its hosts' current policies against all of them open:
     sum_i V_i(p_i | hosts before i at their policies, hosts after i open), which
     telescopes to V(p_1..p_n) - V(open..open)."""
@@ -474,13 +500,66 @@ def team_value(model, hosts: list[int], periods: list[int], start: dict) -> floa
     try:
         for i in reversed(range(len(hosts))):
             host = hosts[i]
-            evaluation = Evaluation(model, host, periods[i], start[host])
+            evaluation = cache.evaluation(host, periods[i], start[host])
             states = [model.links.state[host, c, s] for c, s in evaluation.values.links]
             total += evaluation.value(states)
             for c, s in evaluation.values.links:
                 model.links.state[host, c, s] = OPEN
-            model.view = model.market_view()
+            model.view = cache.market_view()
     finally:
         model.links.state[:] = saved
-        model.view = model.market_view()
+        model.view = cache.market_view()
     return total
+
+
+class ReviewCache:
+    """What the week's link reviews would otherwise compute again and again. While the
+    platforms review their links only the link states change (the week's users, traffic,
+    revenue and regulator stay), so a market view is a function of the states; a host's
+    evaluation, of the states, the view it reads and the links ever opened; the users'
+    dynamics, of the view, the owner and the host's discount and horizon (their traffic
+    path, of the view and the discount). Views are keyed by identity and held here, so
+    that no id is reused and a view this cache did not build (a learner's changes can
+    leave `model.view` behind the states) is never taken for the states' own. Made when
+    `model.view` is the current states' own."""
+
+    def __init__(self, model):
+        self.model = model
+        states = model.links.state.tobytes()
+        self.views: dict[bytes, object] = {states: model.view}   # states -> their view
+        self.held: dict[int, object] = {}               # id -> every view keyed on
+        self.evaluations: dict[tuple, Evaluation] = {}
+        self.user_dynamics: dict[tuple, UserDynamics] = {}
+        self.paths: dict[tuple, list[np.ndarray]] = {}   # (discount, view) -> traffic path
+
+    def market_view(self):
+        """The market view of the current link states."""
+        key = self.model.links.state.tobytes()
+        if key not in self.views:
+            self.views[key] = self.model.market_view()
+        return self.views[key]
+
+    def evaluation(self, host: int, period: int, start) -> Evaluation:
+        """`Evaluation(model, host, period, start)` at the current states and view."""
+        links = self.model.links
+        key = (host, period, tuple(start), links.state.tobytes(), links.ever_opened.tobytes(),
+               self.view_id())
+        if key not in self.evaluations:
+            self.evaluations[key] = Evaluation(self.model, host, period, start, self)
+        return self.evaluations[key]
+
+    def dynamics(self, host: int) -> UserDynamics:
+        """`UserDynamics(model, owner, host)` at the current view, shared by the owner's
+        hosts of the same discount and horizon; its traffic path, by every owner's."""
+        spec = self.model.scenario.messaging[host]
+        view = self.view_id()
+        key = (spec.owner, spec.discount, spec.planning_horizon, view)
+        if key not in self.user_dynamics:
+            paths = self.paths.setdefault((spec.discount, view), [])
+            self.user_dynamics[key] = UserDynamics(self.model, spec.owner, host, paths)
+        return self.user_dynamics[key]
+
+    def view_id(self) -> int:
+        view = self.model.view
+        self.held[id(view)] = view
+        return id(view)

@@ -245,9 +245,10 @@ def diversion_table(scenario: Scenario, links_state: np.ndarray, best: np.ndarra
 
 def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
                 suspended: np.ndarray, interoperable: bool = False,
-                cohorts: Cohorts | None = None) -> MarketView:
+                cohorts: Cohorts | None = None, subs: np.ndarray | None = None) -> MarketView:
     """Build the view from the link policy, naming penalties (M,), suspensions (M,)
-    and whether messaging interoperability is in force.
+    and whether messaging interoperability is in force (`cohorts` and `subs`, the
+    scenario's `Cohorts` and `substitutes`, if the caller holds them).
 
     Two users share on the platforms they have in common. Users with none in common
     still reach each other if each is on an interconnected platform (every platform is,
@@ -266,7 +267,8 @@ def market_view(scenario: Scenario, links: LinkPolicy, penalties: np.ndarray,
     share_weights = weights[:, None] * np.array(surface_weights(scenario))[None, :]
     views = fanout(scenario)
     view_mean = users.share_value * np.array(by_surface(users.surface_value))
-    divert = diversion_table(scenario, state, best, substitutes(scenario))
+    subs = substitutes(scenario) if subs is None else subs
+    divert = diversion_table(scenario, state, best, subs)
     recovery = users.diverted_value * divert.sum(axis=-1)
     per_view = view_loss(best, view_mean[None, None, :], users, recovery)      # (2**M, C, S)
     per_tie = users.share_rate * (per_view * share_weights[None] * views[None, None, :]).sum(

@@ -14,7 +14,8 @@ from mesa.datacollection import DataCollector
 from sim.model.agents import AgentUsers, Platform, Regulator
 from sim.model.array_engine import ArrayUsers
 from sim.model.cohorts import Cohorts
-from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake
+from sim.model.decisions import ReviewCache
+from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake, substitutes
 from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
@@ -36,8 +37,14 @@ class UserProfile:
 
     @classmethod
     def of(cls, cohorts: np.ndarray, masks: np.ndarray, counts: np.ndarray) -> UserProfile:
-        rows, weight = np.unique(np.column_stack([cohorts, masks, counts]).astype(np.int64),
-                                 axis=0, return_counts=True)
+        # np.unique(axis=0)'s rows and counts, in its (lexicographic) order: it sorts the
+        # rows as opaque records, which is slow; a lexsort on the columns is not
+        table = np.column_stack([cohorts, masks, counts]).astype(np.int64)
+        table = table[np.lexsort(table.T[::-1])]
+        first = np.ones(len(table), dtype=bool)
+        first[1:] = (table[1:] != table[:-1]).any(axis=1)
+        rows = table[first]
+        weight = np.diff(np.append(np.flatnonzero(first), len(table)))
         return cls(rows[:, 0], rows[:, 1], rows[:, 2:], weight)
 
 
@@ -59,6 +66,7 @@ class WalledGardenModel(Model):
         self.regulator = Regulator(self, scenario.regulator)
         self.platforms = [Platform(self, spec) for spec in scenario.platforms]
         self.cohorts = Cohorts.of(scenario)
+        self.substitutes = substitutes(scenario)    # fixed by the scenario; read every view
         self.users = ENGINES[scenario.engine](self)
         self.count_users()
         owners, hosts = len(scenario.owners), len(scenario.messaging)
@@ -75,6 +83,7 @@ class WalledGardenModel(Model):
         self.diverted = np.zeros(len(scenario.content))
         self.diverted_value = 0.0
         self.surplus = (0.0, 0.0)
+        self.reviews: ReviewCache | None = None     # during the week's link reviews
         self.datacollector = DataCollector(model_reporters={
             column: partial(latest, column=column)
             for column in columns(scenario) if column != "replicate"})
@@ -98,9 +107,11 @@ class WalledGardenModel(Model):
         self.settle_accounts()
         self.profile = self.user_profile()
         self.surplus = choice_surplus(self.view, self.scenario.users, self.profile)
+        self.reviews = ReviewCache(self)    # what the week's reviews share; model.view is fresh
         for platform in self.platforms:
             platform.review_links()
-        self.view = self.market_view()
+        self.view = self.reviews.market_view()
+        self.reviews = None
         self.joined = self.users.choose_platforms(self.view)
         self.count_users()
 
@@ -132,7 +143,7 @@ class WalledGardenModel(Model):
         week = self.steps
         return market_view(self.scenario, self.links, self.regulator.penalties(week),
                            self.regulator.suspended(week), self.regulator.interoperable(week),
-                           self.cohorts)
+                           self.cohorts, self.substitutes)
 
     def user_profile(self) -> UserProfile:
         masks = np.asarray(self.users.masks(), dtype=np.int64)

@@ -10,6 +10,8 @@ those, the engines draw the same events one by one.
 
 from __future__ import annotations
 
+from functools import reduce
+
 import numpy as np
 
 # Link states, ordered: a view takes the best (lowest) state among its route's platforms.
@@ -130,9 +132,18 @@ def choice_probabilities(utilities, intensity: float):
     """Logit probabilities of each option (0 for options at -inf)."""
     u = np.asarray(utilities, dtype=float)
     finite = np.isfinite(u)
-    best = np.max(np.where(finite, u, -np.inf), axis=-1, keepdims=True)
-    weights = np.where(finite, np.exp(intensity * np.where(finite, u - best, 0.0)), 0.0)
+    if finite.all():            # nothing excluded (the usual case): the same numbers, unmasked
+        weights = np.exp(intensity * (u - row_max(u)[..., None]))
+    else:
+        best = row_max(np.where(finite, u, -np.inf))[..., None]
+        weights = np.where(finite, np.exp(intensity * np.where(finite, u - best, 0.0)), 0.0)
     return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def row_max(u: np.ndarray) -> np.ndarray:
+    """np.max over the last axis, taken column by column: a maximum is exact in any
+    order, and numpy reduces along a short last axis row by row, slowly."""
+    return reduce(np.maximum, (u[..., k] for k in range(u.shape[-1])))
 
 
 def inclusive_value(utilities, intensity: float):

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.model.decisions import Evaluation, Plan, free_links, link_values, team_value
+from sim.model.decisions import free_links, link_values, team_value
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.rules import choice_probabilities
 
@@ -92,33 +92,35 @@ class BestResponse(Strategy):
         start = model.links.state.copy()
         begin = {h: [start[h, c, s] for c, s in free_links(model, h)] for h in hosts}
         visited: dict[bytes, tuple[np.ndarray, float]] = {}
+        cache = model.reviews                 # the rounds revisit states and views
         for _ in range(self.ROUNDS if len(team) > 1 else 1):
             for platform, period in zip(team, periods):
-                evaluation = Evaluation(model, platform.host, period, begin[platform.host])
-                plan = quantal(evaluation.plans(), model, platform.spec)
-                for (c, s), state in zip(evaluation.values.links, plan.states):
+                evaluation = cache.evaluation(platform.host, period, begin[platform.host])
+                states, values = evaluation.candidates
+                plan = states[quantal(values, model, platform.spec)]
+                for (c, s), state in zip(evaluation.values.links, plan):
                     model.links.state[platform.host, c, s] = state
-                model.view = model.market_view()
+                model.view = cache.market_view()
             key = model.links.state.tobytes()
             if key in visited:
                 break
             visited[key] = (model.links.state.copy(),
-                            team_value(model, hosts, periods, begin) if len(team) > 1 else 0.0)
+                            team_value(model, hosts, periods, begin, cache)
+                            if len(team) > 1 else 0.0)
         chosen, _ = max(visited.values(), key=lambda v: v[1])
         model.links.state[:] = start
         for h in hosts:
             for c, s in free_links(model, h):
                 model.links.set(h, c, s, int(chosen[h, c, s]))
-        model.view = model.market_view()
+        model.view = cache.market_view()
 
 
-def quantal(plans: list[Plan], model, spec) -> Plan:
-    """A plan drawn by logit in its value, in weeks of the owner's revenue."""
+def quantal(values: np.ndarray, model, spec) -> int:
+    """The index of a plan drawn by logit in its value, in weeks of the owner's revenue."""
     scale = max(model.weekly_revenue(spec.owner), 1e-9)
-    weights = choice_probabilities(np.array([p.value for p in plans]) / scale,
-                                   spec.strategy_intensity)
+    weights = choice_probabilities(values / scale, spec.strategy_intensity)
     pick = np.searchsorted(np.cumsum(weights), model.rng.random() * weights.sum(), side="right")
-    return plans[min(int(pick), len(plans) - 1)]
+    return min(int(pick), len(values) - 1)
 
 
 @register
