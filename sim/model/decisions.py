@@ -39,8 +39,8 @@ from itertools import product
 
 import numpy as np
 
-from sim.model.market import (BLOCKED, OPEN, WARNED, diversion_table, host_bits, route_states,
-                        stake)
+from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, diversion_table, host_bits,
+                        route_states, stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -526,13 +526,13 @@ class ReviewCache:
     def __init__(self, model):
         self.model = model
         states = model.links.state.tobytes()
-        self.views: dict[bytes, object] = {states: model.view}   # states -> their view
-        self.held: dict[int, object] = {}               # id -> every view keyed on
+        self.views: dict[bytes, MarketView] = {states: model.view}   # states -> their view
+        self.held: dict[int, MarketView] = {}           # id -> every view keyed on
         self.evaluations: dict[tuple, Evaluation] = {}
         self.user_dynamics: dict[tuple, UserDynamics] = {}
         self.paths: dict[tuple, list[np.ndarray]] = {}   # (discount, view) -> traffic path
 
-    def market_view(self):
+    def market_view(self) -> MarketView:
         """The market view of the current link states."""
         key = self.model.links.state.tobytes()
         if key not in self.views:
@@ -560,6 +560,7 @@ class ReviewCache:
         return self.user_dynamics[key]
 
     def view_id(self) -> int:
+        """The identity of `model.view`, which is held from now on."""
         view = self.model.view
         self.held[id(view)] = view
         return id(view)
