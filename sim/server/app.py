@@ -19,14 +19,16 @@ import datetime as dt
 import io
 import json
 import time
-from copy import deepcopy
 from pathlib import Path
 
+import anywidget
 import numpy as np
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
 import solara
 import solara.lab
+import traitlets
 from plotly.subplots import make_subplots
 from solara.server import settings as server_settings
 
@@ -39,6 +41,8 @@ from sim.scenario import MAX_SEED, SURFACES, ScenarioError, load
 # `run.py serve` turns Solara's telemetry off before the server starts; this also
 # covers `solara run sim/server/app.py` from the moment the page is loaded.
 server_settings.telemetry.mixpanel_enable = False
+# plotly.js from the plotly package, served at /static/assets/plotly.min.js (plotly_view.js)
+server_settings.assets.extra_locations.append(str(Path(plotly.__file__).parent / "package_data"))
 
 SCENARIOS = Path(__file__).resolve().parent.parent.parent / "scenarios"
 DEFAULT_SCENARIO = "china_2021"
@@ -252,7 +256,7 @@ def grid_codes(model) -> tuple[np.ndarray, list, list]:
 
 def grid_traces(model) -> list[dict]:
     codes, token_x, token_y = grid_codes(model)
-    return [{"z": codes}, {"x": token_x, "y": token_y}]
+    return [{"z": codes.tolist()}, {"x": token_x, "y": token_y}]
 
 
 def grid_title(model) -> str:
@@ -357,75 +361,46 @@ def policy_figure(model) -> go.Figure:
     return fig
 
 
-def live_figure(figure: go.Figure, width: int | None):
-    """A FigureWidget holding the whole figure from its first message to the browser.
+class PlotlyView(anywidget.AnyWidget):
+    """A plotly figure on the page, drawn by plotly_view.js.
 
-    A FigureWidget's view draws what the widget held when it was built (the traits
-    _widget_data and _widget_layout); later changes reach only views already listening,
-    and nothing else updates those traits unless the figure is shown as a Jupyter
-    output (_repr_mimebundle_, plotly.py PR #4956), which Solara never does. A widget
-    built empty and filled in an effect drew nothing when the browser made its view
-    after the fill (a race with loading the widget's 5 MB of code, lost more often on a
-    loaded machine): the figure that sometimes stayed empty."""
-    from plotly.graph_objs import FigureWidget
+    Not plotly's FigureWidget, which sends plotly.js (5 MB) with every figure, shows in a
+    view made later (a tab shown again) only the figure it was built with, and inside
+    Solara never follows its column's width. This one loads plotly.js once per page from
+    this server, always draws its current state, and takes the width of its column."""
 
-    widget = FigureWidget(figure)
-    widget.layout.width = width
-    return widget
+    _esm = Path(__file__).with_name("plotly_view.js")
+    figure = traitlets.Dict().tag(sync=True)    # the whole figure as plotly JSON, per model
+    week = traitlets.Dict().tag(sync=True)      # what a week changes: {"data": [...], "layout": {}}
 
 
-def keep_for_new_views(widget) -> None:
-    """What a view made from now on starts from: the figure as it is now (as plotly's
-    _repr_mimebundle_ does), so a view made after a change still shows it."""
-    widget._widget_layout = deepcopy(widget._layout_obj._props)
-    widget._widget_data = deepcopy(widget._data)
+def week_changes(traces, title, model) -> dict:
+    """The data of each trace that changes week by week (and the title, if it does)."""
+    return {"data": traces(model), "layout": {"title": {"text": title(model)}} if title else {}}
 
 
 @solara.component
-def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
-    """A plotly figure built with the tab's first model, drawn in full again for each new
-    model, changed in place week by week, at the width its column has in the browser
-    (see fit_figures.vue). One widget for the tab's life: each carries plotly's 5 MB of
-    code to the browser, too much to send again on every Reset."""
-    widget = solara.use_memo(lambda: live_figure(build(model), width), [])
-    shown = solara.use_ref((model, week, width))
+def LivePlot(build, traces, model, week: int, title=None, on_click=None):
+    """A figure built once per model, its changing data sent week by week."""
+    widget = solara.use_memo(PlotlyView, [])
+    figure = solara.use_memo(lambda: json.loads(build(model).to_json()), [model])
     latest_click = solara.use_ref(on_click)
     latest_click.current = on_click
 
-    def clicked(change):
-        event = change["new"]
-        if latest_click.current is not None and event and event.get("event_type") == "plotly_click":
-            points = event["points"]
-            latest_click.current(points["xs"][0], points["ys"][0])
-
     def connect():
-        widget.observe(clicked, "_js2py_pointsCallback")
+        def clicked(_, point, buffers):
+            if latest_click.current is not None:
+                latest_click.current(point["x"], point["y"])
+        widget.on_msg(clicked)
         return widget.close
 
-    def redraw():
-        if shown.current == (model, week, width):
-            return
-        if shown.current[0] is not model:
-            fresh = build(model)
-            fresh.update_layout(width=width)
-            widget.data = ()
-            # a layout assigned whole reaches the browser as a difference, which never
-            # removes shapes: without this, an old model's deadline lines would stay
-            widget.layout.shapes = ()
-            widget.layout = fresh.layout
-            widget.add_traces(fresh.data)
-        else:
-            with widget.batch_update():
-                for trace, data in zip(widget.data, traces(model)):
-                    trace.update(data)
-                if title is not None:
-                    widget.layout.title.text = title(model)
-                widget.layout.width = width
-        keep_for_new_views(widget)
-        shown.current = (model, week, width)
+    def show():
+        with widget.hold_sync():        # one message: figure and week drawn together
+            widget.figure = figure
+            widget.week = week_changes(traces, title, model)
 
     solara.use_effect(connect, [])
-    solara.use_effect(redraw, [model, week, width])
+    solara.use_effect(show, [model, week])
     return solara.Column(children=[widget], margin=0)
 
 
@@ -598,35 +573,32 @@ def event_log(model) -> str:
             f"<th>detail</th></tr>{lines}</table>")
 
 
-@solara.component_vue("fit_figures.vue")
-def FitFigures(widths: dict, on_widths=None):
-    """Reports the width of each figure's column (see fit_figures.vue)."""
-
-
 @solara.component
-def Figure(name: str, build, traces, model, week: int, widths, title=None, on_click=None):
-    with solara.Column(classes=["figure-holder", f"figure-{name}"]):
-        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click)
-
-
-@solara.component
-def Views(model, week: int):
-    widths = solara.use_reactive({})
+def Views(model, week):
+    """Everything a week changes; the only part of the page drawn again at each Step
+    (`week` is read here, not in Page, so the controls are left alone)."""
+    week = week.value
     picked = solara.use_reactive(None)          # the cell clicked on the grid
-    FitFigures(widths=widths.value, on_widths=widths.set)
     solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
     with solara.Columns([5, 6], gutters_dense=True):
         with solara.Column():
-            Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title,
-                   on_click=lambda x, y: picked.set((int(x), int(y))))
+            LivePlot(grid_figure, grid_traces, model, week, grid_title,
+                     on_click=lambda x, y: picked.set((int(x), int(y))))
             html(user_card(model, *picked.value) if picked.value
                  else "_Click a cell to see that user's apps, ties and shares._")
-        Figure("time", time_figure, time_traces, model, week, widths)
+        LivePlot(time_figure, time_traces, model, week)
     with solara.Columns([6, 5], gutters_dense=True):
-        Figure("policy", policy_figure, policy_traces, model, week, widths)
+        LivePlot(policy_figure, policy_traces, model, week)
         with solara.Column():
             html("**Regulatory events** (newest first)")
             solara.HTML(tag="div", unsafe_innerHTML=event_log(model))
+
+
+@solara.component
+def RunDownload(model, week):
+    solara.FileDownload(lambda: run_csv(model), label="Download the run (CSV)",
+                        filename=f"{model.scenario.name}_week{week.value}.csv",
+                        mime_type="text/csv")
 
 
 @solara.component
@@ -683,9 +655,7 @@ def Page():
             solara.Info("Changed: press Reset to start again with these settings.")
         Controls(scenario, settings, problem)
         with solara.Row():
-            solara.FileDownload(lambda: run_csv(model.value), label="Download the run (CSV)",
-                                filename=f"{model.value.scenario.name}_week{week.value}.csv",
-                                mime_type="text/csv")
+            RunDownload(model.value, week)
         with solara.Row():
             if problem.value is None or problem.value.field != "Random seed":
                 solara.FileDownload(lambda: settings_toml(scenario.value, settings.value),
@@ -694,6 +664,6 @@ def Page():
                                     mime_type="application/toml")
     with solara.lab.Tabs():
         with solara.lab.Tab("Model"):
-            Views(model.value, week.value)
+            Views(model.value, week)
         with solara.lab.Tab("About this model"):
             html(ABOUT)
