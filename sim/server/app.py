@@ -232,31 +232,28 @@ def user_card(model, x: int, y: int) -> str:
 # --- figures: each has a builder and a function giving its traces' data, in order, so
 # --- that a new week changes the data of the figure in the browser, nothing else.
 
-def legend_entry(name: str, colour: str, symbol: str = "square") -> go.Scatter:
+def legend_entry(name: str, colour: str, size: int = 12) -> go.Scatter:
     return go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
-                      marker={"symbol": symbol, "color": colour, "size": 12,
+                      marker={"symbol": "square", "color": colour, "size": size,
                               "line": {"color": "#555", "width": 1}})
 
 
-def grid_codes(model) -> tuple[np.ndarray, list, list]:
-    """Each cell's colour code (0 empty, 1..M the single platform, M+1 several) and the
-    cells of users who paid a token this week."""
+def grid_codes(model) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's colour code (0 empty, 1..M the single platform, M+1 several), and 1
+    where its user paid a token this week."""
     grid = model.scenario.grid
     codes = np.zeros((grid.height, grid.width), dtype=int)
+    tokens = np.zeros_like(codes)
     several = len(model.scenario.messaging) + 1
-    token_x, token_y = [], []
     for user in model.agents_by_type[UserAgent]:
         x, y = user.cell.coordinate
         codes[y, x] = several if user.platforms & (user.platforms - 1) else user.platforms.bit_length()
-        if user.paid_token:
-            token_x.append(x)
-            token_y.append(y)
-    return codes, token_x, token_y
+        tokens[y, x] = user.paid_token
+    return codes, tokens
 
 
 def grid_traces(model) -> list[dict]:
-    codes, token_x, token_y = grid_codes(model)
-    return [{"z": codes.tolist()}, {"x": token_x, "y": token_y}]
+    return [{"z": codes.tolist()} for codes in grid_codes(model)]
 
 
 def grid_title(model) -> str:
@@ -268,12 +265,19 @@ def grid_figure(model) -> go.Figure:
     n = len(colours)
     scale = [[k / n, c] for i, c in enumerate(colours) for k in (i, i + 1)]
     side = model.scenario.grid.width
-    data, tokens = grid_traces(model)
+    platforms, tokens = grid_traces(model)
+    # A token is a black square in the middle of its cell: a second heatmap, clear where
+    # no token was paid, its cells shrunk by a gap of about 60% of a cell (in pixels, for
+    # the grid's usual 400-500 px). A heatmap is one image to the browser; a marker per
+    # token was an SVG element each, which made a week's redraw five times as slow.
+    gap = round(0.6 * 450 / side)
     fig = go.Figure([
-        go.Heatmap(**data, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
+        go.Heatmap(**platforms, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
                    hovertemplate="cell %{x}, %{y}<extra></extra>"),
-        go.Scatter(**tokens, mode="markers", name="paid a token this week", hoverinfo="skip",
-                   marker={"symbol": "circle", "color": TOKEN, "size": max(3, 180 // side)}),
+        go.Heatmap(**tokens, zmin=0, zmax=1, showscale=False, xgap=gap, ygap=gap,
+                   hoverinfo="skip", colorscale=[[0, "rgba(0,0,0,0)"], [0.5, "rgba(0,0,0,0)"],
+                                                 [0.5, TOKEN], [1, TOKEN]]),
+        legend_entry("paid a token this week", TOKEN, size=6),
         *[legend_entry(name, colour) for name, colour in platform_colours(model).items()],
         legend_entry("several apps", SEVERAL_APPS)])
     fig.update_layout(title=grid_title(model), height=560, autosize=True,
@@ -379,11 +383,26 @@ def week_changes(traces, title, model) -> dict:
     return {"data": traces(model), "layout": {"title": {"text": title(model)}} if title else {}}
 
 
+FIGURES: dict[tuple, dict] = {}
+
+
+def figure_json(build, model) -> dict:
+    """The figure as plotly JSON, built once per scenario for every tab and Reset: plotly
+    takes a tenth of a second or more to build one, and all that differs between two
+    models of a scenario is the data that `week_changes` sends anyway."""
+    key = (build.__name__, repr(model.scenario))
+    if key not in FIGURES:
+        if len(FIGURES) >= 60:                  # a class's scenarios, not every one tried
+            FIGURES.pop(next(iter(FIGURES)))
+        FIGURES[key] = json.loads(build(model).to_json())
+    return FIGURES[key]
+
+
 @solara.component
 def LivePlot(build, traces, model, week: int, title=None, on_click=None):
-    """A figure built once per model, its changing data sent week by week."""
-    widget = solara.use_memo(PlotlyView, [])
-    figure = solara.use_memo(lambda: json.loads(build(model).to_json()), [model])
+    """A figure drawn for each model, its changing data sent week by week."""
+    figure = solara.use_memo(lambda: figure_json(build, model), [model])
+    widget = solara.use_memo(lambda: PlotlyView(figure=figure, week=week_changes(traces, title, model)), [])
     latest_click = solara.use_ref(on_click)
     latest_click.current = on_click
 
@@ -455,17 +474,17 @@ fine at 10%), and WeChat had paused new registrations in July.
 ### Reading the page
 
 Each square of the grid is a person, coloured by the messaging app they use (grey: more
-than one); a black dot marks a person who paid a copy-paste token this week. The link
-policy shows, for each app (row) and service (column), whether a shared link opens
-(green), opens behind a warning page (amber) or is blocked (red), on each surface: chats,
-groups and the feed (Moments).
+than one); a small black square inside marks a person who paid a copy-paste token this
+week. The link policy shows, for each app (row) and service (column), whether a shared
+link opens (green), opens behind a warning page (amber) or is blocked (red), on each
+surface: chats, groups and the feed (Moments).
 
 ### A guided exercise
 
 1. Pick `china_2021`, press **Reset**, then **▶** until week 30. Which surface opens first,
    and which stays blocked? Compare with what happened in September 2021.
 2. Untick **Regulator orders links open**, Reset and play to week 30. How many links stay
-   blocked, and what happens to the black dots (tokens) and to consumer surplus? Use
+   blocked, and what happens to the black squares (tokens) and to consumer surplus? Use
    **Download the run (CSV)** for both runs and compare `friction_cost`.
 3. With the order on, set **Audits after the deadline** to 0 and then to 0.3, each time to
    week 52. Do the platforms block again once the deadline has passed? What does this say
@@ -532,8 +551,7 @@ def Controls(scenario, settings, problem):
     for key, label in MEASURES.items():
         solara.Checkbox(label=label, value=values[key], disabled=not order,
                         on_value=lambda on, key=key: set_value(key, on))
-    if off_note:
-        solara.Text(off_note, classes=["control-note"])
+    solara.Text(off_note, classes=["control-note"])     # empty, not absent: see Page
 
     html("**Users**")
     for name in ("token_cost", "share_rate", "multihoming_cost", "switching_cost"):
@@ -549,19 +567,22 @@ def Controls(scenario, settings, problem):
 
 
 def monitors(model) -> str:
-    rows = model.rows
-    last = rows[-1] if rows else {}
-    users = " · ".join(f'<span style="color:{colour}">■</span> {name} '
-                       f"{last.get(f'users_{name}', 0):.0%}"
-                       for name, colour in platform_colours(model).items())
-    blocked = " · ".join(f"{s} {last.get(f'links_blocked_{s}', 0)}" for s in SURFACES)
-    cells = [("week", week_label(model)), ("users (share, several apps count for each)", users), ("links blocked", blocked),
+    """The state now (users, blocks: also at week 0) and the week's flows (none at week 0)."""
+    last = model.rows[-1] if model.rows else {}
+    shares = model.user_counts() / max(model.population, 1)
+    users = " · ".join(f'<span style="color:{colour}">■</span> {name} {share:.0%}'
+                       for (name, colour), share in zip(platform_colours(model).items(), shares))
+    blocked = " · ".join(f"{surface} {n}" for surface, n in
+                         zip(SURFACES, model.links.blocked.sum(axis=(0, 1))))
+    cells = [("week", week_label(model)), ("users (share, several apps count for each)", users),
+             ("links blocked", blocked),
              ("friction paid this week", f"{last.get('friction_cost', 0.0):,.1f}"),
-             ("fines to date", f"{sum(r['fines'] for r in rows):,.1f}"),
+             ("fines to date", f"{sum(r['fines'] for r in model.rows):,.1f}"),
              ("consumer surplus this week", f"{last.get('consumer_surplus', 0.0):,.1f}")]
     return ('<div class="monitors" style="display:flex;flex-wrap:wrap;gap:6px 18px">'
-            + "".join(f'<div><div style="font-size:0.75em;color:#666">{name}</div>'
-                      f"<div><b>{value}</b></div></div>" for name, value in cells) + "</div>")
+            + "".join(f'<div><div class="monitor-name" style="font-size:0.75em;color:#666">'
+                      f'{name}</div><div class="monitor-value"><b>{value}</b></div></div>'
+                      for name, value in cells) + "</div>")
 
 
 def event_log(model) -> str:
@@ -653,7 +674,9 @@ def Page():
                          min=100, max=1000, step=50)
         if applied.value != (scenario.value, settings.value):
             solara.Info("Changed: press Reset to start again with these settings.")
-        Controls(scenario, settings, problem)
+        # keyed, so the note above coming and going leaves the controls in place: moved,
+        # they would be made anew, losing the focus and a value being typed or dragged
+        Controls(scenario, settings, problem).key("controls")
         with solara.Row():
             RunDownload(model.value, week)
         with solara.Row():
