@@ -402,7 +402,8 @@ def figure_json(build, model) -> dict:
 def LivePlot(build, traces, model, week: int, title=None, on_click=None):
     """A figure drawn for each model, its changing data sent week by week."""
     figure = solara.use_memo(lambda: figure_json(build, model), [model])
-    widget = solara.use_memo(lambda: PlotlyView(figure=figure, week=week_changes(traces, title, model)), [])
+    widget = solara.use_memo(
+        lambda: PlotlyView(figure=figure, week=week_changes(traces, title, model)), [])
     latest_click = solara.use_ref(on_click)
     latest_click.current = on_click
 
@@ -595,28 +596,27 @@ def event_log(model) -> str:
 
 
 @solara.component
-def Views(model, week):
-    """Everything a week changes; the only part of the page drawn again at each Step
-    (`week` is read here, not in Page, so the controls are left alone)."""
-    week = week.value
+def Views(model, week: solara.Reactive[int]):
+    """Everything a week changes: the only part of the page drawn again at each Step, as
+    the week is read here and not in Page (the controls are left alone)."""
     picked = solara.use_reactive(None)          # the cell clicked on the grid
     solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
     with solara.Columns([5, 6], gutters_dense=True):
         with solara.Column():
-            LivePlot(grid_figure, grid_traces, model, week, grid_title,
+            LivePlot(grid_figure, grid_traces, model, week.value, grid_title,
                      on_click=lambda x, y: picked.set((int(x), int(y))))
             html(user_card(model, *picked.value) if picked.value
                  else "_Click a cell to see that user's apps, ties and shares._")
-        LivePlot(time_figure, time_traces, model, week)
+        LivePlot(time_figure, time_traces, model, week.value)
     with solara.Columns([6, 5], gutters_dense=True):
-        LivePlot(policy_figure, policy_traces, model, week)
+        LivePlot(policy_figure, policy_traces, model, week.value)
         with solara.Column():
             html("**Regulatory events** (newest first)")
             solara.HTML(tag="div", unsafe_innerHTML=event_log(model))
 
 
 @solara.component
-def RunDownload(model, week):
+def RunDownload(model, week: solara.Reactive[int]):
     solara.FileDownload(lambda: run_csv(model), label="Download the run (CSV)",
                         filename=f"{model.scenario.name}_week{week.value}.csv",
                         mime_type="text/csv")
