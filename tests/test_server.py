@@ -214,12 +214,15 @@ def is_disabled(page, slider: str) -> bool:
 
 
 def set_slider(page, label: str, key: str, expected: str):
-    """Move a slider by a key (Home, End, ArrowRight...) and wait until it holds `expected`."""
-    slider = page.get_by_role("slider", name=label)
-    slider.focus()
+    """Move a slider by a key (Home, End, ArrowRight...) and wait until the server has
+    the value `expected` (its note, drawn by the server, shows it)."""
+    page.get_by_role("slider", name=label).focus()
     page.keyboard.press(key)
-    page.wait_for_function("([label, value]) => document.querySelector(`[aria-label='${label}']`)"
-                           ".getAttribute('aria-valuenow') === value", arg=[label, expected])
+    page.wait_for_function("""([label, value]) => {
+        const slider = document.querySelector(`[aria-label='${label}']`);
+        const note = slider.closest('.v-input').nextElementSibling.textContent;
+        return slider.getAttribute('aria-valuenow') === value && note.startsWith(value + ' ');
+    }""", arg=[label, expected])
 
 
 def slider_note(page, label: str) -> str:
@@ -430,17 +433,25 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
     page = open_page(chromium, server)
     press(page, "Step", 1)
     default = token_shares(page)
-    slider = page.get_by_role("slider", name="Token cost")
-    slider.focus()
-    page.keyboard.press("End")                                  # the highest token cost
-    page.wait_for_function("document.querySelector('[aria-label=\"Token cost\"]')"
-                           ".getAttribute('aria-valuenow') === '2'")
+    set_slider(page, "Token cost", "End", "2")                  # the highest token cost
     press(page, "Reset", 0)
     press(page, "Step", 1)
     expensive = token_shares(page)
     assert len(default) == len(expensive) == 1
     assert expensive[0] < default[0] / 2                         # far fewer tokens used
     assert page.problems == []
+    page.close()
+
+
+def test_play_runs_the_weeks_and_reset_stops_it(server, chromium):
+    page = open_page(chromium, server)
+    page.get_by_role("button", name="▶", exact=True).click()
+    page.wait_for_selector("text=Week 2")                      # weeks go by on their own
+    press(page, "Reset", 0)
+    expect(page.get_by_role("button", name="▶", exact=True)).to_be_visible()
+    press(page, "Step", 1)
+    rows = download(page, "Download the run (CSV)").read_text().splitlines()[1:]
+    assert [row.split(",")[1] for row in rows] == ["1"]          # the new model's one week
     page.close()
 
 

@@ -152,7 +152,7 @@ FIGURES_DRAWN = """() => { const plots = document.querySelectorAll('.js-plotly-p
 WEEK_SHOWN = """() => { const plots = document.querySelectorAll('.js-plotly-plot');
     const token = plots.length > 1 && plots[1].data && plots[1].data.find(t => t.name === 'token');
     return token && token.y ? token.y.length : 0; }"""
-PLAY_INTERVAL_MS, PLAY_WEEKS = 200, 15
+PLAY_INTERVAL_MS, PLAY_WARM_UP, PLAY_WEEKS = 200, 3, 25
 
 
 def new_tab_seconds(page, url: str, tabs: int = 3) -> float:
@@ -186,20 +186,21 @@ def step_seconds(page, steps: int) -> float:
 
 
 def play_steps_per_second(page) -> float:
-    """Weeks a second that Play shows in the browser, set to one every PLAY_INTERVAL_MS,
-    over PLAY_WEEKS weeks once it runs."""
+    """Weeks a second that Play shows in the browser, set to one every PLAY_INTERVAL_MS:
+    PLAY_WEEKS weeks timed from the week shown after PLAY_WARM_UP, so that the start of
+    Play is not counted."""
     slider = page.get_by_role("slider", name=re.compile("^Play: one week every"))
     slider.focus()
     while int(slider.get_attribute("aria-valuenow")) > PLAY_INTERVAL_MS:
         page.keyboard.press("ArrowLeft")
     page.wait_for_selector(f"text=Play: one week every {PLAY_INTERVAL_MS} ms")
     page.get_by_role("button", name="▶", exact=True).click()
-    first = page.evaluate(WEEK_SHOWN) + 1
+    first = page.evaluate(WEEK_SHOWN) + PLAY_WARM_UP
     page.wait_for_function(f"({WEEK_SHOWN})() >= {first}", timeout=60000, polling=10)
-    started = time.perf_counter()
-    page.wait_for_function(f"({WEEK_SHOWN})() >= {first + PLAY_WEEKS}", timeout=300000,
+    started, start = time.perf_counter(), page.evaluate(WEEK_SHOWN)
+    page.wait_for_function(f"({WEEK_SHOWN})() >= {start + PLAY_WEEKS}", timeout=300000,
                            polling=10)
-    rate = (page.evaluate(WEEK_SHOWN) - first) / (time.perf_counter() - started)
+    rate = (page.evaluate(WEEK_SHOWN) - start) / (time.perf_counter() - started)
     page.get_by_role("button", name="❚❚", exact=True).click()
     return rate
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -169,6 +170,39 @@ def build_model(name: str, settings: dict) -> WalledGardenModel:
     except ScenarioError as err:       # without the server's paths
         raise FieldError("Scenario", str(err).replace(str(SCENARIOS) + "/", "")) from None
     return WalledGardenModel(spec, rng=seed)
+
+
+class SpareModel:
+    """The default scenario's model, built ahead for the next new tab: building one takes
+    0.15-0.8 s here, most of the server's part in opening a tab. The next is built a
+    moment after a tab took the last, so as not to slow that tab's first render (both
+    would share the interpreter's lock), and one at a time."""
+
+    def __init__(self, delay: float = 1.0):
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.ready: tuple[dict, WalledGardenModel] | None = None
+        self.building = False
+
+    def take(self, settings: dict) -> WalledGardenModel:
+        with self.lock:
+            ready, self.ready = self.ready, None
+            if not self.building:
+                self.building = True
+                timer = threading.Timer(self.delay, self.build, [settings])
+                timer.daemon = True
+                timer.start()
+        if ready is not None and ready[0] == settings:      # not if the file changed since
+            return ready[1]
+        return build_model(DEFAULT_SCENARIO, settings)
+
+    def build(self, settings: dict) -> None:
+        model = build_model(DEFAULT_SCENARIO, settings)
+        with self.lock:
+            self.ready, self.building = (settings, model), False
+
+
+SPARE = SpareModel()
 
 
 def settings_toml(name: str, settings: dict) -> str:
@@ -627,26 +661,45 @@ def Page():
     # Built here, per browser tab: two students never share a model.
     scenario = solara.use_reactive(DEFAULT_SCENARIO)
     settings = solara.use_reactive(solara.use_memo(lambda: scenario_settings(DEFAULT_SCENARIO), []))
-    model = solara.use_reactive(solara.use_memo(
-        lambda: build_model(DEFAULT_SCENARIO, scenario_settings(DEFAULT_SCENARIO)), []))
+    model = solara.use_reactive(solara.use_memo(lambda: SPARE.take(settings.value), []))
     week = solara.use_reactive(0)
     playing = solara.use_reactive(False)
     interval = solara.use_reactive(300)
     problem = solara.use_reactive(None)
     applied = solara.use_reactive((DEFAULT_SCENARIO, settings.value))
 
-    def step():
+    # One week at a time, and none during a Reset: Step, Play's thread and Reset take
+    # turns. A Play stopped and started again quickly leaves its old thread running
+    # until it wakes (solara's threaded tasks are not stopped, only no longer current):
+    # that thread must see it is not the current one, and step nothing.
+    turn = solara.use_memo(threading.Lock, [])
+
+    def advance():
         model.value.step()
         week.set(model.value.steps)
 
-    def play():
-        while playing.value and model.value.steps < model.value.scenario.steps:
-            started = time.perf_counter()
-            step()
-            time.sleep(max(0.0, interval.value / 1000 - (time.perf_counter() - started)))
-        playing.set(False)
+    def step():
+        with turn:
+            advance()
 
-    solara.lab.use_task(play, dependencies=[playing.value], prefer_threaded=True)
+    def play():
+        # a week every interval on a schedule: a slow week (the platforms review their
+        # links) is made up by the next ones, at most one interval's worth, so Play keeps
+        # its rate while the weeks take less than the interval on average
+        due = time.perf_counter()
+        while True:
+            with turn:
+                if not (playing.value and player.is_current()):
+                    return
+                if model.value.steps >= model.value.scenario.steps:
+                    break
+                advance()
+            period = interval.value / 1000
+            due = max(due + period, time.perf_counter() - period)
+            time.sleep(max(0.0, due - time.perf_counter()))
+        playing.set(False)          # the run's last week
+
+    player = solara.lab.use_task(play, dependencies=[playing.value], prefer_threaded=True)
 
     def reset():
         try:
@@ -654,11 +707,12 @@ def Page():
         except FieldError as err:       # the running model stays
             problem.set(err)
             return
-        playing.set(False)
-        problem.set(None)
-        applied.set((scenario.value, settings.value))
-        model.set(fresh)
-        week.set(0)
+        with turn:
+            playing.set(False)
+            problem.set(None)
+            applied.set((scenario.value, settings.value))
+            model.set(fresh)
+            week.set(0)
 
     solara.Style(CSS)
     solara.Title("Walled gardens")
