@@ -116,6 +116,23 @@ def test_a_clicked_cell_shows_that_users_apps_ties_and_shares():
         len(user.last_views)
 
 
+def test_a_new_tab_takes_the_model_built_ahead_when_its_settings_match():
+    spare, settings = app.SpareModel(delay=0), app.scenario_settings("china_2021")
+    first = spare.take(settings)                  # none ready: built at once
+    deadline = time.time() + 120
+    while spare.ready is None and time.time() < deadline:       # the next, in the background
+        time.sleep(0.05)
+    ready = spare.ready[1]
+    assert spare.take(settings) is ready
+    codes = [app.grid_codes(model)[0] for model in (first, ready)]
+    assert (codes[0] == codes[1]).all() and ready.steps == 0        # the same model, unrun
+    while spare.ready is None and time.time() < deadline:
+        time.sleep(0.05)
+    unused = spare.ready[1]
+    other = spare.take({**settings, "seed": "5"})                   # not for these settings
+    assert other is not unused and other.scenario.seed == 5
+
+
 # --- the server
 
 def free_port() -> int:
