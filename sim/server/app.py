@@ -197,9 +197,14 @@ class SpareModel:
         return build_model(DEFAULT_SCENARIO, settings)
 
     def build(self, settings: dict) -> None:
-        model = build_model(DEFAULT_SCENARIO, settings)
-        with self.lock:
-            self.ready, self.building = (settings, model), False
+        model = None
+        try:
+            model = build_model(DEFAULT_SCENARIO, settings)
+        finally:            # one that failed leaves no spare, and the next tab tries again
+            with self.lock:
+                self.building = False
+                if model is not None:
+                    self.ready = (settings, model)
 
 
 SPARE = SpareModel()
