@@ -462,8 +462,8 @@ def cmd_bench(args) -> None:
     for r in summary["sweeps"]:
         print(f"sweep of {r['runs']} runs, {r['workers']} worker(s), {r['backend']}: "
               f"{r['runs_per_minute']:.1f} runs/minute")
-    for name, value in summary["reached"].items():
-        print(f"{name}: {value:,.2f} (target {summary['targets'][name]:,})")
+    for line in bench.target_lines(summary):
+        print(line)
     if "skipped" in summary["page"]:
         print(f"student page not timed in a browser: {summary['page']['skipped']}")
     print(f"results in {folder.path}/ (bench.json, bench.html, manifest.json)")

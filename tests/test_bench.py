@@ -53,3 +53,14 @@ def test_student_page_share_of_a_step_is_measured():
 
 def test_student_page_timing_says_why_when_there_is_no_browser(tmp_path):
     assert "no browser" in bench.page_timings(chromium=str(tmp_path / "none"))["skipped"]
+
+
+def test_each_target_is_printed_beside_its_figure_or_as_not_measured():
+    lines = bench.target_lines({"targets": bench.TARGETS, "reached": {
+        "page_new_tab_seconds": 2.5, "page_40x40_play_steps_per_second_at_200ms": 5.2}})
+    assert len(lines) == len(bench.TARGETS)
+    by_name = dict(line.split(": ", 1) for line in lines)
+    assert by_name["page_new_tab_seconds"] == "2.50 (target: at most 2.00; NOT met)"
+    assert by_name["page_40x40_play_steps_per_second_at_200ms"] == \
+        "5.20 (target: at least 5.00; met)"
+    assert by_name["case_1_100_seconds"] == "not measured (target: at most 120)"

@@ -1,6 +1,7 @@
 """The student server: its page's logic, and the page in a real browser (Playwright
 driving Debian's chromium). Screenshots go to results/test-artifacts/."""
 
+import csv
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import ROOT, SCENARIOS
 from sim.outputs.folders import OutputFolder
@@ -114,6 +116,23 @@ def test_a_clicked_cell_shows_that_users_apps_ties_and_shares():
         len(user.last_views)
 
 
+def test_a_new_tab_takes_the_model_built_ahead_when_its_settings_match():
+    spare, settings = app.SpareModel(delay=0), app.scenario_settings("china_2021")
+    first = spare.take(settings)                  # none ready: built at once
+    deadline = time.time() + 120
+    while spare.ready is None and time.time() < deadline:       # the next, in the background
+        time.sleep(0.05)
+    ready = spare.ready[1]
+    assert spare.take(settings) is ready
+    codes = [app.grid_codes(model)[0] for model in (first, ready)]
+    assert (codes[0] == codes[1]).all() and ready.steps == 0        # the same model, unrun
+    while spare.ready is None and time.time() < deadline:
+        time.sleep(0.05)
+    unused = spare.ready[1]
+    other = spare.take({**settings, "seed": "5"})                   # not for these settings
+    assert other is not unused and other.scenario.seed == 5
+
+
 # --- the server
 
 def free_port() -> int:
@@ -211,6 +230,35 @@ def is_disabled(page, slider: str) -> bool:
         "e => e.closest('.v-input').classList.contains('v-input--is-disabled')")
 
 
+def set_slider(page, label: str, key: str, expected: str):
+    """Move a slider by a key (Home, End, ArrowRight...) and wait until the server has
+    the value `expected` (its note, drawn by the server, shows it)."""
+    page.get_by_role("slider", name=label).focus()
+    page.keyboard.press(key)
+    page.wait_for_function("""([label, value]) => {
+        const slider = document.querySelector(`[aria-label='${label}']`);
+        const note = slider.closest('.v-input').nextElementSibling.textContent;
+        return slider.getAttribute('aria-valuenow') === value && note.startsWith(value + ' ');
+    }""", arg=[label, expected])
+
+
+def slider_note(page, label: str) -> str:
+    """The note under a slider: its value and unit."""
+    return page.get_by_role("slider", name=label).evaluate(
+        "e => e.closest('.v-input').nextElementSibling.textContent")
+
+
+def monitor_values(page) -> dict:
+    names = page.locator(".monitors .monitor-name").all_inner_texts()
+    return dict(zip(names, page.locator(".monitors .monitor-value").all_inner_texts()))
+
+
+def download(page, label: str) -> Path:
+    with page.expect_download() as started:
+        page.get_by_text(label).click()
+    return Path(started.value.path())
+
+
 def keep_screenshot(page, width: int, height: int):
     """A screenshot for results/test-artifacts/, by the output-folder rule: staged, then
     moved in; the other size's screenshot stays, and a file there the project did not
@@ -295,11 +343,106 @@ def test_figures_keep_their_data_after_the_about_tab(server, chromium):
 
 def test_csv_download_holds_the_weeks_run_so_far(server, chromium):
     page = open_at_week(chromium, server, 2)
-    with page.expect_download() as download:
-        page.get_by_text("Download the run (CSV)").click()
-    lines = Path(download.value.path()).read_text().splitlines()
+    lines = download(page, "Download the run (CSV)").read_text().splitlines()
     assert lines[0].startswith("replicate,step,") and "users_WeChat" in lines[0]
     assert [line.split(",")[1] for line in lines[1:]] == ["1", "2"]
+    page.close()
+
+
+def test_saved_settings_file_is_a_scenario_with_the_pages_settings(server, chromium, tmp_path):
+    page = open_page(chromium, server)
+    type_seed(page, "7")
+    set_slider(page, "Token cost", "End", "2")
+    saved = tmp_path / "scenarios" / "saved.toml"
+    shutil.copytree(SCENARIOS, saved.parent)
+    shutil.copy(download(page, "Save settings (scenario TOML)"), saved)
+    spec, own = load(saved), load(SCENARIOS / "china_2021.toml")
+    assert (spec.seed, spec.users.token_cost) == (7, 2.0)
+    assert spec.regulator == own.regulator and spec.grid == own.grid      # the rest as it was
+    page.close()
+
+
+DEADLINE_ENABLED = """() => !document.querySelector("[aria-label='Deadline']")
+    .closest('.v-input').classList.contains('v-input--is-disabled')"""
+# the grid cell under the mouse: plotly's axes map a cell to a pixel of the plot
+CELL_ON_SCREEN = """([x, y]) => {
+    const grid = document.querySelectorAll('.js-plotly-plot')[0];
+    const axes = grid._fullLayout, box = grid.getBoundingClientRect();
+    return [box.left + axes.xaxis._offset + axes.xaxis.l2p(x),
+            box.top + axes.yaxis._offset + axes.yaxis.l2p(y)];
+}"""
+
+
+def test_clicking_a_cell_shows_that_users_apps_ties_and_shares(server, chromium):
+    page = open_at_week(chromium, server, 1)
+    codes = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[0].data[0].z")
+    # a cell whose mirror image holds another colour, so a swapped x and y would show
+    x, y = next((x, y) for y in range(len(codes)) for x in range(y) if codes[y][x] != codes[x][y])
+    page.mouse.click(*page.evaluate(CELL_ON_SCREEN, [x, y]))
+    page.wait_for_selector(f"text=User at ({x}, {y})")
+    card = page.get_by_text(f"User at ({x}, {y})").locator("xpath=..").inner_text()
+    names = [p.name for p in load(SCENARIOS / "china_2021.toml").messaging]
+    uses = re.search(r"uses (.+?)\. ", card).group(1)
+    if codes[y][x] <= len(names):                 # one app: the one its colour shows
+        assert uses == names[codes[y][x] - 1]
+    else:                                         # grey: several apps
+        assert " + " in uses
+    ties, on_apps = re.search(r"(\d+) ties: (.+?)\. This week's shares \(\d+ views\)",
+                              card).groups()
+    assert int(ties) == sum(int(n) for n in re.findall(r"(\d+) on ", on_apps)) > 0
+    page.close()
+
+
+def test_monitors_show_the_state_and_follow_each_step(server, chromium):
+    page = open_page(chromium, server)
+    # a small grid, and an order with its deadline in week 2 and frequent audits: fines
+    choose_scenario(page, "no_regulation")
+    order = page.get_by_label("Regulator orders links open")
+    expect(order).not_to_be_checked()
+    page.get_by_text("Regulator orders links open", exact=True).click()
+    expect(order).to_be_checked()
+    page.wait_for_function(DEADLINE_ENABLED)
+    set_slider(page, "Grid side", "Home", "10")
+    set_slider(page, "Deadline", "Home", "2")
+    set_slider(page, "Audits", "End", "0.5")
+    press(page, "Reset", 0)
+    start = monitor_values(page)
+    assert start["week"] == "Week 0"
+    assert re.fullmatch(r"chat \d+ · group \d+ · feed \d+", start["links blocked"])
+    press(page, "Step", 1)
+    press(page, "Step", 2)
+    shown = monitor_values(page)
+    rows = list(csv.DictReader(download(page, "Download the run (CSV)").open()))
+    last = rows[-1]
+    assert shown["week"] == "Week 2 (12 Jul 2021)"
+    users = shown["users (share, several apps count for each)"]
+    for name in ("WeChat", "QQ", "DingTalk"):
+        assert f"{name} {float(last[f'users_{name}']):.0%}" in users
+    assert shown["links blocked"] == " · ".join(
+        f"{s} {last[f'links_blocked_{s}']}" for s in ("chat", "group", "feed"))
+    assert shown["friction paid this week"] == f"{float(last['friction_cost']):,.1f}"
+    assert shown["consumer surplus this week"] == f"{float(last['consumer_surplus']):,.1f}"
+    fines = sum(float(row["fines"]) for row in rows)
+    assert fines > 0 and shown["fines to date"] == f"{fines:,.1f}"
+    assert start["friction paid this week"] == "0.0" != shown["friction paid this week"]
+    page.close()
+
+
+def test_every_slider_shows_its_value_and_unit(server, chromium):
+    page = open_page(chromium, server)
+    kind = app.scenario_settings("china_2021")["regulator.fine_kind"]
+    for key, label, unit, *_ in app.SLIDERS.values():
+        value = float(page.get_by_role("slider", name=label).get_attribute("aria-valuenow"))
+        unit = app.FINE_UNITS[kind] if key == "regulator.fine" else unit
+        assert slider_note(page, label).startswith(f"{value:g} {unit}".strip()), label
+    set_slider(page, "Shares per user", "ArrowRight", "2.5")            # the note follows
+    page.wait_for_function("() => document.body.innerText.includes('2.5 per week')")
+    play = page.get_by_role("slider", name=re.compile("^Play: one week every"))
+    assert play.get_attribute("aria-label") == \
+        f"Play: one week every {play.get_attribute('aria-valuenow')} ms"
+    play.focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector("text=Play: one week every 250 ms")
     page.close()
 
 
@@ -307,17 +450,25 @@ def test_token_cost_control_and_step_change_what_is_shown(server, chromium):
     page = open_page(chromium, server)
     press(page, "Step", 1)
     default = token_shares(page)
-    slider = page.get_by_role("slider", name="Token cost")
-    slider.focus()
-    page.keyboard.press("End")                                  # the highest token cost
-    page.wait_for_function("document.querySelector('[aria-label=\"Token cost\"]')"
-                           ".getAttribute('aria-valuenow') === '2'")
+    set_slider(page, "Token cost", "End", "2")                  # the highest token cost
     press(page, "Reset", 0)
     press(page, "Step", 1)
     expensive = token_shares(page)
     assert len(default) == len(expensive) == 1
     assert expensive[0] < default[0] / 2                         # far fewer tokens used
     assert page.problems == []
+    page.close()
+
+
+def test_play_runs_the_weeks_and_reset_stops_it(server, chromium):
+    page = open_page(chromium, server)
+    page.get_by_role("button", name="▶", exact=True).click()
+    page.wait_for_selector("text=Week 2")                      # weeks go by on their own
+    press(page, "Reset", 0)
+    expect(page.get_by_role("button", name="▶", exact=True)).to_be_visible()
+    press(page, "Step", 1)
+    rows = download(page, "Download the run (CSV)").read_text().splitlines()[1:]
+    assert [row.split(",")[1] for row in rows] == ["1"]          # the new model's one week
     page.close()
 
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 import time
-from copy import deepcopy
 from pathlib import Path
 
+import anywidget
 import numpy as np
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
 import solara
 import solara.lab
+import traitlets
 from plotly.subplots import make_subplots
 from solara.server import settings as server_settings
 
@@ -39,6 +42,8 @@ from sim.scenario import MAX_SEED, SURFACES, ScenarioError, load
 # `run.py serve` turns Solara's telemetry off before the server starts; this also
 # covers `solara run sim/server/app.py` from the moment the page is loaded.
 server_settings.telemetry.mixpanel_enable = False
+# plotly.js from the plotly package, served at /static/assets/plotly.min.js (plotly_view.js)
+server_settings.assets.extra_locations.append(str(Path(plotly.__file__).parent / "package_data"))
 
 SCENARIOS = Path(__file__).resolve().parent.parent.parent / "scenarios"
 DEFAULT_SCENARIO = "china_2021"
@@ -167,6 +172,44 @@ def build_model(name: str, settings: dict) -> WalledGardenModel:
     return WalledGardenModel(spec, rng=seed)
 
 
+class SpareModel:
+    """The default scenario's model, built ahead for the next new tab: building one takes
+    0.15-0.8 s here, most of the server's part in opening a tab. The next is built a
+    moment after a tab took the last, so as not to slow that tab's first render (both
+    would share the interpreter's lock), and one at a time."""
+
+    def __init__(self, delay: float = 1.0):
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.ready: tuple[dict, WalledGardenModel] | None = None
+        self.building = False
+
+    def take(self, settings: dict) -> WalledGardenModel:
+        with self.lock:
+            ready, self.ready = self.ready, None
+            if not self.building:
+                self.building = True
+                timer = threading.Timer(self.delay, self.build, [settings])
+                timer.daemon = True
+                timer.start()
+        if ready is not None and ready[0] == settings:      # not if the file changed since
+            return ready[1]
+        return build_model(DEFAULT_SCENARIO, settings)
+
+    def build(self, settings: dict) -> None:
+        model = None
+        try:
+            model = build_model(DEFAULT_SCENARIO, settings)
+        finally:            # one that failed leaves no spare, and the next tab tries again
+            with self.lock:
+                self.building = False
+                if model is not None:
+                    self.ready = (settings, model)
+
+
+SPARE = SpareModel()
+
+
 def settings_toml(name: str, settings: dict) -> str:
     """The controls as a scenario file: the chosen scenario as base, changes as overrides."""
     lines = [f"# Saved from the student page: {name} with the controls' changes.",
@@ -228,31 +271,28 @@ def user_card(model, x: int, y: int) -> str:
 # --- figures: each has a builder and a function giving its traces' data, in order, so
 # --- that a new week changes the data of the figure in the browser, nothing else.
 
-def legend_entry(name: str, colour: str, symbol: str = "square") -> go.Scatter:
+def legend_entry(name: str, colour: str, size: int = 12) -> go.Scatter:
     return go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True,
-                      marker={"symbol": symbol, "color": colour, "size": 12,
+                      marker={"symbol": "square", "color": colour, "size": size,
                               "line": {"color": "#555", "width": 1}})
 
 
-def grid_codes(model) -> tuple[np.ndarray, list, list]:
-    """Each cell's colour code (0 empty, 1..M the single platform, M+1 several) and the
-    cells of users who paid a token this week."""
+def grid_codes(model) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's colour code (0 empty, 1..M the single platform, M+1 several), and 1
+    where its user paid a token this week."""
     grid = model.scenario.grid
     codes = np.zeros((grid.height, grid.width), dtype=int)
+    tokens = np.zeros_like(codes)
     several = len(model.scenario.messaging) + 1
-    token_x, token_y = [], []
     for user in model.agents_by_type[UserAgent]:
         x, y = user.cell.coordinate
         codes[y, x] = several if user.platforms & (user.platforms - 1) else user.platforms.bit_length()
-        if user.paid_token:
-            token_x.append(x)
-            token_y.append(y)
-    return codes, token_x, token_y
+        tokens[y, x] = user.paid_token
+    return codes, tokens
 
 
 def grid_traces(model) -> list[dict]:
-    codes, token_x, token_y = grid_codes(model)
-    return [{"z": codes}, {"x": token_x, "y": token_y}]
+    return [{"z": codes.tolist()} for codes in grid_codes(model)]
 
 
 def grid_title(model) -> str:
@@ -264,12 +304,19 @@ def grid_figure(model) -> go.Figure:
     n = len(colours)
     scale = [[k / n, c] for i, c in enumerate(colours) for k in (i, i + 1)]
     side = model.scenario.grid.width
-    data, tokens = grid_traces(model)
+    platforms, tokens = grid_traces(model)
+    # A token is a black square in the middle of its cell: a second heatmap, clear where
+    # no token was paid, its cells shrunk by a gap of about 60% of a cell (in pixels, for
+    # the grid's usual 400-500 px). A heatmap is one image to the browser; a marker per
+    # token was an SVG element each, which made a week's redraw five times as slow.
+    gap = round(0.6 * 450 / side)
     fig = go.Figure([
-        go.Heatmap(**data, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
+        go.Heatmap(**platforms, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
                    hovertemplate="cell %{x}, %{y}<extra></extra>"),
-        go.Scatter(**tokens, mode="markers", name="paid a token this week", hoverinfo="skip",
-                   marker={"symbol": "circle", "color": TOKEN, "size": max(3, 180 // side)}),
+        go.Heatmap(**tokens, zmin=0, zmax=1, showscale=False, xgap=gap, ygap=gap,
+                   hoverinfo="skip", colorscale=[[0, "rgba(0,0,0,0)"], [0.5, "rgba(0,0,0,0)"],
+                                                 [0.5, TOKEN], [1, TOKEN]]),
+        legend_entry("paid a token this week", TOKEN, size=6),
         *[legend_entry(name, colour) for name, colour in platform_colours(model).items()],
         legend_entry("several apps", SEVERAL_APPS)])
     fig.update_layout(title=grid_title(model), height=560, autosize=True,
@@ -357,75 +404,62 @@ def policy_figure(model) -> go.Figure:
     return fig
 
 
-def live_figure(figure: go.Figure, width: int | None):
-    """A FigureWidget holding the whole figure from its first message to the browser.
+class PlotlyView(anywidget.AnyWidget):
+    """A plotly figure on the page, drawn by plotly_view.js.
 
-    A FigureWidget's view draws what the widget held when it was built (the traits
-    _widget_data and _widget_layout); later changes reach only views already listening,
-    and nothing else updates those traits unless the figure is shown as a Jupyter
-    output (_repr_mimebundle_, plotly.py PR #4956), which Solara never does. A widget
-    built empty and filled in an effect drew nothing when the browser made its view
-    after the fill (a race with loading the widget's 5 MB of code, lost more often on a
-    loaded machine): the figure that sometimes stayed empty."""
-    from plotly.graph_objs import FigureWidget
+    Not plotly's FigureWidget, which sends plotly.js (5 MB) with every figure, shows in a
+    view made later (a tab shown again) only the figure it was built with, and inside
+    Solara never follows its column's width. This one loads plotly.js once per page from
+    this server, always draws its current state, and takes the width of its column."""
 
-    widget = FigureWidget(figure)
-    widget.layout.width = width
-    return widget
+    _esm = Path(__file__).with_name("plotly_view.js")
+    figure = traitlets.Dict().tag(sync=True)    # the whole figure as plotly JSON, per model
+    week = traitlets.Dict().tag(sync=True)      # what a week changes: {"data": [...], "layout": {}}
 
 
-def keep_for_new_views(widget) -> None:
-    """What a view made from now on starts from: the figure as it is now (as plotly's
-    _repr_mimebundle_ does), so a view made after a change still shows it."""
-    widget._widget_layout = deepcopy(widget._layout_obj._props)
-    widget._widget_data = deepcopy(widget._data)
+def week_changes(traces, title, model) -> dict:
+    """The data of each trace that changes week by week (and the title, if it does)."""
+    return {"data": traces(model), "layout": {"title": {"text": title(model)}} if title else {}}
+
+
+FIGURES: dict[tuple, dict] = {}
+
+
+def figure_json(build, model) -> dict:
+    """The figure as plotly JSON, built once per scenario for every tab and Reset: plotly
+    takes a tenth of a second or more to build one, and all that differs between two
+    models of a scenario is the data that `week_changes` sends anyway."""
+    key = (build.__name__, repr(model.scenario))
+    if key not in FIGURES:
+        if len(FIGURES) >= 60:                  # a class's scenarios, not every one tried
+            FIGURES.pop(next(iter(FIGURES)))
+        FIGURES[key] = json.loads(build(model).to_json())
+    return FIGURES[key]
 
 
 @solara.component
-def LivePlot(build, traces, model, week: int, width: int | None, title=None, on_click=None):
-    """A plotly figure built with the tab's first model, drawn in full again for each new
-    model, changed in place week by week, at the width its column has in the browser
-    (see fit_figures.vue). One widget for the tab's life: each carries plotly's 5 MB of
-    code to the browser, too much to send again on every Reset."""
-    widget = solara.use_memo(lambda: live_figure(build(model), width), [])
-    shown = solara.use_ref((model, week, width))
+def LivePlot(build, traces, model, week: int, title=None, on_click=None):
+    """A figure drawn for each model, its changing data sent week by week."""
+    figure = solara.use_memo(lambda: figure_json(build, model), [model])
+    widget = solara.use_memo(
+        lambda: PlotlyView(figure=figure, week=week_changes(traces, title, model)), [])
     latest_click = solara.use_ref(on_click)
     latest_click.current = on_click
 
-    def clicked(change):
-        event = change["new"]
-        if latest_click.current is not None and event and event.get("event_type") == "plotly_click":
-            points = event["points"]
-            latest_click.current(points["xs"][0], points["ys"][0])
-
     def connect():
-        widget.observe(clicked, "_js2py_pointsCallback")
+        def clicked(_, point, buffers):
+            if latest_click.current is not None:
+                latest_click.current(point["x"], point["y"])
+        widget.on_msg(clicked)
         return widget.close
 
-    def redraw():
-        if shown.current == (model, week, width):
-            return
-        if shown.current[0] is not model:
-            fresh = build(model)
-            fresh.update_layout(width=width)
-            widget.data = ()
-            # a layout assigned whole reaches the browser as a difference, which never
-            # removes shapes: without this, an old model's deadline lines would stay
-            widget.layout.shapes = ()
-            widget.layout = fresh.layout
-            widget.add_traces(fresh.data)
-        else:
-            with widget.batch_update():
-                for trace, data in zip(widget.data, traces(model)):
-                    trace.update(data)
-                if title is not None:
-                    widget.layout.title.text = title(model)
-                widget.layout.width = width
-        keep_for_new_views(widget)
-        shown.current = (model, week, width)
+    def show():
+        with widget.hold_sync():        # one message: figure and week drawn together
+            widget.figure = figure
+            widget.week = week_changes(traces, title, model)
 
     solara.use_effect(connect, [])
-    solara.use_effect(redraw, [model, week, width])
+    solara.use_effect(show, [model, week])
     return solara.Column(children=[widget], margin=0)
 
 
@@ -480,17 +514,17 @@ fine at 10%), and WeChat had paused new registrations in July.
 ### Reading the page
 
 Each square of the grid is a person, coloured by the messaging app they use (grey: more
-than one); a black dot marks a person who paid a copy-paste token this week. The link
-policy shows, for each app (row) and service (column), whether a shared link opens
-(green), opens behind a warning page (amber) or is blocked (red), on each surface: chats,
-groups and the feed (Moments).
+than one); a small black square inside marks a person who paid a copy-paste token this
+week. The link policy shows, for each app (row) and service (column), whether a shared
+link opens (green), opens behind a warning page (amber) or is blocked (red), on each
+surface: chats, groups and the feed (Moments).
 
 ### A guided exercise
 
 1. Pick `china_2021`, press **Reset**, then **▶** until week 30. Which surface opens first,
    and which stays blocked? Compare with what happened in September 2021.
 2. Untick **Regulator orders links open**, Reset and play to week 30. How many links stay
-   blocked, and what happens to the black dots (tokens) and to consumer surplus? Use
+   blocked, and what happens to the black squares (tokens) and to consumer surplus? Use
    **Download the run (CSV)** for both runs and compare `friction_cost`.
 3. With the order on, set **Audits after the deadline** to 0 and then to 0.3, each time to
    week 52. Do the platforms block again once the deadline has passed? What does this say
@@ -557,8 +591,7 @@ def Controls(scenario, settings, problem):
     for key, label in MEASURES.items():
         solara.Checkbox(label=label, value=values[key], disabled=not order,
                         on_value=lambda on, key=key: set_value(key, on))
-    if off_note:
-        solara.Text(off_note, classes=["control-note"])
+    solara.Text(off_note, classes=["control-note"])     # empty, not absent: see Page
 
     html("**Users**")
     for name in ("token_cost", "share_rate", "multihoming_cost", "switching_cost"):
@@ -574,19 +607,22 @@ def Controls(scenario, settings, problem):
 
 
 def monitors(model) -> str:
-    rows = model.rows
-    last = rows[-1] if rows else {}
-    users = " · ".join(f'<span style="color:{colour}">■</span> {name} '
-                       f"{last.get(f'users_{name}', 0):.0%}"
-                       for name, colour in platform_colours(model).items())
-    blocked = " · ".join(f"{s} {last.get(f'links_blocked_{s}', 0)}" for s in SURFACES)
-    cells = [("week", week_label(model)), ("users (share, several apps count for each)", users), ("links blocked", blocked),
+    """The state now (users, blocks: also at week 0) and the week's flows (none at week 0)."""
+    last = model.rows[-1] if model.rows else {}
+    shares = model.user_counts() / max(model.population, 1)
+    users = " · ".join(f'<span style="color:{colour}">■</span> {name} {share:.0%}'
+                       for (name, colour), share in zip(platform_colours(model).items(), shares))
+    blocked = " · ".join(f"{surface} {n}" for surface, n in
+                         zip(SURFACES, model.links.blocked.sum(axis=(0, 1))))
+    cells = [("week", week_label(model)), ("users (share, several apps count for each)", users),
+             ("links blocked", blocked),
              ("friction paid this week", f"{last.get('friction_cost', 0.0):,.1f}"),
-             ("fines to date", f"{sum(r['fines'] for r in rows):,.1f}"),
+             ("fines to date", f"{sum(r['fines'] for r in model.rows):,.1f}"),
              ("consumer surplus this week", f"{last.get('consumer_surplus', 0.0):,.1f}")]
     return ('<div class="monitors" style="display:flex;flex-wrap:wrap;gap:6px 18px">'
-            + "".join(f'<div><div style="font-size:0.75em;color:#666">{name}</div>'
-                      f"<div><b>{value}</b></div></div>" for name, value in cells) + "</div>")
+            + "".join(f'<div><div class="monitor-name" style="font-size:0.75em;color:#666">'
+                      f'{name}</div><div class="monitor-value"><b>{value}</b></div></div>'
+                      for name, value in cells) + "</div>")
 
 
 def event_log(model) -> str:
@@ -598,35 +634,31 @@ def event_log(model) -> str:
             f"<th>detail</th></tr>{lines}</table>")
 
 
-@solara.component_vue("fit_figures.vue")
-def FitFigures(widths: dict, on_widths=None):
-    """Reports the width of each figure's column (see fit_figures.vue)."""
-
-
 @solara.component
-def Figure(name: str, build, traces, model, week: int, widths, title=None, on_click=None):
-    with solara.Column(classes=["figure-holder", f"figure-{name}"]):
-        LivePlot(build, traces, model, week, widths.value.get(name), title, on_click)
-
-
-@solara.component
-def Views(model, week: int):
-    widths = solara.use_reactive({})
+def Views(model, week: solara.Reactive[int]):
+    """Everything a week changes: the only part of the page drawn again at each Step, as
+    the week is read here and not in Page (the controls are left alone)."""
     picked = solara.use_reactive(None)          # the cell clicked on the grid
-    FitFigures(widths=widths.value, on_widths=widths.set)
     solara.HTML(tag="div", unsafe_innerHTML=monitors(model))
     with solara.Columns([5, 6], gutters_dense=True):
         with solara.Column():
-            Figure("grid", grid_figure, grid_traces, model, week, widths, grid_title,
-                   on_click=lambda x, y: picked.set((int(x), int(y))))
+            LivePlot(grid_figure, grid_traces, model, week.value, grid_title,
+                     on_click=lambda x, y: picked.set((int(x), int(y))))
             html(user_card(model, *picked.value) if picked.value
                  else "_Click a cell to see that user's apps, ties and shares._")
-        Figure("time", time_figure, time_traces, model, week, widths)
+        LivePlot(time_figure, time_traces, model, week.value)
     with solara.Columns([6, 5], gutters_dense=True):
-        Figure("policy", policy_figure, policy_traces, model, week, widths)
+        LivePlot(policy_figure, policy_traces, model, week.value)
         with solara.Column():
             html("**Regulatory events** (newest first)")
             solara.HTML(tag="div", unsafe_innerHTML=event_log(model))
+
+
+@solara.component
+def RunDownload(model, week: solara.Reactive[int]):
+    solara.FileDownload(lambda: run_csv(model), label="Download the run (CSV)",
+                        filename=f"{model.scenario.name}_week{week.value}.csv",
+                        mime_type="text/csv")
 
 
 @solara.component
@@ -634,26 +666,45 @@ def Page():
     # Built here, per browser tab: two students never share a model.
     scenario = solara.use_reactive(DEFAULT_SCENARIO)
     settings = solara.use_reactive(solara.use_memo(lambda: scenario_settings(DEFAULT_SCENARIO), []))
-    model = solara.use_reactive(solara.use_memo(
-        lambda: build_model(DEFAULT_SCENARIO, scenario_settings(DEFAULT_SCENARIO)), []))
+    model = solara.use_reactive(solara.use_memo(lambda: SPARE.take(settings.value), []))
     week = solara.use_reactive(0)
     playing = solara.use_reactive(False)
     interval = solara.use_reactive(300)
     problem = solara.use_reactive(None)
     applied = solara.use_reactive((DEFAULT_SCENARIO, settings.value))
 
-    def step():
+    # One week at a time, and none during a Reset: Step, Play's thread and Reset take
+    # turns. A Play stopped and started again quickly leaves its old thread running
+    # until it wakes (solara's threaded tasks are not stopped, only no longer current):
+    # that thread must see it is not the current one, and step nothing.
+    turn = solara.use_memo(threading.Lock, [])
+
+    def advance():
         model.value.step()
         week.set(model.value.steps)
 
-    def play():
-        while playing.value and model.value.steps < model.value.scenario.steps:
-            started = time.perf_counter()
-            step()
-            time.sleep(max(0.0, interval.value / 1000 - (time.perf_counter() - started)))
-        playing.set(False)
+    def step():
+        with turn:
+            advance()
 
-    solara.lab.use_task(play, dependencies=[playing.value], prefer_threaded=True)
+    def play():
+        # a week every interval on a schedule: a slow week (the platforms review their
+        # links) is made up by the next ones, at most one interval's worth, so Play keeps
+        # its rate while the weeks take less than the interval on average
+        due = time.perf_counter()
+        while True:
+            with turn:
+                if not (playing.value and player.is_current()):
+                    return
+                if model.value.steps >= model.value.scenario.steps:
+                    break
+                advance()
+            period = interval.value / 1000
+            due = max(due + period, time.perf_counter() - period)
+            time.sleep(max(0.0, due - time.perf_counter()))
+        playing.set(False)          # the run's last week
+
+    player = solara.lab.use_task(play, dependencies=[playing.value], prefer_threaded=True)
 
     def reset():
         try:
@@ -661,11 +712,12 @@ def Page():
         except FieldError as err:       # the running model stays
             problem.set(err)
             return
-        playing.set(False)
-        problem.set(None)
-        applied.set((scenario.value, settings.value))
-        model.set(fresh)
-        week.set(0)
+        with turn:
+            playing.set(False)
+            problem.set(None)
+            applied.set((scenario.value, settings.value))
+            model.set(fresh)
+            week.set(0)
 
     solara.Style(CSS)
     solara.Title("Walled gardens")
@@ -681,11 +733,11 @@ def Page():
                          min=100, max=1000, step=50)
         if applied.value != (scenario.value, settings.value):
             solara.Info("Changed: press Reset to start again with these settings.")
-        Controls(scenario, settings, problem)
+        # keyed, so the note above coming and going leaves the controls in place: moved,
+        # they would be made anew, losing the focus and a value being typed or dragged
+        Controls(scenario, settings, problem).key("controls")
         with solara.Row():
-            solara.FileDownload(lambda: run_csv(model.value), label="Download the run (CSV)",
-                                filename=f"{model.value.scenario.name}_week{week.value}.csv",
-                                mime_type="text/csv")
+            RunDownload(model.value, week)
         with solara.Row():
             if problem.value is None or problem.value.field != "Random seed":
                 solara.FileDownload(lambda: settings_toml(scenario.value, settings.value),
@@ -694,6 +746,6 @@ def Page():
                                     mime_type="application/toml")
     with solara.lab.Tabs():
         with solara.lab.Tab("Model"):
-            Views(model.value, week.value)
+            Views(model.value, week)
         with solara.lab.Tab("About this model"):
             html(ABOUT)
