@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import datetime
 import math
+import os
 import subprocess
 import sys
 
@@ -20,10 +21,20 @@ from sim.scenario import load
 
 from conftest import ROOT, SCENARIOS, assert_reads_plotlyjs_from_beside
 
+HOMOGENEOUS = SCENARIOS / "china_2021_homogeneous.toml"   # users alike, no burn-in: fast
+
 
 @pytest.fixture(scope="module")
 def case():
     return load(SCENARIOS / "china_2021.toml")
+
+
+@pytest.fixture(scope="module")
+def workers():
+    """Replicates on one process per core, one numba thread each (as `validate` runs
+    them): the same bytes as one process, in a fraction of the time."""
+    with validation.in_parallel(os.cpu_count() or 1):
+        yield
 
 
 # Checks the shipped case does not pass, as ODD.md section 8 reports: each stays
@@ -34,7 +45,7 @@ KNOWN_GAPS = {"surface_order", "record_sizes", "record_timing", "market_at_rest"
 
 
 @pytest.mark.parametrize("name", list(validation.CHECKS))
-def test_every_check_holds_for_its_mechanism_and_fails_without_it(case, name):
+def test_every_check_holds_for_its_mechanism_and_fails_without_it(case, name, workers):
     rows = validation.validate(case, validation.QUICK, [name], progress=False)
     assert rows, f"{name} produced no evidence"
     failed = [f"{r['measure']}: {r['value']:.4g} (needs {r['expected']}; p = {r['p_value']:.3g})"
@@ -250,7 +261,7 @@ def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_follow
     """The cohort with tastes of its own is fitted by its size, its tastes held; setting
     the size rescales the other cohorts and moves the platforms' starting shares to the
     cohorts' mix, so the fitted case still loads."""
-    case = load(SCENARIOS / "china_2021_cohorts.toml")
+    case = load(SCENARIOS / "china_2021.toml")
     found = {p.name: p for p in calibration.parameters(case)}
     assert "share_qq_natives" in found and not any(n.startswith("taste_") for n in found)
     size = found["share_qq_natives"]
@@ -267,7 +278,7 @@ def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_follow
     qq = next(p for p in moved.messaging if p.name == "QQ")
     assert qq.initial_share > next(p for p in case.messaging if p.name == "QQ").initial_share
     assert not any(p.name.startswith("share_") for p in calibration.parameters(
-        load(SCENARIOS / "china_2021.toml")))
+        load(HOMOGENEOUS)))
 
 
 def run_cli(*args):
@@ -278,7 +289,7 @@ def run_cli(*args):
 def test_validate_writes_a_table_and_a_report(tmp_path):
     out = tmp_path / "validation"
     done = run_cli("validate", "--quick", "--quiet", "--check", "largest_blocks",
-                   "--check", "learning", "--out", str(out))
+                   "--check", "learning", "--scenario", str(HOMOGENEOUS), "--out", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "validation.csv") as f:
         rows = list(csv.DictReader(f))
@@ -308,7 +319,7 @@ def test_validate_refuses_a_scenario_no_selected_check_applies_to(tmp_path):
 def test_validate_exits_1_when_a_check_fails(tmp_path):
     """With no order at all, the record cannot be met: validate says so with status 1."""
     bad = tmp_path / "never_opens.toml"
-    bad.write_text(f'base = "{SCENARIOS / "china_2021.toml"}"\nname = "never_opens"\n'
+    bad.write_text(f'base = "{HOMOGENEOUS}"\nname = "never_opens"\n'
                    '[overrides]\n"regulator.deadline_audit" = 0.0\n'
                    '"regulator.audit_probability" = 0.0\n')
     done = run_cli("validate", "--quick", "--quiet", "--check", "record_timing", "--scenario",
@@ -319,16 +330,17 @@ def test_validate_exits_1_when_a_check_fails(tmp_path):
 
 def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
     out = tmp_path / "calibration"
-    done = run_cli("calibrate", "--quick", "--quiet", "--out", str(out))
+    done = run_cli("calibrate", "--quick", "--quiet", "--scenario", str(HOMOGENEOUS),
+                   "--out", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "fit.csv") as f:
         fit = list(csv.DictReader(f))
     assert [r["parameter"] for r in fit] == [p.name for p in calibration.parameters(
-        load(SCENARIOS / "china_2021.toml"))]
+        load(HOMOGENEOUS))]
     for r in fit:
         assert float(r["low"]) <= float(r["estimate"]) <= float(r["high"])
-    case = load(SCENARIOS / "china_2021.toml")
-    fitted = load(out / "china_2021_fitted.toml")
+    case = load(HOMOGENEOUS)
+    fitted = load(out / "china_2021_homogeneous_fitted.toml")
     for r, parameter in zip(fit, calibration.parameters(case)):
         # An identified parameter takes its estimate; one the moments do not pin down
         # stays at the case's assumption.
@@ -336,14 +348,14 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
         for key in parameter.keys:
             assert calibration.current_value(fitted, key) == pytest.approx(
                 expected if expected is not None else calibration.current_value(case, key)), key
-    assert fitted.name == "china_2021_fitted"
+    assert fitted.name == "china_2021_homogeneous_fitted"
     assert_reads_plotlyjs_from_beside(out / "report.html")
     with open(out / "moments.csv") as f:
         assert [r["moment"] for r in csv.DictReader(f)] == [
-            m.name for m in record.moments(load(SCENARIOS / "china_2021.toml"), 30)]
+            m.name for m in record.moments(load(HOMOGENEOUS), 30)]
     with open(out / "identification.csv") as f:
         assert {r["parameter"] for r in csv.DictReader(f)} == {r["parameter"] for r in fit}
-    text = (out / "china_2021_fitted.toml").read_text()
+    text = (out / "china_2021_homogeneous_fitted.toml").read_text()
     for r in fit:
         held = "at the end of its range" if r["at_bound"] == "1" else "not pinned down"
         assert (f"# {r['parameter']}: {held}" in text) != (r["identified"] == "1")

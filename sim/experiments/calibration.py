@@ -210,13 +210,17 @@ def first_step_weights(targets) -> np.ndarray:
 
 
 def variance_floor(targets) -> np.ndarray:
-    """Each moment's least variance: a tenth of its kind's tolerance, squared."""
-    return np.array([(0.1 * TOLERANCE[m.kind]) ** 2 for m in targets])
+    """Each moment's least variance: half its kind's tolerance, squared. A share of links
+    that no replicate varies at the pilot point says little about its variance elsewhere;
+    with a tenth of the tolerance such a moment weighed a hundred times its first-step
+    weight and the fit gave up QQ's size for it (2026-12-03: QQ per WeChat user 0.67
+    against 0.43). Half caps any moment at four times its first-step weight."""
+    return np.array([(0.5 * TOLERANCE[m.kind]) ** 2 for m in targets])
 
 
 def optimal_weights(targets, per_replicate: np.ndarray) -> np.ndarray:
     """The inverse of the moments' covariance across replicates, each variance floored
-    at a tenth of its tolerance squared (a 0/1 outcome that never varies would
+    at half its tolerance squared (a 0/1 outcome that never varies would
     otherwise weigh infinitely). With fewer than twice as many replicates as moments
     the covariances are too noisy to invert: the variances alone are used."""
     floor = variance_floor(targets)

@@ -404,6 +404,8 @@ def size_world(case: Scenario, share: float, weeks: int, side: int) -> Scenario:
     # users alike, as in the theory tested: the case's cohorts name platforms not here
     data["users"] = dict(data["users"], initial_multihoming=0.0, cohorts=[])
     data["regulator"] = dict(data["regulator"], policy="none")
+    # the theory's market starts at the size tested: no burn-in to move it
+    data["burn_in"] = dict(data["burn_in"], weeks=0)
     return from_dict(data, case.source)
 
 
@@ -480,7 +482,7 @@ def brute_world(case: Scenario, *overrides) -> Scenario:
     order, every link open, settled for 80 weeks (the platforms' traffic estimate is a
     static expectation, so the market must be near its own steady state)."""
     return derive(case, ("grid.width", 20), ("grid.height", 20), ("steps", 400),
-                  ("engine", "array"), ("regulator.policy", "none"),
+                  ("engine", "array"), ("regulator.policy", "none"), ("burn_in.weeks", 0),
                   ("platforms.*.strategy", "static"), ("platforms.*.blocks", []),
                   ("platforms.*.warns", []), ("platforms.*.planning_horizon", 12), *overrides)
 

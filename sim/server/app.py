@@ -74,6 +74,9 @@ SLIDERS = {
                          "utility per week for each app beyond the first", 0.0, 2.0, 0.05),
     "switching_cost": ("users.switching_cost", "Switching cost", "utility, once, for each app joined",
                        0.0, 2.0, 0.05),
+    # the calibrated case settles before the order (ODD 5); each week makes Reset slower
+    "burn_in": ("burn_in.weeks", "Settling", "most weeks the market runs with no order before "
+                "week 1 (0: it starts from the mid-2021 blocks)", 0, 260, 13),
 }
 ORDER_ONLY = {"regulator.deadline_step", "regulator.audit_probability", "regulator.fine",
               "regulator.fine_kind", *MEASURES}
