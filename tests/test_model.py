@@ -41,6 +41,28 @@ def test_friction_is_token_and_warning_costs_paid():
     assert sum(r["shares_warned"] for r in model.rows) > 0
 
 
+def test_a_multihomers_revenue_is_split_between_their_platforms():
+    """With no shares (so no visits) and no order, an owner's revenue is its platforms'
+    revenue per user times their users, each multihomer counted once, split equally
+    between their platforms: a second app adds no revenue from nothing."""
+    from sim.model.market import attention
+
+    assert attention(2).tolist() == [[0, 0], [1, 0], [0, 1], [0.5, 0.5]]
+    scenario = small("china_2021_homogeneous", "users.share_rate=0", 'regulator.policy="none"',
+                     "users.initial_multihoming=0.6", steps=1)
+    model = WalledGardenModel(scenario, rng=replicate_seed(0, 0))
+    masks = model.users.masks().copy()
+    model.step()
+    hosts = scenario.messaging
+    expected = dict.fromkeys(scenario.owners, 0.0)
+    for mask in masks:
+        on = [h for h in range(len(hosts)) if mask >> h & 1]
+        for h in on:
+            expected[hosts[h].owner] += hosts[h].revenue_per_user / len(on)
+    for o, owner in enumerate(scenario.owners):
+        assert model.revenue_history[-1, o] == pytest.approx(expected[owner])
+
+
 def test_welfare_adds_up_and_fines_are_a_transfer():
     """total_welfare = consumer surplus + profits + fines; with everything open the
     anticipated and realised losses are both zero, so consumer surplus is the inclusive

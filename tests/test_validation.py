@@ -116,7 +116,8 @@ def test_record_moments_read_the_link_history(case):
     its Taobao block before the order (QQ's Douyin open); QQ opens Taobao for the
     deadline check and blocks it again two weeks later; WeChat puts chat behind a
     warning page at the deadline and opens it plainly five weeks later, opens groups
-    for the check and keeps them open, and never opens the feed."""
+    for the check and keeps them open, and opens the feed for the check's week only
+    (which is not opening it: the lag is censored)."""
     deadline = record.first_deadline(case)
     weeks, hosts, contents = 30, len(case.messaging), len(case.content)
     states = np.zeros((weeks, hosts, contents, 3), np.uint8)
@@ -126,7 +127,8 @@ def test_record_moments_read_the_link_history(case):
     states[:deadline - 1, wechat, :, 0] = BLOCKED            # chat blocked until the check
     states[deadline - 1:deadline - 1 + 5, wechat, :, 0] = WARNED   # then a warning page
     states[:deadline - 2, wechat, :, 1] = BLOCKED            # groups open for the check
-    states[:, wechat, :, 2] = BLOCKED                        # feed never
+    states[:, wechat, :, 2] = BLOCKED                        # feed never, but for
+    states[deadline - 2, wechat, :, 2] = OPEN                # the check's week alone
     states[:deadline - 2, qq, taobao, :] = BLOCKED           # QQ opens Taobao for the check
     states[deadline + 1:, qq, taobao, 0] = BLOCKED           # and blocks it again
     rows = [{"users_WeChat": 0.6, "users_QQ": 0.3, "users_DingTalk": 0.1}] * weeks
@@ -136,7 +138,7 @@ def test_record_moments_read_the_link_history(case):
     assert values["wechat_chat_warned_lag"] == 0 and values["wechat_chat_lag"] == 5
     assert values["wechat_group_lag"] == 0 and values["wechat_feed_lag"] == weeks - deadline
     assert values["wechat_group_open_for_check"] == 1
-    assert values["wechat_feed_open_for_check"] == 0
+    assert values["wechat_feed_open_for_check"] == 1         # window dressing: open for it
     assert values["qq_opened_for_check"] == 1 and values["qq_reblocked"] == 1
     assert values["pre_order_blocks"] == pytest.approx(4 / 5)   # QQ's Douyin open
     assert values["qq_per_wechat_level"] == pytest.approx(0.5)
@@ -359,6 +361,17 @@ def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
     for r in fit:
         held = "at the end of its range" if r["at_bound"] == "1" else "not pinned down"
         assert (f"# {r['parameter']}: {held}" in text) != (r["identified"] == "1")
+
+
+def test_the_estimate_is_the_best_point_evaluated():
+    """A profile can find a better point than the one it was drawn around: the estimate
+    is the least objective among everything evaluated."""
+    problem = LinearProblem(np.eye(2), np.zeros((3, 2)))
+    problem.cache = {(0.5, 0.5): None, (0.2, 0.9): None, (0.7, 0.1): None}
+
+    def loss(u):
+        return float(((np.asarray(u) - [0.25, 0.8]) ** 2).sum())
+    assert calibration.best_evaluated(problem, loss) == pytest.approx([0.2, 0.9])
 
 
 def test_weights_invert_the_replicate_covariance_with_a_floor(case):

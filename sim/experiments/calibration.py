@@ -276,6 +276,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
             candidates.append(np.clip(polished.x, 0.0, 1.0))
         u, profiles = line_searches(problem, min(candidates, key=loss), loss,
                                     budget.profile_rounds)
+        u = best_evaluated(problem, loss)
         fitted = problem.moments(u)
         errors, jacobian = standard_errors(problem, u, fitted, weights,
                                            variance_floor(problem.targets))
@@ -459,6 +460,13 @@ def line_searches(problem, u: np.ndarray, loss, rounds: int) -> tuple[np.ndarray
         u[[p.name for p in problem.params].index(best["parameter"])] = best["position"]
         rows = profile(problem, u, loss)
     return u, rows
+
+
+def best_evaluated(problem, loss) -> np.ndarray:
+    """The point of least objective among every point evaluated (the design, the polish,
+    the profiles): on a rough simulated objective the last profile can find a better
+    point than the one it was drawn around, and the estimate is the best one seen."""
+    return np.array(min(problem.cache, key=lambda u: loss(np.array(u))))
 
 
 def profile(problem, u: np.ndarray, loss) -> list[dict]:

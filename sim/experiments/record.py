@@ -90,6 +90,7 @@ def users_at(record, platform: str, date: datetime.date) -> float:
 
 WECHAT, QQ = "WeChat", "QQ"
 REBLOCK_WINDOW = 4    # weeks after the deadline in which a re-block counts
+LASTING = 4           # weeks an opening must last to end a lag (not one week's window dressing)
 USER_WINDOW = 4       # weeks over which a quarter-end's users are averaged (monthly users)
 
 
@@ -145,8 +146,10 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
       at its own rest.
     - Weeks from the order's deadline until WeChat's chat links are all at least
       behind a warning page, and until its chat, group and feed links are all plainly
-      open; a lag longer than the run is censored at the run's end, and so is the
-      target (the feed never opened in the record).
+      open, each for good (LASTING weeks, or to the run's end): opening for the week of
+      the check and blocking again is not opening; a lag longer than the run is
+      censored at the run's end, and so is the target (the feed never opened in the
+      record).
     - Of WeChat's rival group and feed links, the share open (not blocked) for the
       deadline's check: none in the record.
     - Of QQ's chat links blocked at the start: the share open for the deadline's
@@ -231,7 +234,7 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
         links = rival[host]
         ok = condition(states[:, host, links, surface]).all(axis=1)
         for week in range(deadline - 1, weeks):
-            if ok[week]:
+            if ok[week:week + LASTING].all():
                 return float(week + 1 - deadline)
         return float(weeks - deadline)
 

@@ -39,8 +39,8 @@ from itertools import product
 
 import numpy as np
 
-from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, diversion_table, host_bits,
-                        route_states, stake)
+from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, attention, diversion_table,
+                              host_bits, route_states, stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -276,14 +276,14 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
 def option_revenue(model, owner: str, ties: np.ndarray, sent: float = 1.0,
                    received: float = 1.0) -> np.ndarray:
     """(K,): the owner's weekly revenue from one user on each platform set: what its
-    platforms earn per user, and its stake of the visits on the user's views, sent (at
+    platforms earn per user (a multihomer's revenue split between their platforms), and its stake of the visits on the user's views, sent (at
     the user's sharing intensity `sent`, x share_rate) and received (at the ties'
     mean, `received`), to ties on masks distributed as `ties` (2**M) under today's
     links."""
     scenario, view = model.scenario, model.view
     per_host = np.array([p.revenue_per_user if p.owner == owner else 0.0
                          for p in scenario.messaging])
-    on_options = host_bits(len(scenario.messaging))[view.options].astype(float) @ per_host
+    on_options = attention(len(scenario.messaging))[view.options] @ per_host
     per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
     per_tie = (sent + received) * scenario.users.share_rate * (
         per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))

@@ -35,6 +35,14 @@ def host_bits(n_hosts: int) -> np.ndarray:
     return ((masks[:, None] >> np.arange(n_hosts)[None, :]) & 1).astype(bool)
 
 
+def attention(n_hosts: int) -> np.ndarray:
+    """(2**M, M): the share of a user's attention, and of the revenue a user brings, that
+    each host of the user's set gets: split equally, so a multihomer is one user, not
+    one per membership."""
+    bits = host_bits(n_hosts).astype(float)
+    return bits / np.maximum(bits.sum(axis=1, keepdims=True), 1.0)
+
+
 class LinkPolicy:
     """Which host blocks, warns on or opens which rival content platform on which surface."""
 

@@ -15,7 +15,8 @@ from sim.model.agents import AgentUsers, Platform, Regulator
 from sim.model.array_engine import ArrayUsers
 from sim.model.cohorts import Cohorts
 from sim.model.decisions import ReviewCache
-from sim.model.market import DELIVERED, LinkPolicy, ShareLedger, market_view, stake, substitutes
+from sim.model.market import (DELIVERED, LinkPolicy, ShareLedger, attention, market_view, stake,
+                              substitutes)
 from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
@@ -151,7 +152,8 @@ class WalledGardenModel(Model):
 
     def settle_accounts(self) -> None:
         """This week's revenue by owner: visits delivered to content, visits diverted
-        to the host owners' own services (each split by stakes), and users; then fines."""
+        to the host owners' own services (each split by stakes), and users (a multihomer's
+        revenue split between their platforms); then fines."""
         scenario, ledger, view = self.scenario, self.ledger, self.view
         delivered = ledger.counts[..., list(DELIVERED)].sum(axis=(0, 2, 3))      # (C,)
         self.diverted = np.einsum("mcs,mcsj->j", ledger.lost, view.divert)
@@ -160,9 +162,9 @@ class WalledGardenModel(Model):
         visit_values = np.array([c.revenue_per_visit for c in scenario.content])
         revenue = ((delivered + self.diverted) * visit_values) @ self.visit_shares
         owners = list(scenario.owners)
-        on_host = self.user_counts()
+        attended = self.mask_counts @ attention(len(scenario.messaging))          # (M,)
         for h, spec in enumerate(scenario.messaging):
-            revenue[owners.index(spec.owner)] += spec.revenue_per_user * on_host[h]
+            revenue[owners.index(spec.owner)] += spec.revenue_per_user * attended[h]
         self.revenue_history = np.vstack([self.revenue_history, revenue])
         self.fine_history = np.vstack([self.fine_history, self.regulator.fines])
         views = ledger.counts.sum(axis=-1)
