@@ -95,7 +95,9 @@ def test_the_comparison_is_written_with_names(runs, capsys):
 def crn_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("crn")
     path = write_sweep(tmp, '"regulator.fine" = [0.0, 0.08]', replicates=4)
-    path.write_text(path.read_text().replace("seed = 9", "seed = 9\ncommon_random_numbers = true"))
+    # 30 weeks: a platform fined needs one that re-blocks and is caught after the deadline
+    path.write_text(path.read_text().replace("seed = 9", "seed = 9\ncommon_random_numbers = true")
+                    .replace('"steps" = 14', '"steps" = 30'))
     assert sweep_cli(path, tmp / "sweep") == 0
     return tmp / "sweep"
 

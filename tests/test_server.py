@@ -74,6 +74,23 @@ def test_saved_settings_are_a_scenario_that_builds_the_same_model(tmp_path):
     assert model.scenario.regulator == spec.regulator and model.scenario.users == spec.users
 
 
+def test_tabs_on_the_same_controls_share_one_burn_in_and_run_alike():
+    settings = {**app.scenario_settings("china_2021"), "grid.width": 10}
+    first = app.build_model("china_2021", settings)
+    second = app.build_model("china_2021", settings)
+    assert first is not second and first.burn_in_weeks == second.burn_in_weeks > 0
+    assert sum(e["event"] == "burn_in" for e in second.events) == 1
+    for _ in range(3):
+        first.step()
+    assert second.steps == 0                       # one tab's weeks are not another's
+    for _ in range(3):
+        second.step()
+    assert first.rows == second.rows
+    other_seed = app.build_model("china_2021", {**settings, "seed": "8"})
+    other_seed.step()
+    assert other_seed.rows[0] != first.rows[0]
+
+
 def test_every_figure_colours_a_platform_alike_and_has_a_legend():
     model = app.build_model("china_2021", {**app.scenario_settings("china_2021"), "grid.width": 12})
     model.step()

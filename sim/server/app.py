@@ -15,11 +15,14 @@ than rebuilt.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import io
 import json
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 
 import anywidget
@@ -172,7 +175,42 @@ def build_model(name: str, settings: dict) -> WalledGardenModel:
         spec = load(SCENARIOS / f"{name}.toml", overrides)
     except ScenarioError as err:       # without the server's paths
         raise FieldError("Scenario", str(err).replace(str(SCENARIOS) + "/", "")) from None
-    return WalledGardenModel(spec, rng=seed)
+    return SETTLED.copy_of(spec, seed)
+
+
+class SettledModels:
+    """Models at week 0, after their burn-in, by the whole scenario they were built from:
+    a class of students on the same controls waits for one burn-in (seconds to tens of
+    seconds on a large grid), not one each. Each tab gets its own deep copy, which runs
+    the same weeks, byte for byte, as the model it was copied from."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.lock = threading.Lock()
+        self.models: OrderedDict[str, Future] = OrderedDict()
+
+    def copy_of(self, spec, seed: int) -> WalledGardenModel:
+        key = f"{seed}:{spec!r}"
+        with self.lock:
+            entry = self.models.get(key)
+            builder = entry is None
+            if builder:
+                entry = self.models[key] = Future()
+                while len(self.models) > self.size:
+                    self.models.popitem(last=False)
+            self.models.move_to_end(key)
+        if builder:
+            try:
+                entry.set_result(WalledGardenModel(spec, rng=seed))
+            except BaseException as err:   # the tabs waiting on it see the error, and none is kept
+                entry.set_exception(err)
+                with self.lock:
+                    self.models.pop(key, None)
+                raise
+        return copy.deepcopy(entry.result())
+
+
+SETTLED = SettledModels()
 
 
 class SpareModel:
@@ -575,6 +613,7 @@ def Controls(scenario, settings, problem):
     solara.InputText("Random seed", value=values["seed"], on_value=set_seed,
                      error=str(problem.value) if field_error == "Random seed" else False)
     Slider("size", settings)
+    Slider("burn_in", settings)
 
     html("**Regulator**")
     order = values["regulator.policy"] == "order"
