@@ -15,10 +15,11 @@ than rebuilt.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import io
 import json
+import pickle
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -181,8 +182,9 @@ def build_model(name: str, settings: dict) -> WalledGardenModel:
 class SettledModels:
     """Models at week 0, after their burn-in, by the whole scenario they were built from:
     a class of students on the same controls waits for one burn-in (seconds to tens of
-    seconds on a large grid), not one each. Each tab gets its own deep copy, which runs
-    the same weeks, byte for byte, as the model it was copied from."""
+    seconds on a large grid), not one each. The settled model is kept pickled and each
+    tab unpickles its own, which runs the same weeks, byte for byte, as the model it
+    was pickled from."""
 
     def __init__(self, size: int = 8):
         self.size = size
@@ -201,13 +203,45 @@ class SettledModels:
             self.models.move_to_end(key)
         if builder:
             try:
-                entry.set_result(WalledGardenModel(spec, rng=seed))
+                entry.set_result(pickled(WalledGardenModel(spec, rng=seed)))
             except BaseException as err:   # the tabs waiting on it see the error, and none is kept
                 entry.set_exception(err)
                 with self.lock:
                     self.models.pop(key, None)
                 raise
-        return copy.deepcopy(entry.result())
+        return pickle.loads(entry.result())
+
+
+def pickled(model: WalledGardenModel) -> bytes:
+    """The model as bytes. Pickling walks the grid's cells neighbour by neighbour, one
+    stack frame per cell, deeper than Python's recursion limit on a large grid (deepcopy
+    fails there), so it runs in a thread of its own with a deep stack; unpickling keeps
+    its own stack and needs neither."""
+    result = {}
+
+    def dump():
+        try:
+            result["bytes"] = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as err:        # raised again in the caller's thread
+            result["error"] = err
+
+    with DEEP_STACK:
+        limit = sys.getrecursionlimit()
+        threading.stack_size(512 * 2**20)      # reserved, touched only as deep as it goes
+        try:
+            sys.setrecursionlimit(max(limit, 200_000))
+            worker = threading.Thread(target=dump)
+            worker.start()
+            worker.join()
+        finally:
+            threading.stack_size(0)
+            sys.setrecursionlimit(limit)
+    if "error" in result:
+        raise result["error"]
+    return result["bytes"]
+
+
+DEEP_STACK = threading.Lock()
 
 
 SETTLED = SettledModels()
