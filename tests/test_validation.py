@@ -37,11 +37,11 @@ def workers():
         yield
 
 
-# Checks the shipped case does not pass, as ODD.md section 8 reports: each stays
-# listed until the model reproduces it, and the test fails if one starts to pass
-# unannounced.
-KNOWN_GAPS = {"surface_order", "record_sizes", "record_timing", "market_at_rest", "opening_effects", "interoperability_effects",
-              "counterfactual"}   # its heavy-sharers row: the estimate is 13% off (ODD 8)
+# Checks the shipped case does not pass, as ODD.md section 8 reports (quick effort,
+# 2026-12-04): each stays listed until the model reproduces it, and the test fails if
+# one starts to pass unannounced.
+KNOWN_GAPS = {"blocking_by_size", "incentives", "deterrence", "surface_order", "doganoglu_wright",
+              "record_timing", "market_at_rest"}
 
 
 @pytest.mark.parametrize("name", list(validation.CHECKS))
@@ -50,10 +50,10 @@ def test_every_check_holds_for_its_mechanism_and_fails_without_it(case, name, wo
     assert rows, f"{name} produced no evidence"
     failed = [f"{r['measure']}: {r['value']:.4g} (needs {r['expected']}; p = {r['p_value']:.3g})"
               for r in rows if not r["passed"]]
-    if name in KNOWN_GAPS:
+    if name in KNOWN_GAPS:      # a check that fails is no evidence, ablated or not
         assert failed, f"{name} now passes: update KNOWN_GAPS and ODD.md section 8"
-    else:
-        assert not failed, "\n".join(failed)
+        return
+    assert not failed, "\n".join(failed)
     assert rows[0]["without_mechanism"] is False, (
         f"{name} still passes with its mechanism switched off ({rows[0]['ablation']})")
 
