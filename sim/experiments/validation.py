@@ -933,11 +933,12 @@ def record_sizes(case: Scenario, effort: Effort) -> list[Evidence]:
     rows, runs = record_rows(case, effort, ("ratio",))
     if "DingTalk" in [p.name for p in case.messaging]:
         dingtalk = size_changes(runs, "DingTalk")
+        p = float(stats.ttest_1samp(dingtalk, 0.0, alternative="greater").pvalue)
         rows.append(evidence(
             "record_sizes", "out of sample: DingTalk's users grew", f"{RECORD_FILE_NAME}: DingTalk "
             "2020 and 2022 (approx.)", "relative change in DingTalk's users from the first "
-            "to the last four weeks", "mean > 0", dingtalk, "mean", math.nan,
-            float(np.mean(dingtalk)) > 0))
+            "to the last four weeks", "mean > 0, one-sided t test p < 0.01", dingtalk,
+            "t test", p, p < ALPHA))
     return rows
 
 
