@@ -244,7 +244,7 @@ def paired_change(check: str, claim: str, source: str, measure: str, differences
     return evidence(check, claim, source, measure,
                     f"mean difference {'>' if sign > 0 else '<'} 0, Wilcoxon p < {ALPHA}", d,
                     "Wilcoxon signed-rank, paired by seed", p,
-                    sign * d.mean() > 0 and p < ALPHA)
+                    len(d) > 0 and sign * d.mean() > 0 and p < ALPHA)
 
 
 def trend(check: str, claim: str, source: str, measure: str, levels, outcomes,
@@ -766,22 +766,32 @@ def open_week(states: np.ndarray, host: int, surface: int, since: int = 0) -> fl
        ("regulator.visibility", {"chat": 1.0, "group": 1.0, "feed": 1.0}))
 def surface_order(case: Scenario, effort: Effort) -> list[Evidence]:
     """With one deadline for every surface, the share of the weeks after it in which the
-    largest network keeps some link of each surface blocked or behind a warning page."""
+    largest network keeps some link of each surface blocked or behind a warning page.
+    Which surface opens first is seen only where both were closed before the order: a
+    replicate in which the first was open all along says nothing of the order of opening
+    (a referee found the model's WeChat never closing its chats, and the difference at
+    its largest with no order at all)."""
     host = largest(case)
-    deadline = case.regulator.deadline_step
+    deadline, before = case.regulator.deadline_step, case.regulator.announce_step - 2
+    runs = simulate(sized(case, effort), effort.replicates)
     closed = np.array([[(run.states[deadline:, host, :, s] != OPEN).any(axis=1).mean()
-                        for s in range(len(SURFACES))]
-                       for run in simulate(sized(case, effort), effort.replicates)])
+                        for s in range(len(SURFACES))] for run in runs])
+    held = np.array([[(run.states[before, host, :, s] != OPEN).any()
+                      for s in range(len(SURFACES))] for run in runs])
     name = case.messaging[host].name
     source = "CASE.md fact 4 (WeChat, Sep-Nov 2021)"
-    return [
-        paired_change("surface_order", f"{name} opens one-on-one chat before groups", source,
-                      "share of weeks after the deadline with groups closed minus with chat "
-                      "closed", closed[:, 1] - closed[:, 0]),
-        paired_change("surface_order", f"{name} opens groups before the feed", source,
-                      "share of weeks after the deadline with the feed closed minus with "
-                      "groups closed", closed[:, 2] - closed[:, 1]),
-    ]
+
+    def opens_first(first: int, then: int, claim: str) -> Evidence:
+        both = held[:, first] & held[:, then]
+        return paired_change(
+            "surface_order", claim, source,
+            f"share of weeks after the deadline with {SURFACES[then]} links closed minus with "
+            f"{SURFACES[first]} links closed, in the {int(both.sum())} of {len(runs)} replicates "
+            "with both closed the week before the announcement",
+            closed[both, then] - closed[both, first])
+
+    return [opens_first(0, 1, f"{name} opens one-on-one chat before groups"),
+            opens_first(1, 2, f"{name} opens groups before the feed")]
 
 
 # --- Opening, interoperability, welfare ------------------------------------------------------
