@@ -72,7 +72,7 @@ SLIDERS = {
     "audits": ("regulator.audit_probability", "Audits",
                "chance per platform per week after the deadline", 0.0, 0.5, 0.01),
     "fine": ("regulator.fine", "Fine", "", 0.0, 0.2, 0.005),
-    "token_cost": ("users.token_cost", "Token cost", "× a share's mean value", 0.0, 2.0, 0.05),
+    "token_cost": ("users.token_cost", "Token cost", "× a share's mean value", 0.0, 2.0, 0.01),
     "share_rate": ("users.share_rate", "Shares per user", "per week", 0.0, 6.0, 0.5),
     "multihoming_cost": ("users.multihoming_cost", "Multihoming cost",
                          "utility per week for each app beyond the first", 0.0, 2.0, 0.05),
