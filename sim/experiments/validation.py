@@ -128,6 +128,11 @@ class Run:
     def blocked(self) -> np.ndarray:
         return self.states == BLOCKED
 
+    @property
+    def restricted(self) -> np.ndarray:
+        """Blocked or behind a warning page."""
+        return self.states != OPEN
+
 
 RECENT_RUNS = 12
 _recent: dict[tuple[str, int], list[Run]] = {}
@@ -213,10 +218,15 @@ def no_order(case: Scenario, effort: Effort) -> Scenario:
     return sized(case, effort, ("regulator.policy", "none"))
 
 
+def open_start(case: Scenario, effort: Effort, *overrides) -> Scenario:
+    """No order, and every rival link open at the start."""
+    return sized(case, effort, ("regulator.policy", "none"), ("platforms.*.blocks", []),
+                 ("platforms.*.warns", []), *overrides)
+
+
 def open_world(case: Scenario, effort: Effort, *overrides) -> Scenario:
     """Every rival link open from the start, and kept open."""
-    return sized(case, effort, ("regulator.policy", "none"), ("platforms.*.blocks", []),
-                 ("platforms.*.warns", []), ("platforms.*.strategy", "static"), *overrides)
+    return open_start(case, effort, ("platforms.*.strategy", "static"), *overrides)
 
 
 def largest(case: Scenario) -> int:
@@ -361,13 +371,12 @@ DIVERSION = ("diversion of the views a block loses to services its owner holds "
 def largest_blocks(case: Scenario, effort: Effort) -> list[Evidence]:
     # from every link open, so that a block kept only because changing costs a menu cost
     # (or the start put it there) does not count
-    scenario = sized(case, effort, ("regulator.policy", "none"), ("platforms.*.blocks", []),
-                     ("platforms.*.warns", []))
+    scenario = open_start(case, effort)
     big = largest(case)
     small = int(np.argmin([p.initial_share for p in case.messaging]))
     differences = []
     for run in simulate(scenario, effort.replicates):
-        late_weeks = run.states[len(run.states) // 2:] != OPEN
+        late_weeks = run.restricted[len(run.states) // 2:]
         per_host = late_weeks.sum(axis=(2, 3)).mean(axis=0)
         differences.append(per_host[big] - per_host[small])
     names = case.messaging[big].name, case.messaging[small].name
@@ -425,7 +434,7 @@ def blocking_by_size(case: Scenario, effort: Effort) -> list[Evidence]:
     sizes = np.round(np.linspace(0.1, 0.9, 9), 2)
     # restricted, blocked or behind a warning page: where the two cost users alike the
     # label is not the economics (ODD 7.4)
-    propensity = [[(run.states[3:, 0] != OPEN).mean() for run in
+    propensity = [[run.restricted[3:, 0].mean() for run in
                    simulate(size_world(case, float(s), 12, 30), effort.replicates)]
                   for s in sizes]
     return [trend("blocking_by_size", "the propensity to restrict (block or warn) rises with relative size",
@@ -768,16 +777,13 @@ def surface_order(case: Scenario, effort: Effort) -> list[Evidence]:
     """With one deadline for every surface, the share of the weeks after it in which the
     largest network keeps some link of each surface blocked or behind a warning page.
     Which surface opens first is seen only where both were closed before the order: a
-    replicate in which the first was open all along says nothing of the order of opening
-    (a referee found the model's WeChat never closing its chats, and the difference at
-    its largest with no order at all)."""
+    replicate in which the first was open all along says nothing of the order of opening,
+    and would make the difference largest with no order at all."""
     host = largest(case)
     deadline, before = case.regulator.deadline_step, case.regulator.announce_step - 2
     runs = simulate(sized(case, effort), effort.replicates)
-    closed = np.array([[(run.states[deadline:, host, :, s] != OPEN).any(axis=1).mean()
-                        for s in range(len(SURFACES))] for run in runs])
-    held = np.array([[(run.states[before, host, :, s] != OPEN).any()
-                      for s in range(len(SURFACES))] for run in runs])
+    closed = np.array([run.restricted[deadline:, host].any(axis=1).mean(axis=0) for run in runs])
+    held = np.array([run.restricted[before, host].any(axis=0) for run in runs])
     name = case.messaging[host].name
     source = "CASE.md fact 4 (WeChat, Sep-Nov 2021)"
 
@@ -880,8 +886,7 @@ def learning(case: Scenario, effort: Effort) -> list[Evidence]:
     """Learning platforms, starting with every link open without an order, learn to
     block; starting blocked under a credible order, they learn to open."""
     learners = ("platforms.*.strategy", "learning")
-    free = sized(case, effort, ("regulator.policy", "none"), ("platforms.*.blocks", []),
-                 ("platforms.*.warns", []), learners)
+    free = open_start(case, effort, learners)
     ordered = credible(case, effort)
     ordered = derive(ordered, learners)
     gained = [float(run.blocked[-10:].sum(axis=(1, 2, 3)).mean())
