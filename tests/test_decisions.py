@@ -174,40 +174,85 @@ def test_the_stacked_tie_shocks_are_each_links_own_shock():
                           np.array([choice_probabilities(w, 2.0) for w in wide]))
 
 
+def qq_blocks(model, state: int = BLOCKED) -> None:
+    """QQ (host 1) holds every rival link in `state`, none forced open."""
+    model.links.forced[1] = False
+    model.links.state[1][model.links.rival[1]] = state
+    model.view = model.market_view()
+
+
+def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float) -> float:
+    """The owner's expected penalty by enumerating every history of decisions, week by
+    week and host by host (WeChat, then its sibling QQ), with escalation, the ladder and
+    forced openings: the host is caught in week u with chance caught[u]."""
+    spec = outlook.model.scenario.messaging[outlook.host]
+    (sibling, sibling_caught, sibling_value), = outlook.siblings
+    hosts = [(outlook.own, caught, forced_value), (sibling, sibling_caught, sibling_value)]
+    total = 0.0
+    for history in itertools.product((False, True), repeat=2 * outlook.period):
+        probability, cost, k, forced = 1.0, 0.0, 0, [False, False]
+        for u in range(outlook.period):
+            rest = sum(spec.discount ** (v + 1)
+                       for v in range(max(spec.planning_horizon - u - 1, 0)))
+            for i, (exposure, chance, value) in enumerate(hosts):
+                hit = history[2 * u + i]
+                if forced[i]:             # opened by the regulator: nothing left to find
+                    probability *= 0.0 if hit else 1.0
+                    continue
+                probability *= chance[u] if hit else 1 - chance[u]
+                if hit:
+                    cost += spec.discount ** (u + 1) * (
+                        exposure.costs[k] + exposure.forced[k] * value * rest)
+                    k, forced[i] = k + 1, bool(exposure.forced[k])
+        total += probability * cost
+    return total
+
+
 def test_the_penalty_forward_pass_matches_every_audit_history():
     """Expected penalty of a policy over a period, against enumerating every history of
-    decisions week by week (with escalation, the ladder and a forced opening)."""
+    decisions against the group week by week (with escalation, the ladder and a forced
+    opening), WeChat's policy with QQ's blocks beside it: the owner's penalty with the
+    policy, less with WeChat lawful."""
     model = settled("regulator.forced_open_after=2", "regulator.naming_after=1",
                     "regulator.audit_probability=0.3", week=12)
     model.regulator.offences[:] = 0
     model.regulator.capped[:] = 0
+    qq_blocks(model)
     period = 4
     values = link_values(model, 0)
     outlook = PenaltyOutlook(model, 0, period, values)
+    assert [e.host for e, _, _ in outlook.siblings] == [1]     # QQ violates beside it
     violating = np.array([2, 1, 3])
     forced_value = 150.0
     expected = outlook.expected(violating[None, :], np.array([forced_value]))[0]
-    spec = model.scenario.messaging[0]
-    caught = [outlook.audit[u] * (1 - np.prod((1 - outlook.visibility)
-                                              ** (violating * outlook.required[u])))
-              for u in range(period)]
-    total = 0.0
-    for history in itertools.product((False, True), repeat=period):
-        probability, cost, k, forced = 1.0, 0.0, 0, False
-        for u, hit in enumerate(history):
-            if forced:                   # opened by the regulator: nothing left to find
-                probability *= 0.0 if hit else 1.0
-                continue
-            probability *= caught[u] if hit else 1 - caught[u]
-            if hit:
-                fine, is_forced = outlook.costs[k]
-                rest = sum(spec.discount ** (v + 1)
-                           for v in range(max(spec.planning_horizon - u - 1, 0)))
-                cost += spec.discount ** (u + 1) * (fine + is_forced * forced_value * rest)
-                k, forced = k + 1, is_forced
-        total += probability * cost
+    caught = np.array([outlook.audit[u] * (1 - np.prod((1 - outlook.visibility)
+                                                       ** (violating * outlook.required[u])))
+                       for u in range(period)])
+    total = (enumerated_penalty(outlook, caught, forced_value)
+             - enumerated_penalty(outlook, np.zeros(period), 0.0))
     assert expected == pytest.approx(total, rel=1e-9)
     assert expected > 0
+
+
+def test_a_siblings_violations_raise_the_penalty_of_violating():
+    """Fines escalate per group: with QQ's blocks beside it, each of WeChat's decisions
+    is likelier to come after one against QQ, so violating costs Tencent more than with
+    QQ lawful (no forced opening, which would end the fines); with no escalation and no
+    ladder the sibling changes nothing."""
+    def penalty(*overrides, qq_lawful: bool):
+        model = settled("regulator.audit_probability=0.3", "regulator.forced_open=false",
+                        *overrides, week=12)
+        model.regulator.offences[:] = 0
+        model.regulator.capped[:] = 0
+        qq_blocks(model, OPEN if qq_lawful else BLOCKED)
+        outlook = PenaltyOutlook(model, 0, 4, link_values(model, 0))
+        return outlook.expected(np.array([[2, 1, 3]]), np.array([0.0]))[0]
+
+    assert penalty(qq_lawful=False) > penalty(qq_lawful=True) > 0
+    flat = ("regulator.fine_escalation=1", "regulator.naming=false",
+            "regulator.suspend_registrations=false")
+    assert penalty(*flat, qq_lawful=False) == pytest.approx(penalty(*flat, qq_lawful=True),
+                                                            rel=1e-9)
 
 
 def test_beliefs_learn_from_every_inspection_seen():

@@ -126,7 +126,9 @@ def calendar_week(case, date: datetime.date) -> int:
 
 
 def record_blocks(case, record) -> list[Entry]:
-    """The record's blocks in force before the order, on the case's platforms."""
+    """The record's blocks in force before the order, on the case's platforms, that the
+    host made (`blocked`; not `closed_by_content`: Alibaba closed the jump from WeChat
+    into Taobao, and the model's content platforms do not block)."""
     hosts = {p.name for p in case.messaging}
     contents = {p.name for p in case.content}
     return [e for e in record if e.series == "blocked" and e.platform in hosts
@@ -140,8 +142,8 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
       run (WeChat's interpolated to the same date), as a level (their mean) and a
       change (the last less the first): three quarters of one flat series are one
       level, not three moments.
-    - Of the links the record has blocked before the order (WeChat: Taobao since
-      2013, Douyin since 2018, DingTalk since 2020; QQ: Taobao, Douyin), every surface,
+    - Of the links the record's hosts blocked before the order (WeChat: Douyin since
+      2018, DingTalk since 2020; QQ: Taobao, Douyin), every surface,
       the share blocked in the week before the announcement: the blocks of a market
       at its own rest.
     - Weeks from the order's deadline until WeChat's chat links are all at least

@@ -320,91 +320,165 @@ def exposure_weight(period: int, horizon: int, discount: float, rate: float) -> 
     return total
 
 
+@dataclass(frozen=True)
+class Exposure:
+    """One of the owner's hosts in the owner's expected penalty: the chance that an
+    inspection comes in each week of the period (the host's beliefs), and what a decision
+    against it costs at each rung of the owner's ladder (after k0, k0 + 1, ... earlier
+    decisions against the group)."""
+
+    host: int
+    audit: np.ndarray        # (P,)
+    costs: np.ndarray        # (K,): fine, naming and suspension
+    forced: np.ndarray       # (K,) bool: the decision forces the host's links open
+
+
 class PenaltyOutlook:
     """The expected discounted penalty of a policy over the coming period, as the host
     sees it at week t0: audits at its beliefs (routine weeks, or an announced deadline
     week), detection by surface visibility, and at each decision the regulator's fine
-    and measures for that many earlier decisions."""
+    and measures for that many earlier decisions. Decisions are against the group, so
+    its other hosts' violations (at their present links) climb the same ladder: the
+    penalty of a policy is what it adds to the owner's, against the host holding every
+    link lawful."""
 
-    def __init__(self, model, host: int, period: int, values: LinkValues):
+    def __init__(self, model, host: int, period: int, values: LinkValues,
+                 cache: ReviewCache | None = None):
         regulator, spec = model.regulator, model.scenario.messaging[host]
         self.model, self.host, self.period = model, host, period
         week = model.steps
         self.discount = spec.discount
         weeks = np.arange(week + 1, week + period + 1)
-        if regulator.announced(week):
+        self.announced = regulator.announced(week)
+        self.weeks = weeks
+        if self.announced:
             self.required = np.array([regulator.required(w) for w in weeks])     # (P, S)
-            routine = regulator.belief(spec, "routine")
-            deadline = regulator.belief(spec, "deadline")
-            self.audit = np.array([deadline if regulator.blitz(w) else routine for w in weeks])
         else:                     # before the announcement the order is not known
             self.required = np.zeros((period, len(regulator.visibility)), bool)
-            self.audit = np.zeros(period)
         self.reported = regulator.spec.reblock_audit * float(self.required[0].any())
         self.visibility = regulator.visibility
-        self.costs = self.decision_costs(values)
+        group = regulator.group[host]
+        siblings = [h for h, g in enumerate(regulator.group) if g == group and h != host]
+        self.rungs = period * (len(siblings) + 1) + 1
+        self.own = self.exposure(host, values.dynamics)
+        self.audit = self.own.audit
+        # the siblings' weekly chance of a decision and value lost to a forced opening
+        self.siblings = []
+        for sibling in siblings:
+            caught, forced_value = self.sibling_risk(sibling, cache)
+            if caught.any():
+                self.siblings.append((self.exposure(sibling, values.dynamics), caught,
+                                      forced_value))
 
     @property
     def binding(self) -> np.ndarray:
         """(S,): surfaces that must be open at some week of the period."""
         return self.required.any(axis=0)
 
-    def decision_costs(self, values: LinkValues) -> dict:
-        """Cost of a decision at each number of earlier decisions k, before the cost of
-        a forced opening (which depends on the links): (fines + naming + suspension, forced?)."""
-        model, host = self.model, self.host
-        regulator, users = model.regulator, model.scenario.users
-        spec = model.scenario.messaging[host]
-        reg = regulator.spec
-        horizon, rate = spec.planning_horizon, users.revision_rate
-        dynamics = values.dynamics
+    def exposure(self, host: int, dynamics: UserDynamics) -> Exposure:
+        """A host's audits over the period and the cost of a decision against it at each
+        rung, before the cost of a forced opening (which depends on its links), valued
+        by the deciding host's discount and horizon."""
+        model, regulator = self.model, self.model.regulator
+        reg, users = regulator.spec, model.scenario.users
+        spec, decider = model.scenario.messaging[host], model.scenario.messaging[self.host]
+        if self.announced:
+            routine = regulator.belief(spec, "routine")
+            deadline = regulator.belief(spec, "deadline")
+            audit = np.array([deadline if regulator.blitz(w) else routine for w in self.weeks])
+        else:
+            audit = np.zeros(self.period)
         naming = -float((naming_shock(dynamics, model, host, reg.naming_penalty)
                          * dynamics.gain(reg.naming_steps)).sum())
         suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
-                      * exposure_weight(reg.suspension_steps, horizon, self.discount, rate))
+                      * exposure_weight(reg.suspension_steps, decider.planning_horizon,
+                                        self.discount, users.revision_rate))
         group = regulator.group[host]
         k0, capped = int(regulator.offences[group]), int(regulator.capped[group])
-        costs = {}
-        for k in range(k0, k0 + self.period + 1):
-            fine, is_capped = regulator.fine(host, k)
+        costs, forced = np.zeros(self.rungs), np.zeros(self.rungs, bool)
+        for rung in range(self.rungs):
+            fine, is_capped = regulator.fine(host, k0 + rung)
             capped += int(is_capped)
-            due = regulator.measures_due(k + 1, capped)
-            costs[k] = (fine + naming * ("naming" in due)
-                        + suspension * ("suspend_registrations" in due), "forced_open" in due)
-        return costs
+            due = regulator.measures_due(k0 + rung + 1, capped)
+            costs[rung] = (fine + naming * ("naming" in due)
+                           + suspension * ("suspend_registrations" in due))
+            forced[rung] = "forced_open" in due
+        return Exposure(host, audit, costs, forced)
+
+    def sibling_risk(self, sibling: int, cache: ReviewCache | None) -> tuple[np.ndarray, float]:
+        """(P,) the chance of a decision against a sibling host in each week at its
+        present links, and the weekly value its links would lose to a forced opening."""
+        model = self.model
+        links = free_links(model, sibling)
+        if not links or not self.binding.any():
+            return np.zeros(self.period), 0.0
+        violating_states = ([BLOCKED] if model.regulator.spec.accept_warning
+                            else [WARNED, BLOCKED])
+        states = np.array([model.links.state[sibling, c, s] for c, s in links], dtype=int)
+        surfaces = np.array([s for _, s in links], dtype=int)
+        counts = np.bincount(surfaces[np.isin(states, violating_states)],
+                             minlength=len(self.visibility))
+        if not counts.any():
+            return np.zeros(self.period), 0.0
+        found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
+        values = cache.link_values(sibling) if cache else link_values(model, sibling)
+        steady = values.steady()[np.arange(len(links)), states]
+        forced_value = float((np.maximum(steady, 0.0) * self.binding[surfaces]).sum())
+        audit = self.exposure(sibling, values.dynamics).audit
+        return audit * found, forced_value
 
     def expected(self, violating: np.ndarray, forced_value: np.ndarray,
                  reblocking: np.ndarray | None = None) -> np.ndarray:
         """Expected discounted penalty of policies holding `violating` links on each
-        surface (P, S) over the period; `forced_value` (P,) is what each loses, per week
+        surface (N, S) over the period; `forced_value` (N,) is what each loses, per week
         of the rest of the horizon, if a decision forces its links open; a policy that
-        re-blocks a link (`reblocking`, P) may be reported and audited the next week
-        (`regulator.reblock_audit`). A forward pass over the weeks carries the chance of
-        k earlier decisions, not yet forced."""
-        spec = self.model.scenario.messaging[self.host]
+        re-blocks a link (`reblocking`, N) may be reported and audited the next week
+        (`regulator.reblock_audit`). What the policy adds to the owner's penalty: the
+        owner's with it, less the owner's with the host lawful (no sibling: 0)."""
         violating = np.atleast_2d(violating)
         forced_value = np.atleast_1d(np.asarray(forced_value, float))
         reported = np.zeros(len(violating)) if reblocking is None else (
             np.asarray(reblocking, float) * self.reported)
-        k0 = int(self.model.regulator.offences[self.model.regulator.group[self.host]])
-        ladder = range(k0, k0 + self.period + 1)
-        fines = np.array([self.costs[k][0] for k in ladder])
-        forced = np.array([self.costs[k][1] for k in ladder])
-        alive = np.zeros((len(violating), len(fines)))
-        alive[:, 0] = 1.0
-        total = np.zeros(len(violating))
+        found = 1.0 - np.prod((1.0 - self.visibility)[None, None, :]
+                              ** (violating[:, None, :] * self.required[None]), axis=2)
+        audit = np.broadcast_to(self.audit, found.shape).copy()                  # (N, P)
+        audit[:, 0] = 1 - (1 - self.audit[0]) * (1 - reported)
+        caught = audit * found
+        if not self.siblings:
+            return self.owner_penalty(caught, forced_value)
+        lawful = np.zeros((1, self.period))
+        totals = self.owner_penalty(np.vstack([caught, lawful]),
+                                    np.append(forced_value, 0.0))
+        return totals[:-1] - totals[-1]
+
+    def owner_penalty(self, caught: np.ndarray, forced_value: np.ndarray) -> np.ndarray:
+        """(N,): the owner's expected discounted penalty when the host is caught in week u
+        with chance caught[n, u] and its siblings with theirs. A forward pass over the
+        weeks carries the chance of each number of decisions against the group so far
+        and of which hosts have been forced open (nothing left to find); within a week
+        the regulator decides host by host in their order."""
+        spec = self.model.scenario.messaging[self.host]
+        hosts = sorted([(self.own, caught, forced_value[:, None])]
+                       + [(e, np.broadcast_to(c, caught.shape), np.full((len(caught), 1), v))
+                          for e, c, v in self.siblings], key=lambda h: h[0].host)
+        # chance of k decisions so far (k0 + k on the ladder), by which hosts are forced
+        alive = np.zeros((len(caught), self.rungs, 2 ** len(hosts)))
+        alive[:, 0, 0] = 1.0
+        total = np.zeros(len(caught))
         for u in range(self.period):
-            audit = self.audit[u] if u else 1 - (1 - self.audit[0]) * (1 - reported)
-            caught = audit * (1.0 - np.prod(
-                (1.0 - self.visibility) ** (violating * self.required[u]), axis=1))
-            if not caught.any():
-                continue
             rest = gain_weight(max(spec.planning_horizon - u - 1, 0), self.discount)
-            cost = fines[None, :] + forced[None, :] * (forced_value * rest)[:, None]
-            total += self.discount ** (u + 1) * caught * (alive * cost).sum(axis=1)
-            moved = alive * caught[:, None] * ~forced[None, :]
-            alive = alive * (1 - caught[:, None])
-            alive[:, 1:] += moved[:, :-1]
+            for bit, (exposure, chance, value) in enumerate(hosts):
+                free = [m for m in range(alive.shape[2]) if not (m >> bit) & 1]
+                if not chance[:, u].any():
+                    continue
+                at_risk = alive[:, :, free] * chance[:, u, None, None]           # (N, K, F)
+                cost = exposure.costs[None, :] + exposure.forced[None, :] * value * rest
+                total += self.discount ** (u + 1) * (at_risk.sum(axis=2) * cost).sum(axis=1)
+                alive[:, :, free] -= at_risk
+                stays, opened = at_risk * ~exposure.forced[None, :, None], at_risk * \
+                    exposure.forced[None, :, None]
+                alive[:, 1:, free] += stays[:, :-1]
+                alive[:, 1:, [m | 1 << bit for m in free]] += opened[:, :-1]
         return total
 
 
@@ -425,7 +499,7 @@ class Evaluation:
     def __init__(self, model, host: int, period: int, start: np.ndarray | None = None,
                  cache: ReviewCache | None = None):
         spec = model.scenario.messaging[host]
-        self.values = values = link_values(model, host, cache)
+        self.values = values = cache.link_values(host) if cache else link_values(model, host)
         links = values.links
         current = np.array([model.links.state[host, c, s] for c, s in links], dtype=int)
         self.start = start = current if start is None else np.asarray(start, dtype=int)
@@ -435,7 +509,7 @@ class Evaluation:
         self.worth = values.diverted(period) + values.users(period)
         self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
         self.steady = values.steady()
-        self.outlook = PenaltyOutlook(model, host, period, values)
+        self.outlook = PenaltyOutlook(model, host, period, values, cache)
         self.violating_states = ([BLOCKED] if model.regulator.spec.accept_warning
                                  else [WARNED, BLOCKED])
         self.surfaces = np.array([s for _, s in links], dtype=int)
@@ -529,6 +603,7 @@ class ReviewCache:
         self.views: dict[bytes, MarketView] = {states: model.view}   # states -> their view
         self.held: dict[int, MarketView] = {}           # id -> every view keyed on
         self.evaluations: dict[tuple, Evaluation] = {}
+        self.values: dict[tuple, LinkValues] = {}
         self.user_dynamics: dict[tuple, UserDynamics] = {}
         self.paths: dict[tuple, list[np.ndarray]] = {}   # (discount, view) -> traffic path
 
@@ -547,6 +622,14 @@ class ReviewCache:
         if key not in self.evaluations:
             self.evaluations[key] = Evaluation(self.model, host, period, start, self)
         return self.evaluations[key]
+
+    def link_values(self, host: int) -> LinkValues:
+        """`link_values(model, host)` at the current states and view (a host's own
+        evaluation and its siblings' penalty outlooks read them)."""
+        key = (host, self.model.links.state.tobytes(), self.view_id())
+        if key not in self.values:
+            self.values[key] = link_values(self.model, host, self)
+        return self.values[key]
 
     def dynamics(self, host: int) -> UserDynamics:
         """`UserDynamics(model, owner, host)` at the current view, shared by the owner's
