@@ -174,6 +174,27 @@ def test_the_stacked_tie_shocks_are_each_links_own_shock():
                           np.array([choice_probabilities(w, 2.0) for w in wide]))
 
 
+def test_a_links_shock_is_measured_from_the_link_open():
+    """The users' response to a state of a link is measured from their utilities with
+    the link open, whatever its present state: a block already felt is not felt again.
+    The direct shift of WeChat's Taobao chat link, in each state, is the same whether the
+    link is open or blocked now (the rest of the market alike); measured from the
+    present utilities, as before 2026-12-04, a held block was valued as a second block,
+    several times what it was, and a host reopened links it would keep."""
+    model = settled(week=12)
+    link = (0, [c.name for c in model.scenario.content].index("Taobao"), 0)
+
+    def shocks(state):
+        model.links.state[link] = state
+        model.view = model.market_view()
+        values = link_values(model, 0)
+        return values.shocks[values.links.index(link[1:])]
+
+    held, opened = shocks(BLOCKED), shocks(OPEN)
+    assert np.abs(opened[BLOCKED]).sum() > 0
+    np.testing.assert_allclose(held, opened, rtol=1e-9, atol=1e-12)
+
+
 def qq_blocks(model, state: int = BLOCKED) -> None:
     """QQ (host 1) holds every rival link in `state`, none forced open."""
     model.links.forced[1] = False

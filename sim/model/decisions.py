@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import product
+from itertools import permutations, product
 
 import numpy as np
 
@@ -132,7 +132,7 @@ class UserDynamics:
     def shift(self, moved: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's shift of the chosen-set distribution when the choice
         probabilities move from p to `moved` (R, K)."""
-        return self.members.T @ (self.weight[:, None] * (moved - self.p)) / max(self.people, 1.0)
+        return self.between(self.p, moved)
 
     def slope(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's first-order shift for a small utility change du (R, K):
@@ -142,15 +142,33 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shocks(self, per_tie: list[np.ndarray]) -> np.ndarray:
+    def tie_shocks(self, per_tie: list[np.ndarray],
+                   from_open: list[np.ndarray] | None = None) -> np.ndarray:
         """(L, G, K): the direct shift for each of L changes in the loss term per tie on
-        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing.
-        One logit evaluation over the stack, not one per change: numpy's per-call cost
-        exceeds the arithmetic at these sizes."""
-        du = np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in per_tie])
-        moved = choice_probabilities(self.utilities + du.reshape(-1, *self.p.shape), self.beta)
-        return np.array([self.shift(m) for m in moved]).reshape(
-            len(per_tie), self.members.shape[1], self.p.shape[1])
+        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing,
+        each from the utilities with the change's link open: `from_open` (L, K, 2**M)
+        is what each link's present state takes from the loss term, given back before
+        the change (none: the links are open). One logit evaluation over the stack, not
+        one per change: numpy's per-call cost exceeds the arithmetic at these sizes."""
+        def felt(ties):
+            return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
+        shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
+        if not len(per_tie):
+            return np.zeros(shape)
+        du = felt(per_tie)
+        base = np.zeros_like(du) if from_open is None else felt(from_open)
+        reference = np.broadcast_to(self.p, du.shape).copy()
+        held = base.any(axis=(1, 2))                # links not open now
+        if held.any():
+            reference[held] = choice_probabilities(self.utilities + base[held], self.beta)
+        moved = choice_probabilities(self.utilities + base + du, self.beta)
+        return np.array([self.between(r, m) for r, m in zip(reference, moved)]).reshape(shape)
+
+    def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
+        """(G, K): each cohort's shift of the chosen-set distribution when the choice
+        probabilities move from `reference` to `moved` (R, K)."""
+        return self.members.T @ (self.weight[:, None] * (moved - reference)) / max(
+            self.people, 1.0)
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -257,11 +275,16 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
     shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
-    for a in (WARNED, BLOCKED):
+    loss = {}                                                     # state -> (K, 2**M, C, S)
+    for a in STATE_LIST:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
-        loss = extra[route]                                                     # (K, 2**M, C, S)
-        shocks[:, a] = dynamics.tie_shocks([-loss[:, :, c, s] for c, s in links])
+        loss[a] = extra[route]
+    # the users' utilities hold each link's present state: a state's shift is measured
+    # from the link open, not added to a block already felt
+    present = [loss[int(model.links.state[host, c, s])][:, :, c, s] for c, s in links]
+    for a in (WARNED, BLOCKED):
+        shocks[:, a] = dynamics.tie_shocks([-loss[a][:, :, c, s] for c, s in links], present)
     return LinkValues(links, by_route, shocks, dynamics)
 
 
@@ -564,26 +587,36 @@ class Evaluation:
         return [Plan(tuple(row), v) for row, v in zip(states.tolist(), values.tolist())]
 
 
-def team_value(model, hosts: list[int], periods: list[int], start: dict,
+def team_value(model, hosts: list[int], periods: list[int], begin: dict,
                cache: ReviewCache) -> float:
-    """The owner's value of its hosts' current policies against all of them open:
-    sum_i V_i(p_i | hosts before i at their policies, hosts after i open), which
-    telescopes to V(p_1..p_n) - V(open..open)."""
-    saved = model.links.state.copy()
+    """The owner's value of its hosts' current policies X against the policies they began
+    the review with S: the mean, over the orders in which the hosts could move from S to
+    X, of each host's own gain from its move, V_i(X_i) - V_i(S_i), with the hosts before
+    it at X and those after it at S (the Shapley value of the moves). Each host's value
+    is read where the market is, with its siblings at S or X; read from all links open
+    instead (an earlier version), WeChat's blocks, which QQ's complement, were valued
+    where multihomers route around them, and Tencent kept WeChat's chats open while
+    blocking them paid it ten weeks of revenue a year when played out."""
+    target = model.links.state.copy()
+    orders = list(permutations(range(len(hosts))))
     total = 0.0
     try:
-        for i in reversed(range(len(hosts))):
-            host = hosts[i]
-            evaluation = cache.evaluation(host, periods[i], start[host])
-            states = [model.links.state[host, c, s] for c, s in evaluation.values.links]
-            total += evaluation.value(states)
-            for c, s in evaluation.values.links:
-                model.links.state[host, c, s] = OPEN
-            model.view = cache.market_view()
+        for order in orders:
+            for host in hosts:
+                for (c, s), state in zip(free_links(model, host), begin[host]):
+                    model.links.state[host, c, s] = state
+            for i in order:
+                host = hosts[i]
+                model.view = cache.market_view()
+                evaluation = cache.evaluation(host, periods[i], begin[host])
+                moved = [int(target[host, c, s]) for c, s in evaluation.values.links]
+                total += evaluation.value(moved) - evaluation.value(begin[host])
+                for (c, s), state in zip(evaluation.values.links, moved):
+                    model.links.state[host, c, s] = state
     finally:
-        model.links.state[:] = saved
+        model.links.state[:] = target
         model.view = cache.market_view()
-    return total
+    return total / len(orders)
 
 
 class ReviewCache:

@@ -74,8 +74,9 @@ class BestResponse(Strategy):
 
     An owner's hosts that decide in the same week decide together: each in turn best
     responds to the others, and the owner keeps the joint policy worth most to it among
-    those visited (`sim.model.decisions.team_value`), so two platforms of one group never
-    chase each other round a cycle.
+    those visited, against the policies its hosts began with
+    (`sim.model.decisions.team_value`), so two platforms of one group never chase each
+    other round a cycle.
     """
 
     name = "best_response"
