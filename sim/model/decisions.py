@@ -560,7 +560,9 @@ class Evaluation:
         """The link states (P, L) and values (P,) of the best policy for each number of
         violating links on each surface: links are additive, so for every count vector
         the best policy violates on the links that gain most from it, and these few plans
-        contain the best policy overall."""
+        contain the best policy overall, as long as a decision's cost does not depend on
+        which links violate (a forced opening's and a reported re-block's do: there the
+        ranking is a heuristic)."""
         worth, rows = self.worth, np.arange(len(self.worth))
         lawful = [a for a in STATE_LIST if a not in self.violating_states]
         best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
