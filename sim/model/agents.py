@@ -145,7 +145,7 @@ class AgentUsers:
         ledger = ShareLedger.empty(len(self.model.scenario.messaging), view.state.shape[1])
         drawn = [user.share(view) for user in self.members]
         views = [v for user_views in drawn for v in user_views]
-        outcome = []
+        outcomes = []
         if views:
             route, content, surface, value, draw = map(np.array, zip(*views))
             # the week's outcomes in one call: one call per view spent most of the week
@@ -156,11 +156,11 @@ class AgentUsers:
                 view.state[route[reached], content[reached], surface[reached]], users,
                 value[reached], draw[reached])
             ledger.record(route, content, surface, outcome, value, users)
-            outcome = outcome.tolist()
+            outcomes = outcome.tolist()
         start = 0
         for user, user_views in zip(self.members, drawn):
             user.saw([(r, c, s, o, v) for (r, c, s, v, _), o in
-                      zip(user_views, outcome[start:start + len(user_views)])])
+                      zip(user_views, outcomes[start:start + len(user_views)])])
             start += len(user_views)
         return ledger
 
