@@ -466,6 +466,9 @@ def cmd_bench(args) -> None:
         print(line)
     if "skipped" in summary["page"]:
         print(f"student page not timed in a browser: {summary['page']['skipped']}")
+    else:
+        print(f"student page: the first tab, opened as soon as the server answered, drew in "
+              f"{summary['page']['first_tab_seconds']:.1f} s")
     print(f"results in {folder.path}/ (bench.json, bench.html, manifest.json)")
 
 

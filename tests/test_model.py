@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.experiments import validation
-from sim.model.market import WARNED_OK
+from sim.model.market import TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_OK
 from sim.model.metrics import choice_surplus
 from sim.model.model import UserProfile, WalledGardenModel
 from sim.experiments.runner import replicate_seed, run_replicate
@@ -40,6 +40,26 @@ def test_friction_is_token_and_warning_costs_paid():
             + users.warning_cost * ledger.total(WARNED_OK))
     assert sum(r["shares_warned"] for r in model.rows) > 0
 
+
+
+def test_each_users_views_of_the_week_are_the_weeks_ledger():
+    # The agent engine decides the week's outcomes in one call for every user's views:
+    # each user keeps their own, in order, and all of them together make the ledger.
+    scenario = small("china_2021", 'engine="agent"', "burn_in.weeks=0", size=12, steps=4)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    for _ in range(scenario.steps):
+        model.step()
+        counts, unreachable = np.zeros_like(model.ledger.counts), 0
+        for user in model.users.members:
+            for route, content, surface, outcome, _ in user.last_views:
+                assert (route == 0) == (outcome == UNREACHABLE)
+                if outcome == UNREACHABLE:
+                    unreachable += 1
+                else:
+                    counts[route, content, surface, outcome] += 1
+            assert user.paid_token == any(v[3] in (TOKEN_OK, TOKEN_FAIL) for v in user.last_views)
+        assert (counts == model.ledger.counts).all() and counts.sum() > 0
+        assert unreachable == model.ledger.unreachable
 
 def test_a_multihomers_revenue_is_split_between_their_platforms():
     """With no shares (so no visits) and no order, an owner's revenue is its platforms'

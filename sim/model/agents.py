@@ -8,7 +8,8 @@ import numpy as np
 from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
-from sim.model.market import TOKEN_FAIL, TOKEN_OK, MarketView, ShareLedger, popcount
+from sim.model.market import (TOKEN_FAIL, TOKEN_OK, UNREACHABLE, MarketView, ShareLedger,
+                              popcount)
 from sim.model.network import extra_ties, network_rng
 from sim.model.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
@@ -32,8 +33,9 @@ class UserAgent(CellAgent):
         self.last_views: list[tuple] = []   # this week's shares, for the student page
 
     def share(self, view: MarketView) -> list[tuple]:
-        """Post this week's links; return (route, content, surface, outcome, value) for
-        each view: a chat post reaches one tie, a group post several, a feed post all."""
+        """Post this week's links; return (route, content, surface, value, draw) for each
+        view: a chat post reaches one tie, a group post several, a feed post all. What
+        becomes of them is decided for every user's views at once (`AgentUsers.share`)."""
         rng, users = self.model.rng, self.model.scenario.users
         views = []
         for _ in range(rng.poisson(users.share_rate * view.sharing[self.cohort])):
@@ -41,14 +43,14 @@ class UserAgent(CellAgent):
                                       len(SURFACES))
             for partner in self.model.users.recipients(self, surface, view.recipients):
                 route = int(view.route[self.platforms, partner.platforms])
-                value = rng.exponential(view.view_mean[surface])
-                draw = rng.random()
-                state = view.state[route, content, surface] if route else None
-                views.append((route, content, surface, int(share_outcome(state, users, value,
-                                                                         draw)), value))
+                views.append((route, content, surface, rng.exponential(view.view_mean[surface]),
+                              rng.random()))
+        return views
+
+    def saw(self, views: list[tuple]) -> None:
+        """Keep this week's views, (route, content, surface, outcome, value), for the page."""
         self.paid_token = any(v[3] in (TOKEN_OK, TOKEN_FAIL) for v in views)
         self.last_views = views
-        return views
 
     def choose_platforms(self, view: MarketView, neighbour_counts: np.ndarray) -> None:
         """With chance revision_rate, pick a set of platforms by logit over utilities."""
@@ -139,11 +141,27 @@ class AgentUsers:
                            count=len(self.members))
 
     def share(self, view: MarketView) -> ShareLedger:
+        users = self.model.scenario.users
         ledger = ShareLedger.empty(len(self.model.scenario.messaging), view.state.shape[1])
-        views = [v for user in self.members for v in user.share(view)]
+        drawn = [user.share(view) for user in self.members]
+        views = [v for user_views in drawn for v in user_views]
+        outcomes = []
         if views:
-            route, content, surface, outcome, value = map(np.array, zip(*views))
-            ledger.record(route, content, surface, outcome, value, self.model.scenario.users)
+            route, content, surface, value, draw = map(np.array, zip(*views))
+            # the week's outcomes in one call: one call per view spent most of the week
+            # in numpy's overhead on single numbers
+            outcome = np.full(len(route), UNREACHABLE)
+            reached = route != 0
+            outcome[reached] = share_outcome(
+                view.state[route[reached], content[reached], surface[reached]], users,
+                value[reached], draw[reached])
+            ledger.record(route, content, surface, outcome, value, users)
+            outcomes = outcome.tolist()
+        start = 0
+        for user, user_views in zip(self.members, drawn):
+            user.saw([(r, c, s, o, v) for (r, c, s, v, _), o in
+                      zip(user_views, outcomes[start:start + len(user_views)])])
+            start += len(user_views)
         return ledger
 
     def neighbour_counts(self, users=None) -> np.ndarray:
