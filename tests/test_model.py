@@ -41,7 +41,6 @@ def test_friction_is_token_and_warning_costs_paid():
     assert sum(r["shares_warned"] for r in model.rows) > 0
 
 
-
 def test_each_users_views_of_the_week_are_the_weeks_ledger():
     # The agent engine decides the week's outcomes in one call for every user's views:
     # each user keeps their own, in order, and all of them together make the ledger.
@@ -60,6 +59,7 @@ def test_each_users_views_of_the_week_are_the_weeks_ledger():
             assert user.paid_token == any(v[3] in (TOKEN_OK, TOKEN_FAIL) for v in user.last_views)
         assert (counts == model.ledger.counts).all() and counts.sum() > 0
         assert unreachable == model.ledger.unreachable
+
 
 def test_a_multihomers_revenue_is_split_between_their_platforms():
     """With no shares (so no visits) and no order, an owner's revenue is its platforms'

@@ -150,7 +150,6 @@ def test_a_new_tab_takes_the_model_built_ahead_when_its_settings_match():
     assert other is not unused and other.scenario.seed == 5
 
 
-
 def test_the_spare_model_is_built_ahead_before_any_tab_asks():
     # as the server starts (app.py run as __main__): the first tab takes a settled model
     spare, settings = app.SpareModel(), {**app.scenario_settings("china_2021"), "grid.width": 10}

@@ -226,6 +226,12 @@ class UserDynamics:
         return self.cache[period]
 
 
+def violating_states(model) -> list[int]:
+    """The link states that break the order where it is in force: blocked, and behind a
+    warning page unless the regulator accepts warnings."""
+    return [BLOCKED] if model.regulator.spec.accept_warning else [WARNED, BLOCKED]
+
+
 def free_links(model, host: int) -> list[tuple[int, int]]:
     """The (content, surface) links this host may still choose for itself."""
     free = model.links.rival[host] & ~model.links.forced[host]
@@ -388,10 +394,11 @@ class PenaltyOutlook:
         # the siblings' weekly chance of a decision and value lost to a forced opening
         self.siblings = []
         for sibling in siblings:
-            caught, forced_value = self.sibling_risk(sibling, cache)
-            if caught.any():
-                self.siblings.append((self.exposure(sibling, values.dynamics), caught,
-                                      forced_value))
+            found, forced_value = self.sibling_risk(sibling, cache)
+            if found.any():
+                exposure = self.exposure(sibling, values.dynamics)
+                if (exposure.audit * found).any():
+                    self.siblings.append((exposure, exposure.audit * found, forced_value))
 
     @property
     def binding(self) -> np.ndarray:
@@ -429,26 +436,23 @@ class PenaltyOutlook:
         return Exposure(host, audit, costs, forced)
 
     def sibling_risk(self, sibling: int, cache: ReviewCache | None) -> tuple[np.ndarray, float]:
-        """(P,) the chance of a decision against a sibling host in each week at its
-        present links, and the weekly value its links would lose to a forced opening."""
+        """(P,) the chance that an audit of a sibling host in each week finds a violation
+        at its present links, and the weekly value its links would lose to a forced
+        opening."""
         model = self.model
         links = free_links(model, sibling)
         if not links or not self.binding.any():
             return np.zeros(self.period), 0.0
-        violating_states = ([BLOCKED] if model.regulator.spec.accept_warning
-                            else [WARNED, BLOCKED])
         states = np.array([model.links.state[sibling, c, s] for c, s in links], dtype=int)
         surfaces = np.array([s for _, s in links], dtype=int)
-        counts = np.bincount(surfaces[np.isin(states, violating_states)],
+        counts = np.bincount(surfaces[np.isin(states, violating_states(model))],
                              minlength=len(self.visibility))
         if not counts.any():
             return np.zeros(self.period), 0.0
         found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
         values = cache.link_values(sibling) if cache else link_values(model, sibling)
         steady = values.steady()[np.arange(len(links)), states]
-        forced_value = float((np.maximum(steady, 0.0) * self.binding[surfaces]).sum())
-        audit = self.exposure(sibling, values.dynamics).audit
-        return audit * found, forced_value
+        return found, float((np.maximum(steady, 0.0) * self.binding[surfaces]).sum())
 
     def expected(self, violating: np.ndarray, forced_value: np.ndarray,
                  reblocking: np.ndarray | None = None) -> np.ndarray:
@@ -491,17 +495,16 @@ class PenaltyOutlook:
         for u in range(self.period):
             rest = gain_weight(max(spec.planning_horizon - u - 1, 0), self.discount)
             for bit, (exposure, chance, value) in enumerate(hosts):
-                free = [m for m in range(alive.shape[2]) if not (m >> bit) & 1]
                 if not chance[:, u].any():
                     continue
+                free = [m for m in range(alive.shape[2]) if not (m >> bit) & 1]
                 at_risk = alive[:, :, free] * chance[:, u, None, None]           # (N, K, F)
                 cost = exposure.costs[None, :] + exposure.forced[None, :] * value * rest
                 total += self.discount ** (u + 1) * (at_risk.sum(axis=2) * cost).sum(axis=1)
                 alive[:, :, free] -= at_risk
-                stays, opened = at_risk * ~exposure.forced[None, :, None], at_risk * \
-                    exposure.forced[None, :, None]
-                alive[:, 1:, free] += stays[:, :-1]
-                alive[:, 1:, [m | 1 << bit for m in free]] += opened[:, :-1]
+                forced = exposure.forced[None, :-1, None]
+                alive[:, 1:, free] += at_risk[:, :-1] * ~forced
+                alive[:, 1:, [m | 1 << bit for m in free]] += at_risk[:, :-1] * forced
         return total
 
 
@@ -533,8 +536,7 @@ class Evaluation:
         self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
         self.steady = values.steady()
         self.outlook = PenaltyOutlook(model, host, period, values, cache)
-        self.violating_states = ([BLOCKED] if model.regulator.spec.accept_warning
-                                 else [WARNED, BLOCKED])
+        self.violating_states = violating_states(model)
         self.surfaces = np.array([s for _, s in links], dtype=int)
         self.at_risk = self.outlook.binding[self.surfaces]
 

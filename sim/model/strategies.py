@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from sim.model.decisions import free_links, link_values, team_value
-from sim.model.market import BLOCKED, OPEN, WARNED
+from sim.model.decisions import free_links, link_values, team_value, violating_states
+from sim.model.market import BLOCKED, OPEN
 from sim.model.rules import choice_probabilities
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -190,16 +190,16 @@ class Learning(Strategy):
         regulator, host = model.regulator, self.platform.host
         since = model.steps - weeks
         audits = [a for a in regulator.audits if a["host"] == host and a["step"] > since]
-        violating_states = [BLOCKED] if regulator.spec.accept_warning else [WARNED, BLOCKED]
+        violating = violating_states(model)
         played = [model.links.state[host, c, s] for c, s in values.links]
         met = np.zeros((len(values.links), 3))
         for audit in audits:
             due = regulator.required(audit["step"])
             earlier = int(regulator.offences[regulator.group[host]])
             fine = audit["fine"] or regulator.fine(host, earlier)[0]
-            violators = max(sum(bool(due[s]) and a in violating_states
+            violators = max(sum(bool(due[s]) and a in violating
                                 for (_, s), a in zip(values.links, played)), 1)
             for i, (_, surface) in enumerate(values.links):
                 if due[surface]:
-                    met[i, violating_states] += regulator.visibility[surface] * fine / violators
+                    met[i, violating] += regulator.visibility[surface] * fine / violators
         return met

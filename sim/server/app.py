@@ -214,7 +214,7 @@ class SettledModels:
 
 
 def pickled(model: WalledGardenModel) -> bytes:
-    """The model as bytes. Pickling walks the grid's cells neighbour by neighbour, one
+    """The model as bytes. Pickling walks the grid's cells neighbour by neighbour, a
     few stack frames per cell, deeper than Python's recursion limit on a large grid (deepcopy
     fails there), so it runs in a thread of its own with a deep stack; unpickling keeps
     its own stack and needs neither."""
