@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from sim.experiments import validation
+from sim.model import strategies as strategies_module
+from sim.model.strategies import BestResponse
 from sim.model.decisions import (Evaluation, PenaltyOutlook, ReviewCache, UserDynamics,
-                                 free_links, link_values)
+                                 free_links, link_values, option_revenue, team_value)
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.model import WalledGardenModel
 from sim.model.rules import choice_probabilities
@@ -172,6 +174,58 @@ def test_the_stacked_tie_shocks_are_each_links_own_shock():
     wide = rng.normal(size=(5, 40, 10))
     assert np.array_equal(choice_probabilities(wide, 2.0),
                           np.array([choice_probabilities(w, 2.0) for w in wide]))
+
+
+def test_a_users_revenue_is_read_at_their_own_cohorts_ties():
+    """The owner's revenue from a user of a cohort on a set is the mean, over the cohort's
+    members, of what a user with that member's own ties would bring: QQ's natives, who
+    cluster, send their views to QQ users, not to the population's WeChat users."""
+    scenario = small("china_2021", *STATIC, "burn_in.weeks=0", size=16, steps=4)
+    model = WalledGardenModel(scenario, rng=replicate_seed(5, 0))
+    for _ in range(4):
+        model.step()
+    dynamics = UserDynamics(model, "Tencent", 0)
+    share, weight, cohort = dynamics.share, dynamics.weight, dynamics.cohort
+    mean_sharing = float(weight @ model.view.sharing[cohort]) / weight.sum()
+    for g, sharing in enumerate(model.view.sharing):
+        members = cohort == g
+        each = np.array([option_revenue(model, "Tencent", ties, sharing, mean_sharing)
+                         for ties in share[members]])
+        np.testing.assert_allclose(dynamics.revenue[g], weight[members] @ each / weight[members].sum())
+    qq = [p.name for p in model.scenario.messaging].index("QQ")
+    holds_qq = (np.arange(share.shape[1]) >> qq) & 1 == 1
+    natives, others = dynamics.cohort_ties()[:, holds_qq].sum(axis=1)
+    assert natives > others + 0.1
+
+
+def test_an_owner_never_keeps_a_joint_policy_worth_less_than_its_start(monkeypatch):
+    """Tencent's hosts decide together; whatever the rounds visit (here drawn nearly at
+    random, a low strategy intensity), the joint policy kept is worth at least the
+    policies they began with, the start being one of those compared."""
+    visited, kept = {}, []
+
+    def recording(model, hosts, periods, begin, cache):
+        value = team_value(model, hosts, periods, begin, cache)
+        visited[model.links.state.tobytes()] = value
+        return value
+
+    def review(self, model):
+        visited.clear()
+        start = model.links.state.tobytes()
+        deciding(self, model)
+        if visited:
+            kept.append({start: 0.0, **visited}[model.links.state.tobytes()])
+            everything.extend(visited.values())
+    everything, deciding = [], BestResponse.review
+    monkeypatch.setattr(strategies_module, "team_value", recording)
+    monkeypatch.setattr(BestResponse, "review", review)
+    scenario = small("china_2021_homogeneous", *[f"platforms.{p}.strategy_intensity=0.01"
+                                                 for p in ("WeChat", "QQ")], steps=13)
+    model = WalledGardenModel(scenario, rng=replicate_seed(5, 0))
+    for _ in range(13):
+        model.step()
+    assert kept and min(everything) < 0, "no joint review visited a policy worse than its start"
+    assert min(kept) >= 0
 
 
 def test_a_links_shock_is_measured_from_the_link_open():

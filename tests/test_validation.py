@@ -102,6 +102,7 @@ def test_record_moments_come_from_the_record_file(case):
                                                 datetime.date(2023, 6, 30)))
     assert targets["pre_order_blocks"].target == 1
     assert targets["pre_order_blocks"].week == case.regulator.announce_step - 1
+    assert targets["pre_order_open"].target == 1 and "JD" in targets["pre_order_open"].doc
     assert targets["wechat_chat_lag"].target == pytest.approx(73 / 7)
     assert targets["wechat_chat_warned_lag"].target == 0
     assert targets["wechat_group_open_for_check"].target == 0
@@ -143,6 +144,10 @@ def test_record_moments_read_the_link_history(case):
     assert values["wechat_feed_open_for_check"] == 1         # window dressing: open for it
     assert values["qq_opened_for_check"] == 1 and values["qq_reblocked"] == 1
     assert values["pre_order_blocks"] == pytest.approx(3 / 4)   # QQ's Douyin open
+    assert values["pre_order_open"] == pytest.approx(1 / 2)     # WeChat blocks JD too
+    states[:deadline - 2, qq, names.index("JD"), 1] = BLOCKED   # and QQ in groups
+    values = record.measure(case, record.moments(case, weeks), rows, states)
+    assert values["pre_order_open"] == pytest.approx(2 / 6)
     assert values["qq_per_wechat_level"] == pytest.approx(0.5)
 
 

@@ -125,13 +125,14 @@ def calendar_week(case, date: datetime.date) -> int:
     return (date - start).days // 7 + 1
 
 
-def record_blocks(case, record) -> list[Entry]:
-    """The record's blocks in force before the order, on the case's platforms, that the
-    host made (`blocked`; not `closed_by_content`: Alibaba closed the jump from WeChat
-    into Taobao, and the model's content platforms do not block)."""
+def record_links(case, record, series: str = "blocked") -> list[Entry]:
+    """The record's links on the case's platforms before the order: those the host
+    blocked (`blocked`; not `closed_by_content`: Alibaba closed the jump from WeChat
+    into Taobao, and the model's content platforms do not block), or those it kept open
+    (`open`)."""
     hosts = {p.name for p in case.messaging}
     contents = {p.name for p in case.content}
-    return [e for e in record if e.series == "blocked" and e.platform in hosts
+    return [e for e in record if e.series == series and e.platform in hosts
             and e.content in contents]
 
 
@@ -145,7 +146,9 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
     - Of the links the record's hosts blocked before the order (WeChat: Douyin since
       2018, DingTalk since 2020; QQ: Taobao, Douyin), every surface,
       the share blocked in the week before the announcement: the blocks of a market
-      at its own rest.
+      at its own rest; and of the links the record shows open (to JD, Tencent's
+      partner), the share not blocked, so that blocking where the record does not is
+      a misfit too.
     - Weeks from the order's deadline until WeChat's chat links are all at least
       behind a warning page, and until its chat, group and feed links are all plainly
       open, each for good (LASTING weeks, or to the run's end): opening for the week of
@@ -179,15 +182,17 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
                                 approximate, source, f"QQ's users per WeChat user, the change "
                                 f"from {figures[0][1].date:%b %Y} to {figures[-1][1].date:%b %Y}",
                                 at))
-    blocks = record_blocks(case, record)
     announce = case.regulator.announce_step
-    if blocks and announce > 1:
-        found.append(Moment("pre_order_blocks", 1.0, announce - 1, "blocks",
-                            any(e.approximate for e in blocks),
-                            "; ".join(e.source for e in blocks),
-                            "share of the record's blocked links (" + ", ".join(
-                                f"{e.platform}: {e.content}" for e in blocks) + "; every "
-                            "surface) blocked in the week before the announcement", ))
+    for series, name, held in (("blocked", "pre_order_blocks", "blocked"),
+                               ("open", "pre_order_open", "open (not blocked)")):
+        links = record_links(case, record, series)
+        if links and announce > 1:
+            found.append(Moment(name, 1.0, announce - 1, "blocks",
+                                any(e.approximate for e in links),
+                                "; ".join(e.source for e in links),
+                                f"share of the record's {series} links (" + ", ".join(
+                                    f"{e.platform}: {e.content}" for e in links) + "; every "
+                                f"surface) {held} in the week before the announcement"))
     for series, surface, name, doc in (
             ("warned", "chat", "wechat_chat_warned_lag", "until WeChat's chat links are all at "
              "least behind a warning page"),
@@ -257,10 +262,11 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
         elif m.name == "qq_per_wechat_change":
             first, *_, last = ratios(m.weeks)
             values[m.name] = last - first
-        elif m.name == "pre_order_blocks":
+        elif m.kind == "blocks":
+            blocked = m.name == "pre_order_blocks"
             pairs = [(names.index(e.platform), contents.index(e.content))
-                     for e in record_blocks(case, load_record())]
-            values[m.name] = float(np.mean([states[m.week - 1, h, c] == BLOCKED
+                     for e in record_links(case, load_record(), "blocked" if blocked else "open")]
+            values[m.name] = float(np.mean([(states[m.week - 1, h, c] == BLOCKED) == blocked
                                              for h, c in pairs]))
         elif m.name == "wechat_chat_warned_lag":
             values[m.name] = lag(wechat, chat, lambda s: s != BLOCKED)

@@ -30,7 +30,7 @@ from sim.model.decisions import gain_weight, link_values
 from sim.model.market import BLOCKED, OPEN, LinkPolicy
 from sim.model.model import WalledGardenModel
 from sim.experiments.record import (USER_WINDOW, WECHAT, has_record, load_record, measure,
-                                    moments as record_moments, record_blocks, users_at)
+                                    moments as record_moments, record_links, users_at)
 from sim.outputs.results import confidence_interval
 from sim.experiments.runner import replicate_seed
 from sim.scenario import LARGE, SURFACES, Scenario, apply_override, from_dict
@@ -618,7 +618,7 @@ def restricted_from_open(case: Scenario, effort: Effort) -> Evidence:
     start = sized(case, effort, ("platforms.*.blocks", []), ("platforms.*.warns", []))
     pairs = [([p.name for p in case.messaging].index(e.platform),
               [c.name for c in case.content].index(e.content))
-             for e in record_blocks(case, load_record())]
+             for e in record_links(case, load_record())]
     week = case.regulator.announce_step - 1
     shares = [float(np.mean([run.states[week - 1, h, c] != OPEN for h, c in pairs]))
               for run in simulate(start, effort.replicates)]

@@ -88,8 +88,9 @@ class UserDynamics:
     Phi_g (K, 2**M): dx_g,u = (1 - r) dx_g,u-1 + r (A_g sum_h dx_h,u-1 + b_u dX_g), with
     A_g,kj = (1/N) sum_{i in g} w_i beta p_ik (Phi_g,k,j - sum_l p_il Phi_g,l,j) and
     b_u = 1 while the change holds. The owner's revenue changes by
-    N sum_g,k R_o(g, k) dx_g,u,k in week u: a heavy sharer who leaves takes more views
-    with them.
+    N sum_g,k R_o(g, k) dx_g,u,k in week u, R_o(g, k) read at cohort g's own ties: a
+    heavy sharer who leaves takes more views with them, and a user tied to QQ users
+    takes views to QQ users.
     """
 
     def __init__(self, model, owner: str, host: int, paths: list[np.ndarray] | None = None):
@@ -104,13 +105,13 @@ class UserDynamics:
         self.weight = profile.weight.astype(float)
         self.people = float(self.weight.sum())
         self.share = profile.counts / np.maximum(profile.counts.sum(axis=1, keepdims=True), 1)
-        ties = self.weight @ self.share / max(self.people, 1.0)                  # (2**M,)
         self.cohort = profile.cohort
         groups = len(view.sharing)
         self.members = np.eye(groups)[self.cohort]                               # (R, G)
         mean_sharing = float(self.weight @ view.sharing[self.cohort]) / max(self.people, 1.0)
         self.revenue = np.array([option_revenue(model, owner, ties, s, mean_sharing)
-                                 for s in view.sharing])                         # (G, K)
+                                 for ties, s in zip(self.cohort_ties(),
+                                                    view.sharing)])              # (G, K)
         self.current = profile.current
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
@@ -122,6 +123,17 @@ class UserDynamics:
         # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
         # same view and discount may share the list (`ReviewCache.dynamics`)
         self.paths = [] if paths is None else paths
+
+    def cohort_ties(self) -> np.ndarray:
+        """(G, 2**M): how each cohort's ties are spread over platform sets. A cohort's
+        own, not the population's: QQ's young users are tied to QQ users, and valued at
+        the population's ties a QQ user who leaves for WeChat took WeChat's ties' views
+        with them (ODD 7.4)."""
+        members = self.members * self.weight[:, None]
+        ties = members.T @ self.share
+        people = members.sum(axis=0)[:, None]
+        population = self.weight @ self.share / max(self.people, 1.0)
+        return np.where(people > 0, ties / np.maximum(people, 1e-12), population[None])
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a

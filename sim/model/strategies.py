@@ -92,7 +92,8 @@ class BestResponse(Strategy):
         periods = [p.next_decision(model.steps) for p in team]
         start = model.links.state.copy()
         begin = {h: [start[h, c, s] for c, s in free_links(model, h)] for h in hosts}
-        visited: dict[bytes, tuple[np.ndarray, float]] = {}
+        # the policies the hosts began with are one of those compared, at value 0
+        visited = {start.tobytes(): (start.copy(), 0.0)} if len(team) > 1 else {}
         cache = model.reviews                 # the rounds revisit states and views
         for _ in range(self.ROUNDS if len(team) > 1 else 1):
             for platform, period in zip(team, periods):
