@@ -169,8 +169,8 @@ def test_the_stacked_tie_shocks_are_each_links_own_shock():
     rng = np.random.default_rng(3)
     ties = [-rng.random(dynamics.phi.shape[1:]) for _ in range(5)]
     alone = [dynamics.shock(dynamics.sharing[:, None] * (dynamics.share @ t.T)) for t in ties]
-    assert np.array_equal(dynamics.tie_shocks(ties), np.array(alone))
-    assert dynamics.tie_shocks([]).shape == (0,) + alone[0].shape
+    assert np.array_equal(dynamics.tie_shocks(ties)[0], np.array(alone))
+    assert dynamics.tie_shocks([])[0].shape == (0,) + alone[0].shape
     wide = rng.normal(size=(5, 40, 10))
     assert np.array_equal(choice_probabilities(wide, 2.0),
                           np.array([choice_probabilities(w, 2.0) for w in wide]))
@@ -196,6 +196,33 @@ def test_a_users_revenue_is_read_at_their_own_cohorts_ties():
     holds_qq = (np.arange(share.shape[1]) >> qq) & 1 == 1
     natives, others = dynamics.cohort_ties()[:, holds_qq].sum(axis=1)
     assert natives > others + 0.1
+
+
+def test_the_direct_movers_are_valued_at_their_own_ties():
+    """Accounting: a change's direct shift valued at the cohorts' revenue plus the movers'
+    excess over it equals each moving user valued at their own ties. A change felt in
+    proportion to ties on QQ moves QQ's most tied users, whose views go elsewhere than
+    their cohort's: the excess is not small."""
+    scenario = small("china_2021", *STATIC, "burn_in.weeks=0", size=16, steps=4)
+    model = WalledGardenModel(scenario, rng=replicate_seed(5, 0))
+    for _ in range(4):
+        model.step()
+    dynamics = UserDynamics(model, "Tencent", 1)
+    on_qq = (model.view.options >> 1) & 1
+    qq_masks = (np.arange(dynamics.phi.shape[2]) >> 1) & 1
+    tie = -np.outer(on_qq, qq_masks).astype(float)     # a user on QQ loses 1 per tie on QQ
+    shifts, movers = dynamics.tie_shocks([tie])
+    moved = choice_probabilities(
+        dynamics.utilities + dynamics.sharing[:, None] * (dynamics.share @ tie.T),
+        dynamics.beta) - dynamics.p
+    sharing, weight = model.view.sharing, dynamics.weight
+    mean_sharing = float(weight @ sharing[dynamics.cohort]) / weight.sum()
+    own = np.array([option_revenue(model, "Tencent", ties, sharing[g], mean_sharing)
+                    for ties, g in zip(dynamics.share, dynamics.cohort)])
+    each = float((weight[:, None] * moved * own).sum()) / weight.sum()
+    cohorts = float((shifts[0] * dynamics.revenue).sum())
+    assert cohorts + movers[0] == pytest.approx(each, rel=1e-9)
+    assert abs(movers[0]) > 0.05 * abs(each)
 
 
 def test_an_owner_never_keeps_a_joint_policy_worth_less_than_its_start(monkeypatch):

@@ -148,6 +148,9 @@ def test_record_moments_read_the_link_history(case):
     states[:deadline - 2, qq, names.index("JD"), 1] = BLOCKED   # and QQ in groups
     values = record.measure(case, record.moments(case, weeks), rows, states)
     assert values["pre_order_open"] == pytest.approx(2 / 6)
+    states[:deadline - 2, qq, names.index("JD"), 1] = WARNED    # a warning page is not open
+    values = record.measure(case, record.moments(case, weeks), rows, states)
+    assert values["pre_order_open"] == pytest.approx(2 / 6)
     assert values["qq_per_wechat_level"] == pytest.approx(0.5)
 
 

@@ -147,8 +147,8 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
       2018, DingTalk since 2020; QQ: Taobao, Douyin), every surface,
       the share blocked in the week before the announcement: the blocks of a market
       at its own rest; and of the links the record shows open (to JD, Tencent's
-      partner), the share not blocked, so that blocking where the record does not is
-      a misfit too.
+      partner), the share open (a warning page is not open), so that restricting
+      where the record does not is a misfit too.
     - Weeks from the order's deadline until WeChat's chat links are all at least
       behind a warning page, and until its chat, group and feed links are all plainly
       open, each for good (LASTING weeks, or to the run's end): opening for the week of
@@ -266,7 +266,9 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
             blocked = m.name == "pre_order_blocks"
             pairs = [(names.index(e.platform), contents.index(e.content))
                      for e in record_links(case, load_record(), "blocked" if blocked else "open")]
-            values[m.name] = float(np.mean([(states[m.week - 1, h, c] == BLOCKED) == blocked
+            # a warning page is neither the record's block nor its open link
+            held = BLOCKED if blocked else OPEN
+            values[m.name] = float(np.mean([states[m.week - 1, h, c] == held
                                              for h, c in pairs]))
         elif m.name == "wechat_chat_warned_lag":
             values[m.name] = lag(wechat, chat, lambda s: s != BLOCKED)

@@ -53,6 +53,7 @@ class LinkValues:
     links: list[tuple[int, int]]     # (content, surface)
     by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
     shocks: np.ndarray               # (L, 3, G, K): direct shift of each cohort's choices, by state
+    movers: np.ndarray               # (L, 3): weekly revenue the movers bring beyond their cohort's
     dynamics: UserDynamics           # how the users' shift plays out in revenue
 
     @property
@@ -66,8 +67,12 @@ class LinkValues:
         return self.by_route @ self.dynamics.traffic(period)
 
     def users(self, period: int) -> np.ndarray:
-        """(L, 3): discounted user revenue change of holding each state for `period` weeks."""
-        return np.einsum("lagk,gk->la", self.shocks, self.dynamics.gain(period))
+        """(L, 3): discounted user revenue change of holding each state for `period` weeks:
+        the cohorts' shift and its feedback at the cohorts' revenue, and the direct movers'
+        own ties' difference from their cohort's for as long as they stay moved."""
+        d = self.dynamics
+        held = d.people * exposure_weight(period, d.horizon, d.discount, d.rate)
+        return np.einsum("lagk,gk->la", self.shocks, d.gain(period)) + held * self.movers
 
     def steady(self) -> np.ndarray:
         """(L, 3): weekly value of holding each state for the whole horizon."""
@@ -109,9 +114,14 @@ class UserDynamics:
         groups = len(view.sharing)
         self.members = np.eye(groups)[self.cohort]                               # (R, G)
         mean_sharing = float(self.weight @ view.sharing[self.cohort]) / max(self.people, 1.0)
-        self.revenue = np.array([option_revenue(model, owner, ties, s, mean_sharing)
-                                 for ties, s in zip(self.cohort_ties(),
-                                                    view.sharing)])              # (G, K)
+        self.tie_revenue = np.array([tie_revenue(model, owner, s, mean_sharing)
+                                     for s in view.sharing])                     # (G, K, 2**M)
+        cohort_ties = self.cohort_ties()
+        self.revenue = user_revenue(model, owner)[None] + np.einsum(
+            "gkm,gm->gk", self.tie_revenue, cohort_ties)                        # (G, K)
+        # (R, K): what each user on each set brings beyond their cohort's R_o(g, k)
+        self.excess = np.einsum("rkm,rm->rk", self.tie_revenue[self.cohort],
+                                self.share - cohort_ties[self.cohort])
         self.current = profile.current
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
@@ -154,19 +164,22 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shocks(self, per_tie: list[np.ndarray],
-                   from_open: list[np.ndarray] | None = None) -> np.ndarray:
+    def tie_shocks(self, per_tie: list[np.ndarray], from_open: list[np.ndarray] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """(L, G, K): the direct shift for each of L changes in the loss term per tie on
         each mask (K, 2**M), felt by each user in proportion to their cohort's sharing,
         each from the utilities with the change's link open: `from_open` (L, K, 2**M)
         is what each link's present state takes from the loss term, given back before
-        the change (none: the links are open). One logit evaluation over the stack, not
-        one per change: numpy's per-call cost exceeds the arithmetic at these sizes."""
+        the change (none: the links are open); and (L,) the weekly revenue the direct
+        movers bring beyond their cohorts' R_o(g, k), per user of the population. A change
+        on a host's links moves most the users most tied to the host, whose views do not
+        go where their cohort's do. One logit evaluation over the stack, not one per
+        change: numpy's per-call cost exceeds the arithmetic at these sizes."""
         def felt(ties):
             return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
         shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
         if not len(per_tie):
-            return np.zeros(shape)
+            return np.zeros(shape), np.zeros(0)
         du = felt(per_tie)
         base = np.zeros_like(du) if from_open is None else felt(from_open)
         reference = np.broadcast_to(self.p, du.shape).copy()
@@ -174,7 +187,10 @@ class UserDynamics:
         if held.any():
             reference[held] = choice_probabilities(self.utilities + base[held], self.beta)
         moved = choice_probabilities(self.utilities + base + du, self.beta)
-        return np.array([self.between(r, m) for r, m in zip(reference, moved)]).reshape(shape)
+        shifts = np.array([self.between(r, m) for r, m in zip(reference, moved)]).reshape(shape)
+        movers = np.einsum("lrk,rk->l", moved - reference,
+                           self.weight[:, None] * self.excess) / max(self.people, 1.0)
+        return shifts, movers
 
     def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's shift of the chosen-set distribution when the choice
@@ -293,6 +309,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
     shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
+    movers = np.zeros((len(links), 3))
     loss = {}                                                     # state -> (K, 2**M, C, S)
     for a in STATE_LIST:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
@@ -302,8 +319,9 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     # from the link open, not added to a block already felt
     present = [loss[int(model.links.state[host, c, s])][:, :, c, s] for c, s in links]
     for a in (WARNED, BLOCKED):
-        shocks[:, a] = dynamics.tie_shocks([-loss[a][:, :, c, s] for c, s in links], present)
-    return LinkValues(links, by_route, shocks, dynamics)
+        shocks[:, a], movers[:, a] = dynamics.tie_shocks(
+            [-loss[a][:, :, c, s] for c, s in links], present)
+    return LinkValues(links, by_route, shocks, movers, dynamics)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -316,20 +334,30 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
 
 def option_revenue(model, owner: str, ties: np.ndarray, sent: float = 1.0,
                    received: float = 1.0) -> np.ndarray:
-    """(K,): the owner's weekly revenue from one user on each platform set: what its
-    platforms earn per user (a multihomer's revenue split between their platforms), and its stake of the visits on the user's views, sent (at
-    the user's sharing intensity `sent`, x share_rate) and received (at the ties'
-    mean, `received`), to ties on masks distributed as `ties` (2**M) under today's
-    links."""
+    """(K,): the owner's weekly revenue from one user on each platform set whose ties are
+    on masks distributed as `ties` (2**M): `user_revenue` and `tie_revenue`."""
+    return user_revenue(model, owner) + tie_revenue(model, owner, sent, received) @ ties
+
+
+def user_revenue(model, owner: str) -> np.ndarray:
+    """(K,): what the owner's platforms earn from one user on each set (a multihomer's
+    revenue split between their platforms)."""
     scenario, view = model.scenario, model.view
     per_host = np.array([p.revenue_per_user if p.owner == owner else 0.0
                          for p in scenario.messaging])
-    on_options = attention(len(scenario.messaging))[view.options] @ per_host
+    return attention(len(scenario.messaging))[view.options] @ per_host
+
+
+def tie_revenue(model, owner: str, sent: float = 1.0, received: float = 1.0) -> np.ndarray:
+    """(K, 2**M): the owner's stake of the visits on the views between a user on each set
+    and one tie on each mask, under today's links: sent (at the user's sharing intensity
+    `sent`, x share_rate) and received (at the ties' mean, `received`)."""
+    scenario, view = model.scenario, model.view
     per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
     per_tie = (sent + received) * scenario.users.share_rate * (
         per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
     per_tie[0] = 0.0
-    return on_options + per_tie[view.route[view.options]] @ ties
+    return per_tie[view.route[view.options]]
 
 
 def naming_shock(dynamics: UserDynamics, model, host: int, penalty: float) -> np.ndarray:
