@@ -5,10 +5,12 @@ link l = (c, s) and each state a (open, warned, blocked) it values holding a for
 coming period of P weeks, against holding it open, over its planning horizon H with
 weekly discount factor delta (ODD section 7.4 writes the equations out):
 
-    G_l(a) = sum_{u=1..P} delta^u dD_l(a)  +  dR_l(a; P)
+    G_l(a) = sum_m dD_l,m(a) sum_{u=1..P} delta^u F_m(u)  +  dR_l(a; P)
+             - adjustment_cost x W_o x [a differs from l's state at the review's start]
 
-- dD_l(a): the owner's weekly revenue from the views on l's routes (the traffic the
-  platform has seen, by route mask), with l in state a, less with l open. A view
+- dD_l,m(a): the owner's weekly revenue from the views on route m of l (the traffic
+  the platform has seen), with l in state a, less with l open; F_m(u), that route's
+  traffic in week u against this week's, projected along the users' dynamics. A view
   takes the best state among its route's platforms; it is delivered, or lost and then
   diverted by a platform in that state to a service of the same category in which
   the owner holds a stake (`market.substitutes`). Owner o earns its stake of what
@@ -17,10 +19,11 @@ weekly discount factor delta (ODD section 7.4 writes the equations out):
   the loss users expect on the routes through h; the revisers' logit choices shift
   (recomputed, every user, identical users merged); a fraction `revision_rate`
   revises each week, ties shift with the population and feed back through the
-  network term (`UserDynamics`); each user on set k is worth R_o(k) to the owner, its
-  platforms' revenue per user summed over the owner's platforms in k (multihomers
-  counted once, users who move to the owner's other platform kept) plus the owner's
-  stake of the visits on the user's views.
+  network term (`UserDynamics`); each user of cohort g on set k is worth R_o(g, k) to
+  the owner, its platforms' revenue per user summed over the owner's platforms in k
+  (multihomers counted once, users who move to the owner's other platform kept) plus
+  the owner's stake of the visits on the user's views to ties spread as the cohort's
+  are; the users a change moves directly, at their own ties.
 
 The expected penalty of a policy is not a sum over links: an audit that finds any
 violation is one decision. `PenaltyOutlook` values it over the period from the
