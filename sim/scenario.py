@@ -283,6 +283,11 @@ class PlatformSpec:
     deadline_credibility: float = key(
         1.0, probability(), "probability",
         "Prior belief that an announced deadline check comes (times regulator.deadline_audit).")
+    foresee_escalation: bool = key(
+        False, FLAG, "",
+        "Counts what a decision against its group in the coming period adds to later "
+        "penalties to its horizon (each decision raises the next fine and climbs the "
+        "ladder), as if it held its policy on.")
     belief_weight: float = key(10.0, number(0.0, LARGE), "observations",
                                "Weight of each prior against inspections seen (pseudo-observations).")
     recency: float = key(0.1, probability(), "fraction",

@@ -283,57 +283,75 @@ def qq_blocks(model, state: int = BLOCKED) -> None:
     model.view = model.market_view()
 
 
-def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float) -> float:
-    """The owner's expected penalty by enumerating every history of decisions, week by
-    week and host by host (WeChat, then its sibling QQ), with escalation, the ladder and
-    forced openings: the host is caught in week u with chance caught[u]."""
+def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float, later: float,
+                       weeks: int, reset: bool = False) -> float:
+    """The owner's expected penalty over `weeks` by following every history of
+    decisions, week by week and host by host (WeChat, then its sibling QQ), with
+    escalation, the ladder and forced openings: the host is caught in week u of the
+    period with chance caught[u] and after it with chance `later`; `reset` starts the
+    weeks after the period at the rung the period began at."""
     spec = outlook.model.scenario.messaging[outlook.host]
-    (sibling, sibling_caught, sibling_value), = outlook.siblings
-    hosts = [(outlook.own, caught, forced_value), (sibling, sibling_caught, sibling_value)]
-    total = 0.0
-    for history in itertools.product((False, True), repeat=2 * outlook.period):
-        probability, cost, k, forced = 1.0, 0.0, 0, [False, False]
-        for u in range(outlook.period):
-            rest = sum(spec.discount ** (v + 1)
-                       for v in range(max(spec.planning_horizon - u - 1, 0)))
-            for i, (exposure, chance, value) in enumerate(hosts):
-                hit = history[2 * u + i]
-                if forced[i]:             # opened by the regulator: nothing left to find
-                    probability *= 0.0 if hit else 1.0
-                    continue
-                probability *= chance[u] if hit else 1 - chance[u]
-                if hit:
-                    cost += spec.discount ** (u + 1) * (
-                        exposure.costs[k] + exposure.forced[k] * value * rest)
-                    k, forced[i] = k + 1, bool(exposure.forced[k])
-        total += probability * cost
-    return total
+    (sibling, sibling_caught, sibling_value, sibling_later), = outlook.siblings
+    hosts = [(outlook.own, caught, later, forced_value),
+             (sibling, sibling_caught, sibling_later, sibling_value)]
+
+    def follow(u, i, k, forced):
+        if i == len(hosts):
+            u, i = u + 1, 0
+            k = 0 if u == outlook.period and reset else k
+        if u == weeks:
+            return 0.0
+        exposure, chance, after, value = hosts[i]
+        p = chance[u] if u < outlook.period else after
+        if forced[i] or p == 0:
+            return follow(u, i + 1, k, forced)
+        rest = sum(spec.discount ** (v + 1) for v in range(max(spec.planning_horizon - u - 1, 0)))
+        cost = spec.discount ** (u + 1) * (exposure.costs[k] + exposure.forced[k] * value * rest)
+        opened = tuple(f or (h == i and bool(exposure.forced[k])) for h, f in enumerate(forced))
+        return ((1 - p) * follow(u, i + 1, k, forced)
+                + p * (cost + follow(u, i + 1, min(k + 1, len(exposure.costs) - 1), opened)))
+    return follow(0, 0, 0, (False, False))
 
 
-def test_the_penalty_forward_pass_matches_every_audit_history():
-    """Expected penalty of a policy over a period, against enumerating every history of
+@pytest.mark.parametrize("foresight", [False, True])
+def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
+    """Expected penalty of a policy over a period, against following every history of
     decisions against the group week by week (with escalation, the ladder and a forced
     opening), WeChat's policy with QQ's blocks beside it: the owner's penalty with the
-    policy, less with WeChat lawful."""
+    policy, less with WeChat lawful. Foreseeing escalation adds, over the weeks after
+    the period to the horizon, the penalties from the rung the period leaves less those
+    from the rung it began at."""
+    horizon, period = 7, 4
     model = settled("regulator.forced_open_after=2", "regulator.naming_after=1",
-                    "regulator.audit_probability=0.3", week=12)
+                    "regulator.audit_probability=0.3",
+                    f"platforms.WeChat.planning_horizon={horizon}",
+                    f"platforms.WeChat.foresee_escalation={str(foresight).lower()}", week=12)
     model.regulator.offences[:] = 0
     model.regulator.capped[:] = 0
     qq_blocks(model)
-    period = 4
     values = link_values(model, 0)
     outlook = PenaltyOutlook(model, 0, period, values)
-    assert [e.host for e, _, _ in outlook.siblings] == [1]     # QQ violates beside it
+    assert [e.host for e, *_ in outlook.siblings] == [1]     # QQ violates beside it
     violating = np.array([2, 1, 3])
     forced_value = 150.0
     expected = outlook.expected(violating[None, :], np.array([forced_value]))[0]
-    caught = np.array([outlook.audit[u] * (1 - np.prod((1 - outlook.visibility)
-                                                       ** (violating * outlook.required[u])))
-                       for u in range(period)])
-    total = (enumerated_penalty(outlook, caught, forced_value)
-             - enumerated_penalty(outlook, np.zeros(period), 0.0))
+    found = np.array([1 - np.prod((1 - outlook.visibility) ** (violating * outlook.required[u]))
+                      for u in range(period)])
+    caught, later = outlook.audit * found, outlook.own.routine * found[-1]
+
+    def owner(caught, value, later):
+        total = enumerated_penalty(outlook, caught, value, later, period)
+        if foresight:
+            total += (enumerated_penalty(outlook, caught, value, later, horizon)
+                      - enumerated_penalty(outlook, caught, value, later, horizon, reset=True))
+        return total
+    total = owner(caught, forced_value, later) - owner(np.zeros(period), 0.0, 0.0)
     assert expected == pytest.approx(total, rel=1e-9)
-    assert expected > 0
+    without = owner(caught, forced_value, 0.0) - owner(np.zeros(period), 0.0, 0.0)
+    if foresight:
+        assert expected > without * 1.01 > 0
+    else:
+        assert expected == pytest.approx(without, rel=1e-9) and without > 0
 
 
 def test_a_siblings_violations_raise_the_penalty_of_violating():
@@ -355,6 +373,16 @@ def test_a_siblings_violations_raise_the_penalty_of_violating():
             "regulator.suspend_registrations=false")
     assert penalty(*flat, qq_lawful=False) == pytest.approx(penalty(*flat, qq_lawful=True),
                                                             rel=1e-9)
+
+
+def test_foreseeing_escalation_deters():
+    """A decision against the group now makes every later one dearer: hosts that count
+    it hold fewer links violating after the deadline than hosts that look at the
+    coming period's fines alone, at the same state."""
+    def violating(foresight: str) -> int:
+        return chosen_violations(settled(*[f"platforms.{p}.foresee_escalation={foresight}"
+                                           for p in HOSTS], week=16))
+    assert violating("true") < violating("false")
 
 
 def test_beliefs_learn_from_every_inspection_seen():

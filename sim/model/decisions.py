@@ -47,6 +47,7 @@ from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, attention, dive
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
+LATER_RUNGS = 8     # decisions after the period counted at their own rung, then the last
 
 
 @dataclass(frozen=True)
@@ -401,6 +402,7 @@ class Exposure:
 
     host: int
     audit: np.ndarray        # (P,)
+    routine: float           # the weekly chance of an audit after the period
     costs: np.ndarray        # (K,): fine, naming and suspension
     forced: np.ndarray       # (K,) bool: the decision forces the host's links open
 
@@ -432,6 +434,10 @@ class PenaltyOutlook:
         group = regulator.group[host]
         siblings = [h for h, g in enumerate(regulator.group) if g == group and h != host]
         self.rungs = period * (len(siblings) + 1) + 1
+        # rungs past the period's for the later penalties; a decision past them costs
+        # the last one's
+        self.foresight = spec.foresee_escalation
+        self.later_rungs = LATER_RUNGS if self.foresight else 0
         self.own = self.exposure(host, values.dynamics)
         self.audit = self.own.audit
         # the siblings' weekly chance of a decision and value lost to a forced opening
@@ -441,7 +447,8 @@ class PenaltyOutlook:
             if found.any():
                 exposure = self.exposure(sibling, values.dynamics)
                 if (exposure.audit * found).any():
-                    self.siblings.append((exposure, exposure.audit * found, forced_value))
+                    self.siblings.append((exposure, exposure.audit * found, forced_value,
+                                          exposure.routine * found[-1]))
 
     @property
     def binding(self) -> np.ndarray:
@@ -455,8 +462,8 @@ class PenaltyOutlook:
         model, regulator = self.model, self.model.regulator
         reg, users = regulator.spec, model.scenario.users
         spec, decider = model.scenario.messaging[host], model.scenario.messaging[self.host]
+        routine = regulator.belief(spec, "routine") if self.announced else 0.0
         if self.announced:
-            routine = regulator.belief(spec, "routine")
             deadline = regulator.belief(spec, "deadline")
             audit = np.array([deadline if regulator.blitz(w) else routine for w in self.weeks])
         else:
@@ -468,15 +475,16 @@ class PenaltyOutlook:
                                         self.discount, users.revision_rate))
         group = regulator.group[host]
         k0, capped = int(regulator.offences[group]), int(regulator.capped[group])
-        costs, forced = np.zeros(self.rungs), np.zeros(self.rungs, bool)
-        for rung in range(self.rungs):
+        rungs = self.rungs + self.later_rungs
+        costs, forced = np.zeros(rungs), np.zeros(rungs, bool)
+        for rung in range(rungs):
             fine, is_capped = regulator.fine(host, k0 + rung)
             capped += int(is_capped)
             due = regulator.measures_due(k0 + rung + 1, capped)
             costs[rung] = (fine + naming * ("naming" in due)
                            + suspension * ("suspend_registrations" in due))
             forced[rung] = "forced_open" in due
-        return Exposure(host, audit, costs, forced)
+        return Exposure(host, audit, routine, costs, forced)
 
     def sibling_risk(self, sibling: int, cache: ReviewCache | None) -> tuple[np.ndarray, float]:
         """(P,) the chance that an audit of a sibling host in each week finds a violation
@@ -514,41 +522,83 @@ class PenaltyOutlook:
         audit = np.broadcast_to(self.audit, found.shape).copy()                  # (N, P)
         audit[:, 0] = 1 - (1 - self.audit[0]) * (1 - reported)
         caught = audit * found
+        later = self.own.routine * found[:, -1]
         if not self.siblings:
-            return self.owner_penalty(caught, forced_value)
+            return self.owner_penalty(caught, forced_value, later)
         lawful = np.zeros((1, self.period))
         totals = self.owner_penalty(np.vstack([caught, lawful]),
-                                    np.append(forced_value, 0.0))
+                                    np.append(forced_value, 0.0), np.append(later, 0.0))
         return totals[:-1] - totals[-1]
 
-    def owner_penalty(self, caught: np.ndarray, forced_value: np.ndarray) -> np.ndarray:
+    def owner_penalty(self, caught: np.ndarray, forced_value: np.ndarray,
+                      later: np.ndarray) -> np.ndarray:
         """(N,): the owner's expected discounted penalty when the host is caught in week u
-        with chance caught[n, u] and its siblings with theirs. A forward pass over the
-        weeks carries the chance of each number of decisions against the group so far
-        and of which hosts have been forced open (nothing left to find); within a week
-        the regulator decides host by host in their order."""
+        with chance caught[n, u] and its siblings with theirs (after the period, with
+        chance `later`, N, and theirs). A forward pass over the weeks carries the chance
+        of each number of decisions against the group so far and of which hosts have
+        been forced open (nothing left to find); within a week the regulator decides
+        host by host in their order."""
         spec = self.model.scenario.messaging[self.host]
-        hosts = sorted([(self.own, caught, forced_value[:, None])]
-                       + [(e, np.broadcast_to(c, caught.shape), np.full((len(caught), 1), v))
-                          for e, c, v in self.siblings], key=lambda h: h[0].host)
+        count = len(caught)
+        hosts = sorted([(self.own, caught, forced_value[:, None], later)]
+                       + [(e, np.broadcast_to(c, caught.shape), np.full((count, 1), v),
+                           np.full(count, after)) for e, c, v, after in self.siblings],
+                       key=lambda h: h[0].host)
         # chance of k decisions so far (k0 + k on the ladder), by which hosts are forced
         alive = np.zeros((len(caught), self.rungs, 2 ** len(hosts)))
         alive[:, 0, 0] = 1.0
         total = np.zeros(len(caught))
+        rungs = self.rungs
         for u in range(self.period):
             rest = gain_weight(max(spec.planning_horizon - u - 1, 0), self.discount)
-            for bit, (exposure, chance, value) in enumerate(hosts):
+            for bit, (exposure, chance, value, _) in enumerate(hosts):
                 if not chance[:, u].any():
                     continue
                 free = [m for m in range(alive.shape[2]) if not (m >> bit) & 1]
                 at_risk = alive[:, :, free] * chance[:, u, None, None]           # (N, K, F)
-                cost = exposure.costs[None, :] + exposure.forced[None, :] * value * rest
+                cost = (exposure.costs[None, :rungs]
+                        + exposure.forced[None, :rungs] * value * rest)
                 total += self.discount ** (u + 1) * (at_risk.sum(axis=2) * cost).sum(axis=1)
                 alive[:, :, free] -= at_risk
-                forced = exposure.forced[None, :-1, None]
+                forced = exposure.forced[None, :rungs - 1, None]
                 alive[:, 1:, free] += at_risk[:, :-1] * ~forced
                 alive[:, 1:, [m | 1 << bit for m in free]] += at_risk[:, :-1] * forced
+        if self.foresight:
+            total += self.discount ** self.period * self.escalation(alive, hosts)
         return total
+
+    def escalation(self, alive: np.ndarray, hosts: list) -> np.ndarray:
+        """(N,): what the period's decisions add to the owner's penalties after it, to
+        the horizon: each host not forced open is caught each week with its chance
+        after the period (its routine audit belief times the chance that its policy's
+        violations are found: as if it held its policy on, as the cost of a forced
+        opening assumes), from the rung the period leaves, less the same from the rung
+        it began at, with the same hosts forced open. A backward pass over the weeks:
+        V_u(k, F) = delta E[cost of the week's decisions + V_u+1(next k, F)]."""
+        spec = self.model.scenario.messaging[self.host]
+        weeks = max(spec.planning_horizon - self.period, 0)
+        count, rungs, masks = alive.shape
+        total_rungs = rungs + self.later_rungs
+        if not weeks or not any(h[3].any() for h in hosts):
+            return np.zeros(count)
+        up = np.minimum(np.arange(total_rungs) + 1, total_rungs - 1)
+        value = np.zeros((count, total_rungs, masks))   # V(k, F) at the period's end
+        for u in reversed(range(weeks)):
+            rest = gain_weight(max(spec.planning_horizon - self.period - u - 1, 0),
+                               self.discount)
+            for bit, (exposure, _, worth, later) in reversed(list(enumerate(hosts))):
+                if not later.any():
+                    continue
+                free = [m for m in range(masks) if not (m >> bit) & 1]
+                forced = exposure.forced[None, :, None]
+                after = np.where(forced, value[:, up][:, :, [m | 1 << bit for m in free]],
+                                 value[:, up][:, :, free])
+                cost = exposure.costs[None, :] + exposure.forced[None, :] * worth * rest
+                chance = later[:, None, None]
+                value[:, :, free] = ((1 - chance) * value[:, :, free]
+                                     + chance * (cost[:, :, None] + after))
+            value *= self.discount
+        return (alive * (value[:, :rungs] - value[:, :1])).sum(axis=(1, 2))
 
 
 @dataclass(frozen=True)
