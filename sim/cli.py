@@ -13,7 +13,7 @@ from pathlib import Path
 from sim.outputs.compare import CompareError
 from sim.outputs.discover import DiscoverError
 from sim.outputs.folders import FolderError, OutputFolder, manifest_kind
-from sim.outputs.files import now
+from sim.outputs.files import git_state, now
 from sim.outputs.verify import VerifyError
 from sim.scenario import ScenarioError
 
@@ -664,6 +664,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    git_state()                # the code as the command starts, for its manifest
     try:
         args = parser().parse_args(argv)
         args.handler(args)

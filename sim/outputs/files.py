@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -57,8 +58,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@functools.cache
 def git_state() -> dict:
-    """The commit of the code that ran, and whether the work tree had changes."""
+    """The commit of the code that ran, and whether the work tree had changes: read once
+    per process, so that a command that reads it as it starts (`sim.cli.main`) records
+    the code it ran, not the commit that was checked out by the time it finished."""
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
