@@ -590,9 +590,9 @@ class PenaltyOutlook:
                 if not later.any():
                     continue
                 free = [m for m in range(masks) if not (m >> bit) & 1]
-                forced = exposure.forced[None, :, None]
-                after = np.where(forced, value[:, up][:, :, [m | 1 << bit for m in free]],
-                                 value[:, up][:, :, free])
+                raised = value[:, up]                     # one rung up, each forced set
+                after = np.where(exposure.forced[None, :, None],
+                                 raised[:, :, [m | 1 << bit for m in free]], raised[:, :, free])
                 cost = exposure.costs[None, :] + exposure.forced[None, :] * worth * rest
                 chance = later[:, None, None]
                 value[:, :, free] = ((1 - chance) * value[:, :, free]
