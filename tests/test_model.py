@@ -312,11 +312,14 @@ def test_same_seed_same_rows_and_replicates_differ():
     assert first != second
 
 
-def test_array_engine_results_do_not_depend_on_the_number_of_threads():
+def test_array_engine_results_do_not_depend_on_the_number_of_threads(monkeypatch):
     import numba
+
+    from sim.model import array_engine
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs at least two threads to compare")
+    monkeypatch.setattr(array_engine, "PARALLEL_FROM_USERS", 0)    # a small grid on every thread
     scenario = small("china_2021_homogeneous", "engine=\"array\"", size=20)
     before = numba.get_num_threads()
     try:

@@ -19,10 +19,12 @@ Distributions, not draws, match the agent engine (the docking tests check this):
 
 All randomness comes from the model's numpy Generator and from generators spawned
 from the same seed sequence, one per fixed block of users; numba advances them and
-runs the blocks on all cores.
+runs the blocks on all cores (on one for a small population: `threads_for`).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -34,6 +36,24 @@ from sim.model.rules import draw_category, logit_choice, option_utilities
 
 
 BLOCKS = 16
+# Below this many users a week's kernels take microseconds, and waking numba's other
+# threads (tens of milliseconds when another process holds the cores) costs more than
+# it saves. Results do not depend on the thread count.
+PARALLEL_FROM_USERS = 20_000
+
+
+@contextmanager
+def threads_for(users: int):
+    """Numba's kernels run on one thread for a small population, on all otherwise."""
+    if users >= PARALLEL_FROM_USERS:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 class ArrayUsers:
@@ -94,11 +114,12 @@ class ArrayUsers:
         blocks = len(self.block_rngs)
         counts = np.zeros((blocks,) + ledger.counts.shape, np.int64)
         value_lost = np.zeros((blocks,) + ledger.value_lost.shape)
-        unreachable, direct, value_through = _share_kernel(
-            self.block_rngs, self.bounds, self.poisson_cdf, self.cohort, self.platforms,
-            *self.neighbourhood(),
-            view.route, view.state, view.post_cdf, view.recipients, view.view_mean, users.token_cost,
-            users.token_success, users.warning_cost, users.warning_dropout, counts, value_lost)
+        with threads_for(n):
+            unreachable, direct, value_through = _share_kernel(
+                self.block_rngs, self.bounds, self.poisson_cdf, self.cohort, self.platforms,
+                *self.neighbourhood(), view.route, view.state, view.post_cdf, view.recipients,
+                view.view_mean, users.token_cost, users.token_success, users.warning_cost,
+                users.warning_dropout, counts, value_lost)
         ledger.counts += counts.sum(axis=0)
         ledger.value_lost += value_lost.sum(axis=0)
         ledger.unreachable = int(unreachable.sum())
@@ -125,8 +146,9 @@ class ArrayUsers:
             return np.broadcast_to(everyone, (len(self.platforms), n_masks))
         counts = self.counted_now()
         if counts is None:
-            counts = _neighbour_counts(np.arange(len(self.platforms)), self.platforms,
-                                       *self.neighbourhood()[:-1], n_masks)
+            with threads_for(len(self.platforms)):
+                counts = _neighbour_counts(np.arange(len(self.platforms)), self.platforms,
+                                           *self.neighbourhood()[:-1], n_masks)
             self.counted = (self.platforms.copy(), counts)
         return counts
 
@@ -140,7 +162,8 @@ class ArrayUsers:
         """Revisers decide on the same state, then all switch (synchronous revision)."""
         rng, users = self.model.rng, self.model.scenario.users
         n_masks = 2 ** len(self.model.scenario.messaging)
-        _bernoulli(self.block_rngs, self.bounds, users.revision_rate, self.revising)
+        with threads_for(len(self.platforms)):
+            _bernoulli(self.block_rngs, self.bounds, users.revision_rate, self.revising)
         revisers = np.flatnonzero(self.revising)
         if len(revisers) == 0:
             return 0
@@ -150,8 +173,9 @@ class ArrayUsers:
         elif kept is not None:
             counts = kept[revisers]
         else:
-            counts = _neighbour_counts(revisers, self.platforms, *self.neighbourhood()[:-1],
-                                       n_masks)
+            with threads_for(len(self.platforms)):
+                counts = _neighbour_counts(revisers, self.platforms,
+                                           *self.neighbourhood()[:-1], n_masks)
         current = self.platforms[revisers]
         utilities = option_utilities(view, users, current, counts, self.cohort[revisers])
         chosen = view.options[logit_choice(utilities, users.choice_intensity,
