@@ -37,7 +37,7 @@ for every policy worth considering.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import permutations, product
 
 import numpy as np
@@ -377,11 +377,13 @@ def joiners(dynamics: UserDynamics, model, host: int) -> float:
     return float((dynamics.p[:, holds].sum(axis=1) * newcomer) @ dynamics.weight)
 
 
+@cache
 def gain_weight(period: int, discount: float) -> float:
     """sum_{u=1..P} delta^u: a weekly flow held for the period."""
     return float(sum(discount ** u for u in range(1, period + 1)))
 
 
+@cache
 def exposure_weight(period: int, horizon: int, discount: float, rate: float) -> float:
     """sum_{u=1..H} delta^u E_u(P): users' adjustment to a change held P weeks, then
     undone, over the horizon."""
@@ -446,9 +448,10 @@ class PenaltyOutlook:
             found, forced_value = self.sibling_risk(sibling, cache)
             if found.any():
                 exposure = self.exposure(sibling, values.dynamics)
-                if (exposure.audit * found).any():
-                    self.siblings.append((exposure, exposure.audit * found, forced_value,
-                                          exposure.routine * found[-1]))
+                caught, later_chance = exposure.audit * found, exposure.routine * found[-1]
+                # a sibling audited only after the period still matters to later penalties
+                if caught.any() or (self.foresight and later_chance > 0):
+                    self.siblings.append((exposure, caught, forced_value, later_chance))
 
     @property
     def binding(self) -> np.ndarray:
