@@ -209,6 +209,7 @@ def chromium():
 
 def open_page(browser, url, width=1400, height=1100):
     page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(120000)      # the server answers slowly when the tests fill the cores
     page.problems = []
     page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
     page.on("response", lambda r: page.problems.append(f"{r.status} {r.url}")
