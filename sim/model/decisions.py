@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from itertools import permutations, product
 
+import numba
 import numpy as np
 
 from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, attention, diversion_table,
@@ -581,28 +582,51 @@ class PenaltyOutlook:
         spec = self.model.scenario.messaging[self.host]
         weeks = max(spec.planning_horizon - self.period, 0)
         count, rungs, masks = alive.shape
-        total_rungs = rungs + self.later_rungs
         if not weeks or not any(h[3].any() for h in hosts):
             return np.zeros(count)
-        up = np.minimum(np.arange(total_rungs) + 1, total_rungs - 1)
-        value = np.zeros((count, total_rungs, masks))   # V(k, F) at the period's end
-        for u in reversed(range(weeks)):
-            rest = gain_weight(max(spec.planning_horizon - self.period - u - 1, 0),
-                               self.discount)
-            for bit, (exposure, _, worth, later) in reversed(list(enumerate(hosts))):
-                if not later.any():
-                    continue
-                free = [m for m in range(masks) if not (m >> bit) & 1]
-                raised = value[:, up]                     # one rung up, each forced set
-                after = np.where(exposure.forced[None, :, None],
-                                 raised[:, :, [m | 1 << bit for m in free]], raised[:, :, free])
-                cost = exposure.costs[None, :] + exposure.forced[None, :] * worth * rest
-                chance = later[:, None, None]
-                value[:, :, free] = ((1 - chance) * value[:, :, free]
-                                     + chance * (cost[:, :, None] + after))
-            value *= self.discount
+        rests = np.array([gain_weight(max(spec.planning_horizon - self.period - u - 1, 0),
+                                      self.discount) for u in range(weeks)])
+        value = later_penalties(
+            np.array([h[3] for h in hosts], float),
+            np.array([np.broadcast_to(h[2][:, 0], (count,)) for h in hosts], float),
+            np.array([h[0].costs for h in hosts], float),
+            np.array([h[0].forced for h in hosts], float), rests, self.discount)
         return (alive * (value[:, :rungs] - value[:, :1])).sum(axis=(1, 2))
 
+
+@numba.njit(cache=True)
+def later_penalties(later, worth, costs, forced, rests, discount):
+    """V(k, F) at the period's end, (N, rungs, 2**hosts), by a backward pass over the
+    weeks after it (`rests[u]`: the discounted weeks of the horizon left after week u):
+    host by host in the regulator's order, each not forced open (bit not in F) is caught
+    with chance later[h, n] and pays costs[h, k] plus, if the rung forces it open,
+    worth[h, n] per week left; the next week's value is then read one rung up, with the
+    host added to F if forced. A compiled loop: in numpy it took ~30 ms a policy set
+    (a quarter of a review)."""
+    hosts, count = later.shape
+    total_rungs = costs.shape[1]
+    masks = 1 << hosts
+    value = np.zeros((count, total_rungs, masks))
+    before = np.empty_like(value)
+    for u in range(len(rests) - 1, -1, -1):
+        for h in range(hosts - 1, -1, -1):
+            if not later[h].any():
+                continue
+            bit = 1 << h
+            before[:] = value
+            for n in range(count):
+                chance = later[h, n]
+                for k in range(total_rungs):
+                    up = min(k + 1, total_rungs - 1)
+                    cost = costs[h, k] + forced[h, k] * worth[h, n] * rests[u]
+                    for m in range(masks):
+                        if m & bit:
+                            continue
+                        after = before[n, up, m | bit] if forced[h, k] else before[n, up, m]
+                        value[n, k, m] = ((1 - chance) * before[n, k, m]
+                                          + chance * (cost + after))
+        value *= discount
+    return value
 
 @dataclass(frozen=True)
 class Plan:
