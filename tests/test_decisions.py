@@ -2,6 +2,7 @@
 its comparative statics under common random numbers, the penalty it expects, the
 beliefs it holds and the learner."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -11,7 +12,8 @@ from sim.experiments import validation
 from sim.model import strategies as strategies_module
 from sim.model.strategies import BestResponse
 from sim.model.decisions import (Evaluation, PenaltyOutlook, ReviewCache, UserDynamics,
-                                 free_links, link_values, option_revenue, team_value)
+                                 free_links, later_net_costs, link_values, option_revenue,
+                                 team_value)
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.model import WalledGardenModel
 from sim.model.rules import choice_probabilities
@@ -288,13 +290,16 @@ def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float, later: 
     """The owner's expected penalty over `weeks` by following every history of
     decisions, week by week and host by host (WeChat, then its sibling QQ), with
     escalation, the ladder and forced openings: the host is caught in week u of the
-    period with chance caught[u] and after it with chance `later`; `reset` starts the
-    weeks after the period at the rung the period began at."""
+    period with chance caught[u]. After the period each host, in each week, either
+    keeps its violations (earning their weekly value, caught with chance `later`) or
+    complies for the week, whichever costs the owner less at that point of the history;
+    `reset` starts the weeks after the period at the rung the period began at."""
     spec = outlook.model.scenario.messaging[outlook.host]
     (sibling, sibling_caught, sibling_value, sibling_later), = outlook.siblings
     hosts = [(outlook.own, caught, later, forced_value),
              (sibling, sibling_caught, sibling_later, sibling_value)]
 
+    @functools.cache
     def follow(u, i, k, forced):
         if i == len(hosts):
             u, i = u + 1, 0
@@ -305,11 +310,17 @@ def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float, later: 
         p = chance[u] if u < outlook.period else after
         if forced[i] or p == 0:
             return follow(u, i + 1, k, forced)
-        rest = sum(spec.discount ** (v + 1) for v in range(max(spec.planning_horizon - u - 1, 0)))
-        cost = spec.discount ** (u + 1) * (exposure.costs[k] + exposure.forced[k] * value * rest)
+        weight = spec.discount ** (u + 1)
         opened = tuple(f or (h == i and bool(exposure.forced[k])) for h, f in enumerate(forced))
-        return ((1 - p) * follow(u, i + 1, k, forced)
-                + p * (cost + follow(u, i + 1, min(k + 1, len(exposure.costs) - 1), opened)))
+        up = min(k + 1, len(exposure.costs) - 1)
+        if u < outlook.period:
+            rest = sum(spec.discount ** (v + 1)
+                       for v in range(max(spec.planning_horizon - u - 1, 0)))
+            cost = weight * (exposure.costs[k] + exposure.forced[k] * value * rest)
+            return (1 - p) * follow(u, i + 1, k, forced) + p * (cost + follow(u, i + 1, up, opened))
+        keep = (-weight * value + (1 - p) * follow(u, i + 1, k, forced)
+                + p * (weight * exposure.costs[k] + follow(u, i + 1, up, opened)))
+        return min(keep, follow(u, i + 1, k, forced))
     return follow(0, 0, 0, (False, False))
 
 
@@ -333,7 +344,7 @@ def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
     outlook = PenaltyOutlook(model, 0, period, values)
     assert [e.host for e, *_ in outlook.siblings] == [1]     # QQ violates beside it
     violating = np.array([2, 1, 3])
-    forced_value = 150.0
+    forced_value = 3000.0       # weekly: enough that keeping the violations after the period pays
     expected = outlook.expected(violating[None, :], np.array([forced_value]))[0]
     found = np.array([1 - np.prod((1 - outlook.visibility) ** (violating * outlook.required[u]))
                       for u in range(period)])
@@ -345,13 +356,15 @@ def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
             total += (enumerated_penalty(outlook, caught, value, later, horizon)
                       - enumerated_penalty(outlook, caught, value, later, horizon, reset=True))
         return total
-    total = owner(caught, forced_value, later) - owner(np.zeros(period), 0.0, 0.0)
+    # against WeChat lawful in the period, with the same options after it
+    total = owner(caught, forced_value, later) - owner(np.zeros(period), forced_value, later)
     assert expected == pytest.approx(total, rel=1e-9)
-    without = owner(caught, forced_value, 0.0) - owner(np.zeros(period), 0.0, 0.0)
+    period_only = (enumerated_penalty(outlook, caught, forced_value, later, period)
+                   - enumerated_penalty(outlook, np.zeros(period), forced_value, later, period))
     if foresight:
-        assert expected > without * 1.01 > 0
+        assert expected > period_only * 1.01 > 0, (expected, period_only)
     else:
-        assert expected == pytest.approx(without, rel=1e-9) and without > 0
+        assert expected == pytest.approx(period_only, rel=1e-9) and period_only > 0
 
 
 def test_a_siblings_violations_raise_the_penalty_of_violating():
@@ -432,3 +445,20 @@ def test_without_an_order_the_case_stays_near_its_starting_blocks():
         run = validation.run_with_links(scenario, replicate)
         kept = (run.states[:, links.rival] == links.state[links.rival][None]).mean()
         assert kept >= 0.8
+
+
+def test_escalation_costs_at_most_what_the_violations_would_earn():
+    """After the period a host complies in any week where keeping its violations would
+    cost the owner more than they earn: however steep the ladder, being a rung higher
+    costs at most the violations' discounted earnings over the later weeks, and with
+    violations worth nothing it costs nothing."""
+    weeks, discount, rungs = 20, 0.99, 6
+    later = np.array([[0.3]])
+    costs = np.array([[10.0 ** k for k in range(rungs)]])     # each decision ten times dearer
+    forced = np.zeros((1, rungs), bool)
+    earned = sum(discount ** (u + 1) for u in range(weeks))
+    for worth in (0.0, 2.0, 50.0):
+        net = later_net_costs(later, np.array([[worth]]), costs, forced, weeks, discount)[0, :, 0]
+        assert np.all(np.diff(net) >= -1e-12)                 # a higher rung never costs less
+        assert net[-1] - net[0] <= worth * earned + 1e-9
+        assert (net[-1] - net[0] > 0) == (worth > 0)

@@ -529,10 +529,18 @@ class PenaltyOutlook:
         later = self.own.routine * found[:, -1]
         if not self.siblings:
             return self.owner_penalty(caught, forced_value, later)
-        lawful = np.zeros((1, self.period))
-        totals = self.owner_penalty(np.vstack([caught, lawful]),
-                                    np.append(forced_value, 0.0), np.append(later, 0.0))
-        return totals[:-1] - totals[-1]
+        if not self.foresight:
+            lawful = np.zeros((1, self.period))
+            totals = self.owner_penalty(np.vstack([caught, lawful]),
+                                        np.append(forced_value, 0.0), np.append(later, 0.0))
+            return totals[:-1] - totals[-1]
+        # against the host lawful in the period with the same options after it (a
+        # one-period deviation): otherwise the escalation its siblings bring to its own
+        # later violations would be charged to this period's choice
+        count = len(caught)
+        totals = self.owner_penalty(np.vstack([caught, np.zeros_like(caught)]),
+                                    np.tile(forced_value, 2), np.tile(later, 2))
+        return totals[:count] - totals[count:]
 
     def owner_penalty(self, caught: np.ndarray, forced_value: np.ndarray,
                       later: np.ndarray) -> np.ndarray:
@@ -573,42 +581,42 @@ class PenaltyOutlook:
 
     def escalation(self, alive: np.ndarray, hosts: list) -> np.ndarray:
         """(N,): what the period's decisions add to the owner's penalties after it, to
-        the horizon: each host not forced open is caught each week with its chance
-        after the period (its routine audit belief times the chance that its policy's
-        violations are found: as if it held its policy on, as the cost of a forced
-        opening assumes), from the rung the period leaves, less the same from the rung
-        it began at, with the same hosts forced open. A backward pass over the weeks:
-        V_u(k, F) = delta E[cost of the week's decisions + V_u+1(next k, F)]."""
+        the horizon: the owner's net cost over the later weeks from the rung the period
+        leaves, less from the rung it began at, with the same hosts forced open. Each
+        week of them, each host not forced open either keeps its policy's violations,
+        earning their steady value and caught with its chance after the period (its
+        routine audit belief times the chance that they are found), or complies for the
+        week, whichever costs the owner less: a host at a high rung opens rather than
+        pay, so escalation costs at most what the violations would earn (a referee's
+        point: charged as if held on whatever the rung, it was an upper bound)."""
         spec = self.model.scenario.messaging[self.host]
         weeks = max(spec.planning_horizon - self.period, 0)
         count, rungs, masks = alive.shape
         if not weeks or not any(h[3].any() for h in hosts):
             return np.zeros(count)
-        rests = np.array([gain_weight(max(spec.planning_horizon - self.period - u - 1, 0),
-                                      self.discount) for u in range(weeks)])
-        value = later_penalties(
+        value = later_net_costs(
             np.array([h[3] for h in hosts], float),
             np.array([np.broadcast_to(h[2][:, 0], (count,)) for h in hosts], float),
             np.array([h[0].costs for h in hosts], float),
-            np.array([h[0].forced for h in hosts], float), rests, self.discount)
+            np.array([h[0].forced for h in hosts], bool), weeks, self.discount)
         return (alive * (value[:, :rungs] - value[:, :1])).sum(axis=(1, 2))
 
 
 @numba.njit(cache=True)
-def later_penalties(later, worth, costs, forced, rests, discount):
-    """V(k, F) at the period's end, (N, rungs, 2**hosts), by a backward pass over the
-    weeks after it (`rests[u]`: the discounted weeks of the horizon left after week u):
-    host by host in the regulator's order, each not forced open (bit not in F) is caught
-    with chance later[h, n] and pays costs[h, k] plus, if the rung forces it open,
-    worth[h, n] per week left; the next week's value is then read one rung up, with the
-    host added to F if forced. A compiled loop: in numpy it took ~30 ms a policy set
-    (a quarter of a review)."""
+def later_net_costs(later, worth, costs, forced, weeks, discount):
+    """C(k, F) at the period's end, (N, rungs, 2**hosts): the owner's discounted net cost
+    over the `weeks` after it, by a backward pass. Week by week, host by host in the
+    regulator's order, each host h not forced open (its bit not in F) keeps its
+    violations, earning worth[h, n] and caught with chance later[h, n] (then it pays
+    costs[h, k], the group moves one rung up and, if the rung forces it open, h joins
+    F and earns nothing more), or complies for the week, whichever costs less. A
+    compiled loop: in numpy the pass took ~30 ms a policy set."""
     hosts, count = later.shape
     total_rungs = costs.shape[1]
     masks = 1 << hosts
     value = np.zeros((count, total_rungs, masks))
     before = np.empty_like(value)
-    for u in range(len(rests) - 1, -1, -1):
+    for _ in range(weeks):
         for h in range(hosts - 1, -1, -1):
             if not later[h].any():
                 continue
@@ -618,15 +626,16 @@ def later_penalties(later, worth, costs, forced, rests, discount):
                 chance = later[h, n]
                 for k in range(total_rungs):
                     up = min(k + 1, total_rungs - 1)
-                    cost = costs[h, k] + forced[h, k] * worth[h, n] * rests[u]
                     for m in range(masks):
                         if m & bit:
                             continue
                         after = before[n, up, m | bit] if forced[h, k] else before[n, up, m]
-                        value[n, k, m] = ((1 - chance) * before[n, k, m]
-                                          + chance * (cost + after))
+                        keep = (-worth[h, n] + (1 - chance) * before[n, k, m]
+                                + chance * (costs[h, k] + after))
+                        value[n, k, m] = min(keep, before[n, k, m])
         value *= discount
     return value
+
 
 @dataclass(frozen=True)
 class Plan:
