@@ -29,8 +29,9 @@ from scipy import optimize, stats
 from sim.model.decisions import gain_weight, link_values
 from sim.model.market import BLOCKED, OPEN, LinkPolicy
 from sim.model.model import WalledGardenModel
-from sim.experiments.record import (USER_WINDOW, WECHAT, has_record, load_record, measure,
-                                    moments as record_moments, record_links, users_at)
+from sim.experiments.record import (USER_WINDOW, WECHAT, calendar_week, event, has_record,
+                                    load_record, measure, moments as record_moments,
+                                    record_links, users_at)
 from sim.outputs.results import confidence_interval
 from sim.experiments.runner import replicate_seed
 from sim.scenario import LARGE, SURFACES, Scenario, apply_override, from_dict
@@ -998,6 +999,33 @@ def record_timing(case: Scenario, effort: Effort) -> list[Evidence]:
     if not has_record(case):
         return []
     return record_rows(case, effort, ("lag", "share"))[0]
+
+
+@check("record_sanctions", "platforms that weigh the order's penalties (their beliefs in "
+       "audits and in the deadline's check) comply where an audit would look, leaving the "
+       "regulator nothing to decide", ("platforms.*.audit_belief", 0.0),
+       ("platforms.*.deadline_credibility", 0.0))
+def record_sanctions(case: Scenario, effort: Effort) -> list[Evidence]:
+    """Out of sample: no decision against any platform (a fine, a naming, a suspension or
+    a forced opening) from the announcement until the minister called link blocking
+    resolved. A decision follows every audit that finds a violation, so the measure is
+    whether any audit found one."""
+    if not has_record(case):
+        return []
+    resolved = event(load_record(), "resolved").date
+    weeks = range(case.regulator.announce_step, calendar_week(case, resolved) + 1)
+    runs = simulate(sized(case, effort), effort.replicates)
+    decided = [float(any(run.rows[w - 1]["violations"] > 0 for w in weeks if w <= len(run.rows)))
+               for run in runs]
+    tolerance = RECORD_TOLERANCE["share"]
+    ci = confidence_interval(decided)
+    return [evidence(
+        "record_sanctions", f"out of sample: no platform was fined, named, suspended or forced "
+        f"open for blocking links before {resolved:%d %b %Y}, when the minister called it "
+        "resolved", f"{RECORD_FILE_NAME}: the minister's statement (CASE.md timeline)",
+        f"share of replicates with a decision against any platform in weeks "
+        f"{weeks.start}-{weeks.stop - 1}", f"95% CI overlaps 0 ± {tolerance:g}", decided,
+        "t interval", math.nan, ci["ci_low"] <= tolerance)]
 
 
 @check("market_at_rest", "users and platforms who have settled before the order "
