@@ -280,6 +280,21 @@ def test_a_profile_that_finds_a_better_point_moves_the_fit_there():
     assert stuck == pytest.approx([0.5, 0.5])
 
 
+def test_the_profiles_are_drawn_around_the_estimate():
+    """The estimate is the best point evaluated; where the last profiles found it, they
+    are redrawn around it (otherwise their region bounds another point)."""
+    problem = LinearProblem(np.eye(2), np.zeros((1, 2)))
+    target = np.array([0.75, 0.25])
+
+    def loss(u):
+        return float(((np.asarray(u) - target) ** 2).sum())
+    start, rows = calibration.line_searches(problem, np.array([0.5, 0.5]), loss, rounds=0)
+    assert calibration.profiles_at(problem, start, rows, loss) is rows
+    redrawn = calibration.profiles_at(problem, target, rows, loss)
+    assert {row["fitted"] for row in redrawn if row["parameter"] == "p0"} == {0.75}
+    assert {row["fitted"] for row in redrawn if row["parameter"] == "p1"} == {0.25}
+
+
 def test_a_cohorts_size_is_fitted_with_the_others_and_the_starting_shares_following():
     """The cohort with tastes of its own is fitted by its size, its tastes held; setting
     the size rescales the other cohorts and moves the platforms' starting shares to the

@@ -277,6 +277,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
         u, profiles = line_searches(problem, min(candidates, key=loss), loss,
                                     budget.profile_rounds)
         u = best_evaluated(problem, loss)
+        profiles = profiles_at(problem, u, profiles, loss)
         fitted = problem.moments(u)
         errors, jacobian = standard_errors(problem, u, fitted, weights,
                                            variance_floor(problem.targets))
@@ -467,6 +468,20 @@ def best_evaluated(problem, loss) -> np.ndarray:
     the profiles): on a rough simulated objective the last profile can find a better
     point than the one it was drawn around, and the estimate is the best one seen."""
     return np.array(min(problem.cache, key=lambda u: loss(np.array(u))))
+
+
+def profiles_at(problem, u: np.ndarray, profiles: list[dict], loss) -> list[dict]:
+    """The profiles around the estimate: the best point evaluated can be one the last
+    profiles found rather than the point they were drawn around, and then they are
+    redrawn at it, so that the region they bound is the estimate's (a referee found the
+    fifth fit's profiles drawn around another point, every one of them above the
+    threshold, so they bounded nothing). A redrawn profile may find a better point
+    still; the estimate stays, and that point widens the profile's region."""
+    names = [p.name for p in problem.params]
+    at = [p.value(float(x)) for p, x in zip(problem.params, u)]
+    if profiles and all(row["fitted"] == at[names.index(row["parameter"])] for row in profiles):
+        return profiles
+    return profile(problem, u, loss)
 
 
 def profile(problem, u: np.ndarray, loss) -> list[dict]:
