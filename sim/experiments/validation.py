@@ -1012,7 +1012,7 @@ def record_timing(case: Scenario, effort: Effort) -> list[Evidence]:
 @check("record_sanctions", "platforms that weigh the order's penalties (their beliefs in "
        "audits and in the deadline's check) comply where an audit would look, leaving the "
        "regulator nothing to decide", ("platforms.*.audit_belief", 0.0),
-       ("platforms.*.deadline_credibility", 0.0))
+       ("platforms.*.deadline_credibility", 0.0), ("platforms.*.belief_weight", 1e6))
 def record_sanctions(case: Scenario, effort: Effort) -> list[Evidence]:
     """Out of sample: no decision against any platform (a fine, a naming, a suspension or
     a forced opening) from the announcement until the minister called link blocking
