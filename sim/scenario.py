@@ -287,7 +287,8 @@ class PlatformSpec:
         False, FLAG, "",
         "Counts what a decision against its group in the coming period adds to later "
         "penalties to its horizon (each decision raises the next fine and climbs the "
-        "ladder), as if it held its policy on.")
+        "ladder), each later week keeping its violations or complying, whichever costs "
+        "its owner less.")
     belief_weight: float = key(10.0, number(0.0, LARGE), "observations",
                                "Weight of each prior against inspections seen (pseudo-observations).")
     recency: float = key(0.1, probability(), "fraction",
