@@ -574,12 +574,8 @@ def counterfactual(case: Scenario, effort: Effort) -> list[Evidence]:
         "own in the case; Douyin, groups)":
             (brute_world(case), second, "Douyin", group),
     }
-    rows = []
-    for label, (world, host, content, surface) in worlds.items():
-        estimate, played = counterfactual_pairs(world, host, content, surface,
-                                                effort.brute_replicates)
-        rows.append(agreement("counterfactual", f"blocking {label}", estimate, played))
-    return rows
+    return played_out("counterfactual", {f"blocking {label}": world
+                                         for label, world in worlds.items()}, effort)
 
 
 @check("counterfactual_held", "the platform's estimate of keeping a block it holds: the "
@@ -592,20 +588,25 @@ def counterfactual_held(case: Scenario, effort: Effort) -> list[Evidence]:
     wechat = largest(case)
     worlds = {
         "keeping a held block whose value is diversion (WeChat, Douyin, groups)":
-            (brute_world(case), "Douyin", SURFACES.index("group")),
+            (brute_world(case), wechat, "Douyin", SURFACES.index("group")),
         "keeping a held block whose value is users (no diversion, responsive users; "
         "WeChat, Taobao, chat)":
-            (brute_world(case, *RESPONSIVE_USERS), "Taobao", SURFACES.index("chat")),
+            (brute_world(case, *RESPONSIVE_USERS), wechat, "Taobao", SURFACES.index("chat")),
     }
+    return played_out("counterfactual_held", worlds, effort, held=True)
+
+
+def played_out(check: str, worlds: dict, effort: Effort, held: bool = False) -> list[Evidence]:
+    """One `agreement` row per labelled (world, host, content, surface)."""
     rows = []
-    for label, (world, content, surface) in worlds.items():
-        estimate, played = counterfactual_pairs(world, wechat, content, surface,
-                                                effort.brute_replicates, held=True)
-        rows.append(agreement("counterfactual_held", label, estimate, played))
+    for label, (world, host, content, surface) in worlds.items():
+        estimate, played = counterfactual_pairs(world, host, content, surface,
+                                                effort.brute_replicates, held=held)
+        rows.append(agreement(check, label, estimate, played))
     return rows
 
 
-AGREEMENT_MARGIN = 0.25     # of the played-out value: an estimate this far off can turn a decision
+AGREEMENT_MARGIN = 0.25     # of the played-out value (an assumption): the tolerance of a decision rule
 
 
 def agreement(check: str, label: str, estimate: np.ndarray, played: np.ndarray) -> Evidence:
