@@ -424,10 +424,12 @@ def cmd_calibrate(args) -> None:
                 if p["at_bound"] else "  not identified: held at the assumption")
         print(f"{p['parameter']:<22}{p['estimate']:>10.4g}  (s.e. {p['std_error']:.3g}){held}")
     for m in result["moments"]:
-        print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}")
-    test = identification["overidentification"]
+        print(f"{m['moment']:<22}record {m['target']:>8.4g}  model {m['simulated']:>8.4g}"
+              f"  on fresh streams {m['simulated_fresh']:>8.4g}")
+    test, fresh = identification["overidentification"], result["fresh"]
     print(f"Hansen's J = {test['J']:.4g} on {test['degrees_of_freedom']} degrees of freedom "
-          f"(p = {test['p_value']:.3g})")
+          f"(p = {test['p_value']:.3g}); on fresh streams {fresh['J']:.4g} "
+          f"(p = {fresh['p_value']:.3g})")
     print(f"fitted scenario: {target / (fitted_name + '.toml')}")
 
 

@@ -15,7 +15,9 @@ across replicates at the best design point (with a floor on each variance, since
 by Nelder-Mead. Standard errors come from the sandwich formula with a central
 finite-difference Jacobian; the identification report gives the Jacobian's
 singular values, rank and condition number and the objective's profile along each
-parameter, and says which parameters the moments do not pin down.
+parameter, and says which parameters the moments do not pin down. The estimate's
+moments and Hansen's J are also given on fresh replicate streams, which the search did
+not select the estimate on.
 """
 
 from __future__ import annotations
@@ -198,10 +200,27 @@ class Problem:
             self.evaluations += 1
             if self.progress:
                 self.progress.update(1)
-            runs = simulate(self.scenario(u), self.budget.replicates)
-            self.cache[u] = np.array([[row[m.name] for m in self.targets] for row in (
-                measure(self.case, self.targets, run.rows, run.states) for run in runs)])
+            self.cache[u] = self.measured(self.scenario(u))
         return self.cache[u]
+
+    def fresh_moments(self, u) -> np.ndarray:
+        """Moments per replicate at u on replicate streams no evaluation of the search
+        used: the estimate is the best of many evaluations on the same streams, so its
+        own moments are biased towards the record and its J downwards."""
+        self.evaluations += 1
+        if self.progress:
+            self.progress.update(1)
+        return self.measured(derive(self.scenario(u), ("seed", fresh_seed(self.case.seed))))
+
+    def measured(self, scenario: Scenario) -> np.ndarray:
+        runs = simulate(scenario, self.budget.replicates)
+        return np.array([[row[m.name] for m in self.targets] for row in (
+            measure(self.case, self.targets, run.rows, run.states) for run in runs)])
+
+
+def fresh_seed(seed: int) -> int:
+    """A root seed derived from the case's, for streams independent of the search's."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
 def first_step_weights(targets) -> np.ndarray:
@@ -246,7 +265,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
                             "start_date and regulator.policy = \"order\"")
     dims = len(parameters(case))
     total = (budget.design_points + 1 + budget.polish_evaluations + 2 * dims
-             + PROFILE_POINTS * dims)      # more if a profile finds a better point
+             + PROFILE_POINTS * dims + 1)  # more if a profile finds a better point
     with tqdm(total=total, desc="calibrate", unit="eval", disable=not progress) as bar:
         problem = Problem(case, budget, bar)
         target = problem.target
@@ -281,6 +300,7 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
         fitted = problem.moments(u)
         errors, jacobian = standard_errors(problem, u, fitted, weights,
                                            variance_floor(problem.targets))
+        fresh = problem.fresh_moments(u)
         bar.total = problem.evaluations
         bar.refresh()
     theta = problem.values(u)
@@ -297,6 +317,8 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
     pinned = {row["parameter"]: row["identified"] for row in identification["parameters"]}
     at_bound = {row["parameter"]: row["at_bound"] for row in identification["parameters"]}
     mean, sd = fitted.mean(axis=0), fitted.std(axis=0, ddof=1)
+    fresh_mean, fresh_sd = fresh.mean(axis=0), fresh.std(axis=0, ddof=1)
+    fresh_objective = objective(fresh_mean, target, weights)
     # intervals on the search scale, mapped back: inside the range, asymmetric for the
     # parameters searched on a log scale
     search = errors / np.array([p.slope(x) for p, x in zip(problem.params, u)])
@@ -309,12 +331,16 @@ def calibrate(case: Scenario, budget: Budget = Budget(), progress: bool = True) 
             "high": p.high, "meaning": p.doc}
            for p, v, e, x, se in zip(problem.params, theta, errors, u, search)]
     moment_rows = [{"moment": m.name, "target": m.target, "simulated": float(mean[i]),
-                    "sd": float(sd[i]), "weight": float(weights[i, i]), "kind": m.kind,
+                    "sd": float(sd[i]), "simulated_fresh": float(fresh_mean[i]),
+                    "sd_fresh": float(fresh_sd[i]), "weight": float(weights[i, i]), "kind": m.kind,
                     "approximate": m.approximate, "meaning": m.doc, "source": m.source}
                    for i, m in enumerate(problem.targets)]
     return {"fit": fit, "moments": moment_rows, "jacobian": jacobian.tolist(),
             "identification": identification, "profiles": profiles,
             "objective": objective(mean, target, weights),
+            "fresh": {"seed": fresh_seed(case.seed), "objective": fresh_objective,
+                      **hansen_j(fresh_objective, budget.replicates, len(problem.targets),
+                                 dims)},
             "start_objective": float(min(scores)),
             "case_objective": float(scores[-1]),
             "design": [{**dict(zip((p.name for p in problem.params), problem.values(x))),

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from sim.model.decisions import gain_weight, link_values
+from sim.model.decisions import PenaltyOutlook, gain_weight, link_values
 from sim.model.market import BLOCKED, OPEN, LinkPolicy
 from sim.model.model import WalledGardenModel
 from sim.experiments.record import (USER_WINDOW, WECHAT, calendar_week, event, has_record,
@@ -606,10 +606,96 @@ def played_out(check: str, worlds: dict, effort: Effort, held: bool = False) -> 
     return rows
 
 
+def penalty_world(case: Scenario) -> Scenario:
+    """`brute_world` under the order, weeks past its deadline, with fines the only
+    penalty (the measures' costs are users and links, which the users' checks above
+    cover) and each host believing the regulator's true chance of an audit."""
+    routine = 0.25
+    return brute_world(
+        case, ("regulator.policy", "order"), ("regulator.announce_step", 1),
+        ("regulator.deadline_step", 2), ("regulator.audit_probability", routine),
+        ("regulator.reblock_audit", 0.0), ("regulator.naming", False),
+        ("regulator.suspend_registrations", False), ("regulator.forced_open", False),
+        ("platforms.*.audit_belief", routine), ("platforms.*.belief_weight", 1e6),
+        ("platforms.*.foresee_escalation", False), *(_ablation or ()))
+
+
+def penalty_pairs(world: Scenario, host: int, sibling: int | None, replicates: int,
+                  warm: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The host's expected penalty for holding a blocked chat link and a blocked group
+    link through its review period, against the fines its owner pays in the model
+    played out with them blocked less with them open (`sibling`: another host of the
+    owner holds a blocked chat link in both), one pair per audit stream."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))   # deep copies of a model
+    spec = world.messaging[host]
+    owner, period = world.owners.index(spec.owner), spec.review_period
+    douyin = [p.name for p in world.content].index("Douyin")
+    chat, group = SURFACES.index("chat"), SURFACES.index("group")
+    lawful = WalledGardenModel(world, rng=replicate_seed(world.seed + 91, 0))
+    for _ in range(warm):
+        lawful.step()
+    for platform in lawful.platforms:
+        platform.strategy = STRATEGIES["static"](platform)
+    if sibling is not None:
+        lawful.links.set(sibling, douyin, chat, BLOCKED)
+    violating = copy.deepcopy(lawful)
+    for surface in (chat, group):
+        violating.links.set(host, douyin, surface, BLOCKED)
+    counts = np.zeros((1, len(SURFACES)), int)
+    counts[0, [chat, group]] = 1
+    estimate = float(PenaltyOutlook(violating, host, period, link_values(violating, host)
+                                    ).expected(counts, np.zeros(1))[0])
+    played = []
+    for replicate in range(replicates):
+        fines = []
+        for start in (violating, lawful):
+            model = copy.deepcopy(start)
+            model.rng = np.random.default_rng(replicate_seed(world.seed + 92, replicate))
+            paid = 0.0
+            for week in range(period):
+                model.step()
+                paid += spec.discount ** (week + 1) * model.regulator.fines[owner]
+            fines.append(paid)
+        played.append(fines[0] - fines[1])
+    return np.full(replicates, estimate), np.array(played)
+
+
+# audit streams per brute-force replicate: a decision comes in a quarter of the weeks, so
+# the fines paid are far noisier than the revenue the users' checks play out
+PENALTY_STREAMS = 20
+
+
+@check("penalty_outlook", "the host's penalty outlook: audits at its beliefs, a violation "
+       "found with its surface's visibility, one decision per audit, the fine at its "
+       "group's rung of the ladder (a sibling's decisions climb it too), discounted",
+       ("platforms.*.audit_belief", 0.0))
+def penalty_outlook(case: Scenario, effort: Effort) -> list[Evidence]:
+    """The penalty side of a link decision against the regulator played out: where a
+    host believes the true chance of an audit, its expected penalty for violating is
+    the fines its owner then pays. Ablated, the hosts expect no audit."""
+    world = penalty_world(case)
+    wechat, qq = largest(case), second_largest(case)
+    rows = []
+    for label, sibling in (("alone", None), ("beside a sibling host of its owner that "
+                                             "violates too", qq)):
+        if sibling is not None and world.messaging[sibling].owner != world.messaging[
+                wechat].owner:
+            continue
+        estimate, played = penalty_pairs(world, wechat, sibling,
+                                         PENALTY_STREAMS * effort.brute_replicates)
+        rows.append(agreement(
+            "penalty_outlook", f"the expected penalty of violating on two surfaces {label}",
+            estimate, played, "the owner's discounted fines over the review period, "
+            "violating minus lawful"))
+    return rows
+
+
 AGREEMENT_MARGIN = 0.25     # of the played-out value (an assumption): the tolerance of a decision rule
 
 
-def agreement(check: str, label: str, estimate: np.ndarray, played: np.ndarray) -> Evidence:
+def agreement(check: str, label: str, estimate: np.ndarray, played: np.ndarray,
+              quantity: str = "the owner's discounted revenue over the horizon, blocked "
+              "minus open") -> Evidence:
     """Evidence that the estimate is what the model plays out, paired by replicate (same
     state, same stream): the 99% interval of the mean difference, estimate minus played,
     lies within ±25% of the played-out mean (an equivalence test, so noise fails it
@@ -624,8 +710,8 @@ def agreement(check: str, label: str, estimate: np.ndarray, played: np.ndarray) 
     return Evidence(
         check, f"the host's estimate of {label} is what the model plays out",
         "ODD 7.4; McKelvey & Palfrey (1995)",
-        "estimate minus played-out owner's discounted revenue over the horizon, blocked "
-        f"minus open, paired by replicate (99% CI; played out {mean_played:.4g}, estimate "
+        f"estimate minus played out: {quantity}, paired by replicate (99% CI; played "
+        f"out {mean_played:.4g}, estimate "
         f"{np.mean(estimate):.4g})", f"99% CI within ±{AGREEMENT_MARGIN:.0%} of the "
         "played-out value", float(differences.mean()), float(low), float(high), n,
         "paired t interval (equivalence)", math.nan,

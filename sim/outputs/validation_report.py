@@ -178,6 +178,7 @@ def write_calibration_report(path, result: dict, scenario_name: str, fitted_file
         f"<tr><td>{html.escape(m['moment'])}</td><td class=num>{number(m['target'])}"
         f"{' (approx.)' if m['approximate'] else ''}</td>"
         f"<td class=num>{number(m['simulated'])}</td><td class=num>{number(m['sd'])}</td>"
+        f"<td class=num>{number(m['simulated_fresh'])}</td>"
         f"<td class=num>{number(m['weight'])}</td><td>{html.escape(m['meaning'])}</td>"
         f"<td>{html.escape(m['source'])}</td></tr>" for m in result["moments"])
     singular = ", ".join(number(v) for v in identification["singular_values"])
@@ -205,12 +206,17 @@ search range (a standard error at most an eighth of it), and less than half of i
 directions the moments do not see ("unseen"). Parameters that are not identified keep the
 scenario's assumption in the fitted file: sweep them.</p>
 <p>Hansen's test of the over-identifying restrictions: J = {number(test['J'])} on
-{test['degrees_of_freedom']} degrees of freedom, p = {number(test['p_value'])}{rejected}.</p>
+{test['degrees_of_freedom']} degrees of freedom, p = {number(test['p_value'])}{rejected}.
+The estimate is the best of {result['evaluations']} evaluations on the same replicate streams,
+which biases its fit towards the record: on fresh streams (root seed
+{result['fresh']['seed']}) the objective is {number(result['fresh']['objective'])} and
+J = {number(result['fresh']['J'])}, p = {number(result['fresh']['p_value'])} (the moments'
+column "fresh streams").</p>
 <h2>Parameters</h2><table><tr><th>parameter</th><th class=num>estimate</th>
 <th class=num>std. error</th><th class=num>search range</th><th class=num>unseen</th>
 <th>identified</th><th>meaning</th></tr>{fit_rows}</table>
 <h2>Moments</h2><table><tr><th>moment</th><th class=num>record</th><th class=num>fitted model</th>
-<th class=num>sd</th><th class=num>weight</th><th>meaning</th><th>source</th></tr>{moment_rows}
+<th class=num>sd</th><th class=num>fresh streams</th><th class=num>weight</th><th>meaning</th><th>source</th></tr>{moment_rows}
 </table>
 {figures}
 </body></html>
