@@ -494,11 +494,18 @@ def parse_value(text: str) -> Any:
 
 
 def apply_override(data: dict, dotted: str, value: Any, source: str) -> None:
-    """Set one dotted key in raw scenario data; platforms are addressed by name."""
+    """Set one dotted key in raw scenario data; platforms are addressed by name, or all
+    at once by `*` (platforms.*.<key>)."""
     parts = dotted.split(".")
     if parts[0] == "platforms":
         if len(parts) != 3:
-            raise ScenarioError(source, dotted, "platform keys read platforms.<name>.<key>")
+            raise ScenarioError(source, dotted, "platform keys read platforms.<name>.<key> "
+                                "or platforms.*.<key>")
+        if parts[1] == "*":
+            for platform in data.get("platforms", []):
+                if isinstance(platform, dict):
+                    platform[parts[2]] = value
+            return
         names = [p.get("name") for p in data.get("platforms", []) if isinstance(p, dict)]
         if parts[1] not in names:
             raise ScenarioError(source, dotted, f"unknown platform {parts[1]!r}; platforms are "
@@ -765,6 +772,13 @@ def check_cohorts(s: Scenario) -> None:
                                     f"{p.initial_share:g}")
 
 
+# The tables keyed by surface, and what one entry takes (also as a dotted key of its
+# own, e.g. regulator.visibility.group, so a sweep can vary one surface's value)
+SURFACE_TABLES = {"users.surface_weights": number(0.0, LARGE),
+                  "users.surface_value": number(0.0, LARGE, low_open=True),
+                  "regulator.visibility": probability()}
+
+
 def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,
                         complete: bool = False) -> None:
     """A table keyed by surface: known surfaces, finite numbers that pass `valid`,
@@ -795,6 +809,8 @@ def key_check(dotted: str) -> Check | None:
             return None
     elif parts[0] == "platforms" and len(parts) == 3:
         cls, name = PlatformSpec, parts[2]
+    elif len(parts) == 3 and ".".join(parts[:2]) in SURFACE_TABLES:
+        return SURFACE_TABLES[".".join(parts[:2])] if parts[2] in SURFACES else None
     elif parts[0] in SECTIONS and len(parts) == 2:
         cls, name = SECTIONS[parts[0]], parts[1]
     elif len(parts) == 1:

@@ -49,6 +49,20 @@ def test_shipped_sweeps_are_valid():
         assert len(sweep.points) >= 4, path
 
 
+def test_a_sweep_varies_every_platform_at_once_and_one_surface_of_a_table(tmp_path):
+    ranges = ('"platforms.*.diversion" = { low = 0.1, high = 1.0 }\n'
+              '"regulator.visibility.group" = { low = 0.02, high = 1.0 }')
+    sweep = sweeps.load_sweep(write_sweep(tmp_path, ranges, kind="lhs", samples=4))
+    for point in sweep.points:
+        scenario = sweeps.point_scenario(sweep, point)
+        assert {p.diversion for p in scenario.platforms} == {point["platforms.*.diversion"]}
+        assert scenario.regulator.visibility["group"] == point["regulator.visibility.group"]
+        assert scenario.regulator.visibility["chat"] == 1.0      # the other entries stay
+    wrong = write_sweep(tmp_path, '"regulator.visibility.wall" = [0.1, 0.2]', name="w.toml")
+    with pytest.raises(sweeps.ScenarioError, match="regulator.visibility.wall"):
+        sweeps.load_sweep(wrong)
+
+
 def test_designs_lay_out_their_points(tmp_path):
     grid = sweeps.load_sweep(write_sweep(tmp_path, GRID))
     assert len(grid.points) == 4 and grid.points[0] == {"regulator.fine": 0.0,

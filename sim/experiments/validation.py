@@ -198,15 +198,10 @@ def run_with_links(scenario: Scenario, replicate: int) -> Run:
 
 
 def derive(case: Scenario, *overrides: tuple[str, object]) -> Scenario:
-    """The case with dotted keys overridden (as `--set` does); `platforms.*.key` sets
-    the key on every platform."""
+    """The case with dotted keys overridden (as `--set` does)."""
     data = case.to_dict()
     for dotted, value in overrides:
-        if dotted.startswith("platforms.*."):
-            for platform in data["platforms"]:
-                platform[dotted.split(".", 2)[2]] = value
-        else:
-            apply_override(data, dotted, value, case.source)
+        apply_override(data, dotted, value, case.source)
     return from_dict(data, case.source)
 
 
@@ -606,88 +601,138 @@ def played_out(check: str, worlds: dict, effort: Effort, held: bool = False) -> 
     return rows
 
 
+ROUTINE_AUDITS = 0.4     # a week, in the penalty checks' world: decisions often enough to climb
+
+
 def penalty_world(case: Scenario) -> Scenario:
-    """`brute_world` under the order, weeks past its deadline, with fines the only
+    """A small market under the order, weeks past its deadline, with fines the only
     penalty (the measures' costs are users and links, which the users' checks above
-    cover) and each host believing the regulator's true chance of an audit."""
-    routine = 0.25
+    cover), no later penalties, and each host believing the regulator's true chance of
+    an audit."""
     return brute_world(
-        case, ("regulator.policy", "order"), ("regulator.announce_step", 1),
-        ("regulator.deadline_step", 2), ("regulator.audit_probability", routine),
-        ("regulator.reblock_audit", 0.0), ("regulator.naming", False),
-        ("regulator.suspend_registrations", False), ("regulator.forced_open", False),
-        ("platforms.*.audit_belief", routine), ("platforms.*.belief_weight", 1e6),
-        ("platforms.*.foresee_escalation", False), *(_ablation or ()))
+        case, ("grid.width", 12), ("grid.height", 12), ("regulator.policy", "order"),
+        ("regulator.announce_step", 1), ("regulator.deadline_step", 2),
+        ("regulator.audit_probability", ROUTINE_AUDITS), ("regulator.reblock_audit", 0.0),
+        ("regulator.naming", False), ("regulator.suspend_registrations", False),
+        ("regulator.forced_open", False), ("platforms.*.audit_belief", ROUTINE_AUDITS),
+        ("platforms.*.belief_weight", 1e6), ("platforms.*.foresee_escalation", False))
 
 
-def penalty_pairs(world: Scenario, host: int, sibling: int | None, replicates: int,
-                  warm: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """The host's expected penalty for holding a blocked chat link and a blocked group
-    link through its review period, against the fines its owner pays in the model
-    played out with them blocked less with them open (`sibling`: another host of the
-    owner holds a blocked chat link in both), one pair per audit stream."""
+# the fines paid are noisy (a decision in four weeks of ten): a row plays out this many
+# audit streams per brute-force replicate, from each of WARM_STATES markets
+PENALTY_STREAMS, WARM_STATES = 20, 3
+_played: dict[tuple, np.ndarray] = {}
+
+
+def penalty_pairs(world: Scenario, host: int, surfaces: tuple[int, ...], sibling: int | None,
+                  streams: int, estimate_of=lambda outlook: outlook
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The host's expected penalty for holding its Douyin links blocked on `surfaces`
+    through its review period, against the fines its owner pays in the model played out
+    with them blocked less with them open (`sibling`: another host of the owner holds a
+    blocked chat link in both), one pair per audit stream, from a few warmed markets.
+    `estimate_of` turns the host's outlook into the one estimated with (an ablation);
+    the played-out fines do not depend on it and are computed once."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))   # deep copies of a model
     spec = world.messaging[host]
     owner, period = world.owners.index(spec.owner), spec.review_period
     douyin = [p.name for p in world.content].index("Douyin")
-    chat, group = SURFACES.index("chat"), SURFACES.index("group")
-    lawful = WalledGardenModel(world, rng=replicate_seed(world.seed + 91, 0))
-    for _ in range(warm):
-        lawful.step()
-    for platform in lawful.platforms:
-        platform.strategy = STRATEGIES["static"](platform)
-    if sibling is not None:
-        lawful.links.set(sibling, douyin, chat, BLOCKED)
-    violating = copy.deepcopy(lawful)
-    for surface in (chat, group):
-        violating.links.set(host, douyin, surface, BLOCKED)
     counts = np.zeros((1, len(SURFACES)), int)
-    counts[0, [chat, group]] = 1
-    estimate = float(PenaltyOutlook(violating, host, period, link_values(violating, host)
-                                    ).expected(counts, np.zeros(1))[0])
-    played = []
-    for replicate in range(replicates):
-        fines = []
-        for start in (violating, lawful):
-            model = copy.deepcopy(start)
-            model.rng = np.random.default_rng(replicate_seed(world.seed + 92, replicate))
-            paid = 0.0
-            for week in range(period):
-                model.step()
-                paid += spec.discount ** (week + 1) * model.regulator.fines[owner]
-            fines.append(paid)
-        played.append(fines[0] - fines[1])
-    return np.full(replicates, estimate), np.array(played)
+    counts[0, list(surfaces)] = 1
+    key = (repr(world), host, surfaces, sibling, streams)
+    estimates, played = [], []
+    for warm in range(WARM_STATES):
+        lawful = WalledGardenModel(world, rng=replicate_seed(world.seed + 91, warm))
+        for _ in range(20):
+            lawful.step()
+        for platform in lawful.platforms:
+            platform.strategy = STRATEGIES["static"](platform)
+        if sibling is not None:
+            lawful.links.set(sibling, douyin, SURFACES.index("chat"), BLOCKED)
+        violating = copy.deepcopy(lawful)
+        for surface in surfaces:
+            violating.links.set(host, douyin, surface, BLOCKED)
+        outlook = estimate_of(PenaltyOutlook(violating, host, period,
+                                             link_values(violating, host)))
+        estimates += [float(outlook.expected(counts, np.zeros(1))[0])] * streams
+        if key in _played:
+            continue
+        for stream in range(streams):
+            fines = []
+            for start in (violating, lawful):
+                model = copy.deepcopy(start)
+                model.rng = np.random.default_rng(replicate_seed(world.seed + 92,
+                                                                 warm * streams + stream))
+                paid = 0.0
+                for week in range(period):
+                    model.step()
+                    paid += spec.discount ** (week + 1) * model.regulator.fines[owner]
+                fines.append(paid)
+            played.append(fines[0] - fines[1])
+    if key not in _played:
+        _played[key] = np.array(played)
+    return np.array(estimates), _played[key]
 
 
-# audit streams per brute-force replicate: a decision comes in a quarter of the weeks, so
-# the fines paid are far noisier than the revenue the users' checks play out
-PENALTY_STREAMS = 20
-
-
-@check("penalty_outlook", "the host's penalty outlook: audits at its beliefs, a violation "
-       "found with its surface's visibility, one decision per audit, the fine at its "
-       "group's rung of the ladder (a sibling's decisions climb it too), discounted",
-       ("platforms.*.audit_belief", 0.0))
-def penalty_outlook(case: Scenario, effort: Effort) -> list[Evidence]:
-    """The penalty side of a link decision against the regulator played out: where a
-    host believes the true chance of an audit, its expected penalty for violating is
-    the fines its owner then pays. Ablated, the hosts expect no audit."""
+def penalty_rows(check: str, case: Scenario, effort: Effort, rows: dict, estimate_of
+                 ) -> list[Evidence]:
     world = penalty_world(case)
-    wechat, qq = largest(case), second_largest(case)
-    rows = []
-    for label, sibling in (("alone", None), ("beside a sibling host of its owner that "
-                                             "violates too", qq)):
+    wechat = largest(case)
+    found = []
+    for label, (surfaces, sibling) in rows.items():
         if sibling is not None and world.messaging[sibling].owner != world.messaging[
                 wechat].owner:
             continue
-        estimate, played = penalty_pairs(world, wechat, sibling,
-                                         PENALTY_STREAMS * effort.brute_replicates)
-        rows.append(agreement(
-            "penalty_outlook", f"the expected penalty of violating on two surfaces {label}",
-            estimate, played, "the owner's discounted fines over the review period, "
-            "violating minus lawful"))
-    return rows
+        estimate, played = penalty_pairs(world, wechat, surfaces, sibling,
+                                         PENALTY_STREAMS * effort.brute_replicates // WARM_STATES,
+                                         estimate_of if ablating() else lambda o: o)
+        found.append(agreement(check, f"the expected penalty of {label}", estimate, played,
+                               "the owner's discounted fines over the review period, "
+                               "violating minus lawful"))
+    return found
+
+
+def every_violation_found(outlook: PenaltyOutlook) -> PenaltyOutlook:
+    outlook = copy.copy(outlook)
+    outlook.visibility = np.ones_like(outlook.visibility)
+    return outlook
+
+
+def one_rung_alone(outlook: PenaltyOutlook) -> PenaltyOutlook:
+    outlook = copy.deepcopy(outlook)
+    outlook.own.costs[:] = outlook.own.costs[0]
+    outlook.siblings = []
+    return outlook
+
+
+@check("penalty_detection", "the host's penalty outlook finds a violating link with its "
+       "surface's visibility (regulator.visibility): a blocked group or feed link is found "
+       "less often than a blocked chat link",
+       without="the estimate with every violating link found")
+def penalty_detection(case: Scenario, effort: Effort) -> list[Evidence]:
+    """The penalty side of a link decision against the regulator played out, for links
+    whose detection is uncertain: where a host believes the true chance of an audit, its
+    expected penalty is the fines its owner then pays."""
+    group, feed = SURFACES.index("group"), SURFACES.index("feed")
+    return penalty_rows("penalty_detection", case, effort, {
+        "violating on groups and the feed (WeChat, Douyin)": ((group, feed), None)},
+        every_violation_found)
+
+
+@check("penalty_ladder", "the host's penalty outlook: one decision per audit, each fined at "
+       "its group's rung of the ladder (x fine_escalation for every earlier decision, its "
+       "sibling hosts' included)",
+       without="the estimate with every decision fined at the starting rung and the "
+       "siblings' violations left out")
+def penalty_ladder(case: Scenario, effort: Effort) -> list[Evidence]:
+    """As `penalty_detection`, for links an audit surely finds, where what a decision
+    costs depends on the decisions before it: the host's own, and its siblings'."""
+    chat, group = SURFACES.index("chat"), SURFACES.index("group")
+    return penalty_rows("penalty_ladder", case, effort, {
+        "violating on chat and groups (WeChat, Douyin) alone": ((chat, group), None),
+        "violating on chat and groups beside a sibling host of its owner that violates "
+        "too (QQ, Douyin, chat)": ((chat, group), second_largest(case))},
+        one_rung_alone)
 
 
 AGREEMENT_MARGIN = 0.25     # of the played-out value (an assumption): the tolerance of a decision rule
@@ -1168,14 +1213,16 @@ def validate(case: Scenario, effort: Effort, names=None, progress: bool = True,
     for name in tqdm(selected, desc="validate", unit="check", disable=not progress):
         entry = CHECKS[name]
         found = entry.run(case, effort)
-        still, per_row = None, [None] * len(found)
+        still, per_row, values = None, [None] * len(found), [math.nan] * len(found)
         if ablate and found:
             with switched_off(entry.ablation):
                 ablated = entry.run(case, effort)
             still = all(e.passed for e in ablated)
             if [e.claim for e in ablated] == [e.claim for e in found]:
                 per_row = [e.passed for e in ablated]
+                values = [e.value for e in ablated]
         rows += [{**e.row(), "mechanism": entry.mechanism, "ablation": entry.without,
-                  "without_mechanism": still, "row_without_mechanism": row}
-                 for e, row in zip(found, per_row)]
+                  "without_mechanism": still, "row_without_mechanism": row,
+                  "value_without_mechanism": value}
+                 for e, row, value in zip(found, per_row, values)]
     return rows

@@ -60,7 +60,8 @@ def validation_table(rows: list[dict]) -> str:
             "<th>model measure</th><th>pass if</th><th class=num>model</th>"
             "<th class=num>95% CI</th><th class=num>n</th><th>test</th><th class=num>p</th>"
             "<th>result</th><th>mechanism</th><th>switched off by</th>"
-            "<th>check without it</th><th>this row without it</th></tr>")
+            "<th>check without it</th><th class=num>this row's model without it</th>"
+            "<th>this row without it</th></tr>")
     body = "".join(
         f"<tr><td>{html.escape(r['check'])}</td><td>{html.escape(r['claim'])}</td>"
         f"<td>{html.escape(r['source'])}</td><td>{html.escape(r['measure'])}</td>"
@@ -70,6 +71,7 @@ def validation_table(rows: list[dict]) -> str:
         f"<td class={'pass' if r['passed'] else 'fail'}>{'pass' if r['passed'] else 'FAIL'}"
         f"</td><td>{html.escape(r['mechanism'])}</td><td>{html.escape(r['ablation'])}</td>"
         f"<td>{without(r['without_mechanism'])}</td>"
+        f"<td class=num>{number(r['value_without_mechanism'])}</td>"
         f"<td>{without(r['row_without_mechanism'])}</td></tr>" for r in rows)
     return f"<table>{head}{body}</table>"
 
