@@ -50,6 +50,12 @@ def cmd_run(args) -> None:
     headline = api.write_run(folder, Path(args.scenario), overrides, scenario, runs, summaries,
                              started)
     print_headline(scenario, headline, folder.path)
+    unsettled = sum(any(e["event"] == "burn_in" and "not at rest" in e["detail"]
+                        for e in run.events) for run in runs)
+    if unsettled:
+        print(f"note: in {unsettled} of {len(runs)} replicate(s) the burn-in stopped at its "
+              f"limit of {scenario.burn_in.weeks} weeks before the market was at rest "
+              "(events.csv, event burn_in; ODD section 5)")
 
 
 def refuse_if_too_large(need: float, source, force: bool, sizes: str) -> None:

@@ -42,6 +42,18 @@ def test_run_writes_every_output_with_the_contract_columns(root, tmp_path):
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_run_says_when_a_burn_in_stopped_before_the_market_was_at_rest(root, tmp_path,
+                                                                      capsys):
+    short = ["--set", "burn_in.weeks=3", "--set", "burn_in.window=52"]   # cannot reach rest
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, *short,
+               "--out", tmp_path / "short") == 0
+    assert "note: in 2 of 2 replicate(s) the burn-in stopped at its limit of 3 weeks" in (
+        capsys.readouterr().out)
+    assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL,
+               "--out", tmp_path / "none") == 0          # no burn-in: nothing to say
+    assert "burn-in" not in capsys.readouterr().out
+
+
 def test_same_scenario_and_seed_give_identical_bytes(root, tmp_path):
     for name in ("a", "b"):
         assert run(root / "scenarios/china_2021_homogeneous.toml", *SMALL, "--out", tmp_path / name) == 0

@@ -136,7 +136,8 @@ class WalledGardenModel(Model):
         self.steps = 0
         self.links.ever_opened[:] = False
         if weeks:
-            rest = "at rest" if weeks < burn_in.weeks else "the limit: not at rest"
+            rest = ("at rest" if at_rest(history, burn_in.window, burn_in.tolerance)
+                    else "the limit: not at rest")
             self.log("burn_in", "", f"{weeks} weeks before week 1 ({rest})")
         return weeks
 
