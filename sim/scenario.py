@@ -655,14 +655,11 @@ def check_consistency(s: Scenario) -> None:
     if s.users.max_platforms > len(s.messaging):
         raise ScenarioError(src, "users.max_platforms", "must be at most the number of messaging "
                             f"platforms ({len(s.messaging)})")
-    check_surface_table(src, "users.surface_weights", s.users.surface_weights,
-                        f"a number in [0, {LARGE:g}]", lambda w: 0 <= w <= LARGE)
+    check_surface_table(src, "users.surface_weights", s.users.surface_weights)
     if sum(s.users.surface_weights.values()) <= 0:
         raise ScenarioError(src, "users.surface_weights", "weights must not all be 0")
-    check_surface_table(src, "users.surface_value", s.users.surface_value,
-                        f"a number in (0, {LARGE:g}]", lambda v: 0 < v <= LARGE, complete=True)
-    check_surface_table(src, "regulator.visibility", s.regulator.visibility,
-                        "a probability in [0, 1]", lambda v: 0 <= v <= 1, complete=True)
+    check_surface_table(src, "users.surface_value", s.users.surface_value, complete=True)
+    check_surface_table(src, "regulator.visibility", s.regulator.visibility, complete=True)
     for i, p in enumerate(s.platforms):
         where = f"platforms[{i}].stakes"
         for holder, stake in p.stakes.items():
@@ -779,17 +776,17 @@ SURFACE_TABLES = {"users.surface_weights": number(0.0, LARGE),
                   "regulator.visibility": probability()}
 
 
-def check_surface_table(src: str, name: str, table: dict, allowed: str, valid,
-                        complete: bool = False) -> None:
-    """A table keyed by surface: known surfaces, finite numbers that pass `valid`,
-    and (if `complete`) every surface present."""
+def check_surface_table(src: str, name: str, table: dict, complete: bool = False) -> None:
+    """A table keyed by surface (one of SURFACE_TABLES): known surfaces, each value what
+    an entry takes, and (if `complete`) every surface present."""
     for surface, value in table.items():
         if surface not in SURFACES:
             raise ScenarioError(src, f"{name}.{surface}",
                                 "unknown surface; allowed: " + ", ".join(SURFACES))
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or not valid(value):
-            raise ScenarioError(src, f"{name}.{surface}", f"must be {allowed}, got {value!r}")
+        try:
+            SURFACE_TABLES[name].validate(value)
+        except ValueError as err:
+            raise ScenarioError(src, f"{name}.{surface}", str(err)) from None
     missing = [surface for surface in SURFACES if surface not in table]
     if complete and missing:
         raise ScenarioError(src, name, "needs a value for every surface; missing: "

@@ -209,7 +209,7 @@ directions the moments do not see ("unseen"). Parameters that are not identified
 scenario's assumption in the fitted file: sweep them.</p>
 <p>Hansen's test of the over-identifying restrictions: J = {number(test['J'])} on
 {test['degrees_of_freedom']} degrees of freedom, p = {number(test['p_value'])}{rejected}.
-The estimate is the best of {result['evaluations']} evaluations on the same replicate streams,
+The estimate is the best of the search's evaluations, all on the same replicate streams,
 which biases its fit towards the record: on fresh streams (root seed
 {result['fresh']['seed']}) the objective is {number(result['fresh']['objective'])} and
 J = {number(result['fresh']['J'])}, p = {number(result['fresh']['p_value'])} (the moments'
