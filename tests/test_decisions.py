@@ -162,16 +162,30 @@ def test_the_review_cache_gives_what_a_fresh_evaluation_gives():
     assert np.array_equal(alibaba.traffic(8), UserDynamics(model, "Alibaba", 2).traffic(8))
 
 
-def test_the_stacked_tie_shocks_are_each_links_own_shock():
-    """tie_shocks, one logit evaluation for all the links, gives each link's shock as
-    computed alone, to the last digit; and logit probabilities of a stack are each
-    slice's, for a wider set of options too."""
+def test_the_stacked_tie_shocks_are_each_links_shapley_value_over_two_orders():
+    """tie_shocks, one logit evaluation for all the links, gives a link alone its own
+    shock (to rounding); in a stack, each link's shift is the mean of its shift with
+    the others open and with the others changed, and it does not depend on the links'
+    present states: given back, they leave every shift as from open. Logit probabilities
+    of a stack are each slice's, for a wider set of options too."""
     model = settled(week=6, size=16)
     dynamics = UserDynamics(model, "Tencent", 0)
     rng = np.random.default_rng(3)
     ties = [-rng.random(dynamics.phi.shape[1:]) for _ in range(5)]
-    alone = [dynamics.shock(dynamics.sharing[:, None] * (dynamics.share @ t.T)) for t in ties]
-    assert np.array_equal(dynamics.tie_shocks(ties)[0], np.array(alone))
+
+    def felt(tie):
+        return dynamics.sharing[:, None] * (dynamics.share @ tie.T)
+    alone = [dynamics.shock(felt(t)) for t in ties]
+    np.testing.assert_allclose(dynamics.tie_shocks(ties[:1])[0][0], alone[0], atol=1e-15)
+    everything = dynamics.utilities + sum(felt(t) for t in ties)
+    last = [dynamics.between(choice_probabilities(everything - felt(t), dynamics.beta),
+                             choice_probabilities(everything, dynamics.beta)) for t in ties]
+    np.testing.assert_allclose(dynamics.tie_shocks(ties)[0],
+                               0.5 * (np.array(alone) + np.array(last)), atol=1e-15)
+    held = [0.3 * t for t in ties]                        # a present state taking 0.3 of each
+    dynamics.utilities = dynamics.utilities - sum(felt(t) for t in held)
+    np.testing.assert_allclose(dynamics.tie_shocks(ties, held)[0],
+                               0.5 * (np.array(alone) + np.array(last)), atol=1e-12)
     assert dynamics.tie_shocks([])[0].shape == (0,) + alone[0].shape
     wide = rng.normal(size=(5, 40, 10))
     assert np.array_equal(choice_probabilities(wide, 2.0),

@@ -169,31 +169,43 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shocks(self, per_tie: list[np.ndarray], from_open: list[np.ndarray] | None = None
+    def tie_shocks(self, per_tie: list[np.ndarray], present: list[np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         """(L, G, K): the direct shift for each of L changes in the loss term per tie on
-        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing,
-        each from the utilities with the change's link open: `from_open` (L, K, 2**M)
-        is what each link's present state takes from the loss term, given back before
-        the change (none: the links are open); and (L,) the weekly revenue the direct
-        movers bring beyond their cohorts' R_o(g, k), per user of the population. A change
-        on a host's links moves most the users most tied to the host, whose views do not
-        go where their cohort's do. One logit evaluation over the stack, not one per
-        change: numpy's per-call cost exceeds the arithmetic at these sizes."""
+        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing;
+        and (L,) the weekly revenue the direct movers bring beyond their cohorts'
+        R_o(g, k), per user of the population. A change on a host's links moves most the
+        users most tied to the host, whose views do not go where their cohort's do.
+
+        The changes are the links of one policy, and the logit is not additive over them:
+        a block moves more users where the host's other links are blocked too. Each
+        link's shift is its Shapley value in the move of all L from open to changed,
+        taken over the two extreme orders (first, with the others open; last, with the
+        others changed), which is exact when the joint shift is quadratic in the links
+        changed. It is measured from the utilities with every link open: `present`
+        (L, K, 2**M) is what each link's present state takes from the loss term, given
+        back first (none: the links are open). So a link's value does not depend on the
+        present state of the host's links: read at the links' present states, a block
+        looked cheap while the others were open and an opening valuable while they were
+        blocked, and WeChat's chat links cycled (ODD section 8, gap 1). One logit
+        evaluation over the stack, not one per change: numpy's per-call cost exceeds the
+        arithmetic at these sizes."""
         def felt(ties):
             return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
         shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
         if not len(per_tie):
             return np.zeros(shape), np.zeros(0)
         du = felt(per_tie)
-        base = np.zeros_like(du) if from_open is None else felt(from_open)
-        reference = np.broadcast_to(self.p, du.shape).copy()
-        held = base.any(axis=(1, 2))                # links not open now
-        if held.any():
-            reference[held] = choice_probabilities(self.utilities + base[held], self.beta)
-        moved = choice_probabilities(self.utilities + base + du, self.beta)
-        shifts = np.array([self.between(r, m) for r, m in zip(reference, moved)]).reshape(shape)
-        movers = np.einsum("lrk,rk->l", moved - reference,
+        all_open = self.utilities + (0.0 if present is None else felt(present).sum(axis=0))
+        all_changed = all_open + du.sum(axis=0)
+        first_open = choice_probabilities(all_open, self.beta)
+        first = choice_probabilities(all_open + du, self.beta) - first_open
+        last_changed = choice_probabilities(all_changed, self.beta)
+        last = last_changed - choice_probabilities(all_changed - du, self.beta)
+        moved = 0.5 * (first + last)                                             # (L, R, K)
+        shifts = np.einsum("rg,lrk->lgk", self.members * self.weight[:, None], moved) / max(
+            self.people, 1.0)
+        movers = np.einsum("lrk,rk->l", moved,
                            self.weight[:, None] * self.excess) / max(self.people, 1.0)
         return shifts, movers
 
@@ -321,7 +333,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         extra[0] = 0.0
         loss[a] = extra[route]
     # the users' utilities hold each link's present state: a state's shift is measured
-    # from the link open, not added to a block already felt
+    # from the links open, not added to a block already felt
     present = [loss[int(model.links.state[host, c, s])][:, :, c, s] for c, s in links]
     for a in (WARNED, BLOCKED):
         shocks[:, a], movers[:, a] = dynamics.tie_shocks(
