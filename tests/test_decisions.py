@@ -187,6 +187,7 @@ def test_the_stacked_tie_shocks_are_each_links_shapley_value_over_two_orders():
     np.testing.assert_allclose(dynamics.tie_shocks(ties, held)[0],
                                0.5 * (np.array(alone) + np.array(last)), atol=1e-12)
     assert dynamics.tie_shocks([])[0].shape == (0,) + alone[0].shape
+    assert dynamics.tie_shocks([])[1].shape == (0,) + dynamics.p.shape
     wide = rng.normal(size=(5, 40, 10))
     assert np.array_equal(choice_probabilities(wide, 2.0),
                           np.array([choice_probabilities(w, 2.0) for w in wide]))
@@ -227,7 +228,8 @@ def test_the_direct_movers_are_valued_at_their_own_ties():
     on_qq = (model.view.options >> 1) & 1
     qq_masks = (np.arange(dynamics.phi.shape[2]) >> 1) & 1
     tie = -np.outer(on_qq, qq_masks).astype(float)     # a user on QQ loses 1 per tie on QQ
-    shifts, movers = dynamics.tie_shocks([tie])
+    shifts, moved_by = dynamics.tie_shocks([tie])
+    movers = dynamics.movers(moved_by)
     moved = choice_probabilities(
         dynamics.utilities + dynamics.sharing[:, None] * (dynamics.share @ tie.T),
         dynamics.beta) - dynamics.p

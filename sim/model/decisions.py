@@ -53,11 +53,24 @@ LATER_RUNGS = 8     # decisions after the period counted at their own rung, then
 
 @dataclass(frozen=True)
 class LinkValues:
-    """A host's free rival links and what each state is worth against open."""
+    """A host's free rival links and what each state is worth against open.
+
+    The owner's value of moving link l from its present state b to a is, in a week,
+    x_b (R_a - R_b) + (x_a - x_b) R_a (x the users' distribution over platform sets,
+    R what each is worth to the owner): the diversion term reads the first part at the
+    traffic the platform sees, x_b's; the users' term is the second, the users a change
+    moves priced with l in the state they move under. Against open, that is
+    dX_a R_l(a) - dX_b (R_l(a) - R_l(open)), dX the shifts measured from open: read at
+    R_b alone (until 2026-12-05), the users a block drives away were priced without
+    the diverted visits they would have brought, and those an opening regains with
+    them, so a block looked cheap from open and dear from blocked (ODD 8, gap 1)."""
 
     links: list[tuple[int, int]]     # (content, surface)
     by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
     shocks: np.ndarray               # (L, 3, G, K): direct shift of each cohort's choices, by state
+    prices: np.ndarray               # (L, 3, G, K): R_l(a), each cohort's worth with l in state a
+    held: np.ndarray                 # (L, G, K): the direct shift of each link's present state
+    repricing: np.ndarray            # (L, 3, G, K): R_l(a) - R_l(open)
     movers: np.ndarray               # (L, 3): weekly revenue the movers bring beyond their cohort's
     dynamics: UserDynamics           # how the users' shift plays out in revenue
 
@@ -73,11 +86,14 @@ class LinkValues:
 
     def users(self, period: int) -> np.ndarray:
         """(L, 3): discounted user revenue change of holding each state for `period` weeks:
-        the cohorts' shift and its feedback at the cohorts' revenue, and the direct movers'
-        own ties' difference from their cohort's for as long as they stay moved."""
+        the cohorts' shift and its feedback, priced with the link in that state, less the
+        present state's shift repriced; and the direct movers' own ties' difference from
+        their cohort's for as long as they stay moved."""
         d = self.dynamics
-        held = d.people * exposure_weight(period, d.horizon, d.discount, d.rate)
-        return np.einsum("lagk,gk->la", self.shocks, d.gain(period)) + held * self.movers
+        exposure = d.people * exposure_weight(period, d.horizon, d.discount, d.rate)
+        moved = np.einsum("lagk,lagk->la", self.shocks, d.gain(period, self.prices))
+        repriced = np.einsum("lgk,lagk->la", self.held, d.gain(period, self.repricing))
+        return moved - repriced + exposure * self.movers
 
     def steady(self) -> np.ndarray:
         """(L, 3): weekly value of holding each state for the whole horizon."""
@@ -119,21 +135,17 @@ class UserDynamics:
         groups = len(view.sharing)
         self.members = np.eye(groups)[self.cohort]                               # (R, G)
         mean_sharing = float(self.weight @ view.sharing[self.cohort]) / max(self.people, 1.0)
-        self.tie_revenue = np.array([tie_revenue(model, owner, s, mean_sharing)
-                                     for s in view.sharing])                     # (G, K, 2**M)
-        cohort_ties = self.cohort_ties()
-        self.revenue = user_revenue(model, owner)[None] + np.einsum(
-            "gkm,gm->gk", self.tie_revenue, cohort_ties)                        # (G, K)
-        # (R, K): what each user on each set brings beyond their cohort's R_o(g, k)
-        self.excess = np.einsum("rkm,rm->rk", self.tie_revenue[self.cohort],
-                                self.share - cohort_ties[self.cohort])
+        self.exchanged = view.sharing + mean_sharing          # (G,): a tie's views, sent and received
+        self.ties = self.cohort_ties()                                            # (G, 2**M)
+        self.options, self.route = view.options, view.route
+        revenue, self.excess = self.priced(tie_table(model, view.state, view.divert, owner))
+        self.revenue = user_revenue(model, owner)[None] + revenue                 # (G, K)
         self.current = profile.current
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
                     - view.sharing[:, None, None] * view.loss_with[None])          # (G, K, 2**M)
         self.feedback = np.stack([self.slope(self.phi[self.cohort, :, m])
                                   for m in view.options], axis=-1)               # (G, K, K)
-        self.options, self.route = view.options, view.route
         self.cache: dict[int, np.ndarray] = {}
         # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
         # same view and discount may share the list (`ReviewCache.dynamics`)
@@ -149,6 +161,17 @@ class UserDynamics:
         people = members.sum(axis=0)[:, None]
         population = self.weight @ self.share / max(self.people, 1.0)
         return np.where(people > 0, ties / np.maximum(people, 1e-12), population[None])
+
+    def priced(self, per_tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What one user's views to their ties pay the owner, for `per_tie` (..., 2**M) the
+        owner's weekly revenue per unit of views exchanged with one tie on each mask
+        (`tie_table`): (..., G, K) for a user of each cohort on each set, at the cohort's
+        ties, and (..., R, K) what each user brings beyond their cohort's, at their own."""
+        per_set = per_tie[..., self.route[self.options]]                          # (..., K, 2**M)
+        revenue = self.exchanged[:, None] * np.einsum("...km,gm->...gk", per_set, self.ties)
+        excess = self.exchanged[self.cohort][:, None] * np.einsum(
+            "...km,rm->...rk", per_set, self.share - self.ties[self.cohort])
+        return revenue, excess
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
@@ -173,9 +196,9 @@ class UserDynamics:
                    ) -> tuple[np.ndarray, np.ndarray]:
         """(L, G, K): the direct shift for each of L changes in the loss term per tie on
         each mask (K, 2**M), felt by each user in proportion to their cohort's sharing;
-        and (L,) the weekly revenue the direct movers bring beyond their cohorts'
-        R_o(g, k), per user of the population. A change on a host's links moves most the
-        users most tied to the host, whose views do not go where their cohort's do.
+        and (L, R, K) the change of each user's choice probabilities it is made of (the
+        movers: a change on a host's links moves most the users most tied to the host,
+        whose views do not go where their cohort's do).
 
         The changes are the links of one policy, and the logit is not additive over them:
         a block moves more users where the host's other links are blocked too. Each
@@ -194,7 +217,7 @@ class UserDynamics:
             return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
         shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
         if not len(per_tie):
-            return np.zeros(shape), np.zeros(0)
+            return np.zeros(shape), np.zeros((0,) + self.p.shape)
         du = felt(per_tie)
         all_open = self.utilities + (0.0 if present is None else felt(present).sum(axis=0))
         all_changed = all_open + du.sum(axis=0)
@@ -205,9 +228,15 @@ class UserDynamics:
         moved = 0.5 * (first + last)                                             # (L, R, K)
         shifts = np.einsum("rg,lrk->lgk", self.members * self.weight[:, None], moved) / max(
             self.people, 1.0)
-        movers = np.einsum("lrk,rk->l", moved,
-                           self.weight[:, None] * self.excess) / max(self.people, 1.0)
-        return shifts, movers
+        return shifts, moved
+
+    def movers(self, moved: np.ndarray, excess: np.ndarray | None = None) -> np.ndarray:
+        """(...,): the weekly revenue the users moved by `moved` (..., R, K), a change of
+        their choice probabilities, bring beyond their cohorts' R_o(g, k), per user of the
+        population: each user's `excess` (..., R, K; default, at today's links)."""
+        excess = self.excess if excess is None else excess
+        return np.einsum("...rk,...rk->...", moved, self.weight[:, None] * excess) / max(
+            self.people, 1.0)
 
     def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's shift of the chosen-set distribution when the choice
@@ -252,9 +281,19 @@ class UserDynamics:
             totals.append(totals[-1] + self.discount ** u * ratio)
         return totals
 
-    def gain(self, period: int) -> np.ndarray:
-        """(G, K): the discounted revenue of a unit direct shift of each cohort held for
-        `period` weeks, over the horizon (the linear map from dX to money)."""
+    def gain(self, period: int, revenue: np.ndarray | None = None) -> np.ndarray:
+        """(..., G, K): the discounted revenue of a unit direct shift of each cohort held
+        for `period` weeks, over the horizon (the linear map from dX to money), at
+        `revenue` (..., G, K), what a user of each cohort on each set is worth to the
+        owner (default R_o at today's links)."""
+        revenue = self.revenue if revenue is None else revenue
+        groups, k = self.revenue.shape
+        flat = revenue.reshape(revenue.shape[:-2] + (groups * k,))
+        return (self.people * (flat @ self.path(period))).reshape(revenue.shape)
+
+    def path(self, period: int) -> np.ndarray:
+        """(G K, G K): the discounted sum over the horizon of the cohorts' shifts that a
+        unit direct shift held for `period` weeks leads to, feedback included."""
         if period not in self.cache:
             groups, k = self.revenue.shape
             size = groups * k
@@ -267,7 +306,7 @@ class UserDynamics:
             for u in range(1, max(self.horizon, period) + 1):
                 path = step @ path + (self.rate * np.eye(size) if u <= period else 0.0)
                 total += self.discount ** u * path
-            self.cache[period] = (self.people * (self.revenue.ravel() @ total)).reshape(groups, k)
+            self.cache[period] = total
         return self.cache[period]
 
 
@@ -326,7 +365,6 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
     shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
-    movers = np.zeros((len(links), 3))
     loss = {}                                                     # state -> (K, 2**M, C, S)
     for a in STATE_LIST:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
@@ -334,11 +372,27 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         loss[a] = extra[route]
     # the users' utilities hold each link's present state: a state's shift is measured
     # from the links open, not added to a block already felt
-    present = [loss[int(model.links.state[host, c, s])][:, :, c, s] for c, s in links]
+    now = np.array([int(model.links.state[host, c, s]) for c, s in links], dtype=int)
+    present = [loss[b][:, :, c, s] for b, (c, s) in zip(now, links)]
+    moved = np.zeros((len(links), 3) + dynamics.p.shape)
     for a in (WARNED, BLOCKED):
-        shocks[:, a], movers[:, a] = dynamics.tie_shocks(
+        shocks[:, a], moved[:, a] = dynamics.tie_shocks(
             [-loss[a][:, :, c, s] for c, s in links], present)
-    return LinkValues(links, by_route, shocks, movers, dynamics)
+    # what a user is worth with each link in each state, the others as they are: a
+    # link's views change only on its own (content, surface)
+    column = np.zeros((len(links), 3) + owner_per_view[OPEN].shape)
+    for i, (c, s) in enumerate(links):
+        for a in STATE_LIST:
+            column[i, a, :, c, s] = owner_per_view[a][:, c, s] - owner_per_view[OPEN][:, c, s]
+    change, excess_change = dynamics.priced(per_view_table(model, column))  # vs l open
+    rows = np.arange(len(links))
+    from_now = change - change[rows, now][:, None]                          # vs l as it is
+    prices = dynamics.revenue[None, None] + from_now
+    excess = dynamics.excess[None, None] + excess_change - excess_change[rows, now][:, None]
+    movers = (dynamics.movers(moved, excess)
+              - dynamics.movers(moved[rows, now][:, None], excess_change))
+    return LinkValues(links, by_route, shocks, prices, shocks[rows, now], change, movers,
+                      dynamics)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -352,8 +406,12 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
 def option_revenue(model, owner: str, ties: np.ndarray, sent: float = 1.0,
                    received: float = 1.0) -> np.ndarray:
     """(K,): the owner's weekly revenue from one user on each platform set whose ties are
-    on masks distributed as `ties` (2**M): `user_revenue` and `tie_revenue`."""
-    return user_revenue(model, owner) + tie_revenue(model, owner, sent, received) @ ties
+    on masks distributed as `ties` (2**M), under today's links: `user_revenue` and the
+    owner's stake of the visits on the views between the user and their ties, sent (at
+    the user's sharing intensity `sent`) and received (at the ties' mean, `received`)."""
+    view = model.view
+    per_tie = (sent + received) * tie_table(model, view.state, view.divert, owner)
+    return user_revenue(model, owner) + per_tie[view.route[view.options]] @ ties
 
 
 def user_revenue(model, owner: str) -> np.ndarray:
@@ -365,16 +423,23 @@ def user_revenue(model, owner: str) -> np.ndarray:
     return attention(len(scenario.messaging))[view.options] @ per_host
 
 
-def tie_revenue(model, owner: str, sent: float = 1.0, received: float = 1.0) -> np.ndarray:
-    """(K, 2**M): the owner's stake of the visits on the views between a user on each set
-    and one tie on each mask, under today's links: sent (at the user's sharing intensity
-    `sent`, x share_rate) and received (at the ties' mean, `received`)."""
-    scenario, view = model.scenario, model.view
-    per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
-    per_tie = (sent + received) * scenario.users.share_rate * (
-        per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
-    per_tie[0] = 0.0
-    return per_tie[view.route[view.options]]
+def tie_table(model, best: np.ndarray, divert: np.ndarray, owner: str) -> np.ndarray:
+    """(2**M,): the owner's weekly revenue per unit of sharing intensity from the views
+    exchanged with one tie, by the route's mask, with the routes' best states `best`
+    and diversion `divert`: x share_rate, each surface's weight and fan-out, the owner's
+    stake of the visits (`view_revenue`)."""
+    per_view = view_revenue(model, best, divert, owner_visit_value(model, owner))
+    return per_view_table(model, per_view)
+
+
+def per_view_table(model, per_view: np.ndarray) -> np.ndarray:
+    """(..., 2**M): `per_view` (..., 2**M, C, S), what one view on each route pays the
+    owner, as a tie's weekly revenue per unit of sharing intensity."""
+    view = model.view
+    per_tie = model.scenario.users.share_rate * (
+        per_view * view.share_weights * view.fanout[None, :]).sum(axis=(-2, -1))
+    per_tie[..., 0] = 0.0
+    return per_tie
 
 
 def naming_shock(dynamics: UserDynamics, model, host: int, penalty: float) -> np.ndarray:
