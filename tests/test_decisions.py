@@ -294,6 +294,33 @@ def test_a_links_shock_is_measured_from_the_link_open():
     np.testing.assert_allclose(held, opened, rtol=1e-9, atol=1e-12)
 
 
+def test_the_users_a_change_moves_are_priced_with_the_link_in_its_new_state():
+    """What a user is worth to the owner with one link in each state, the others as they
+    are (`LinkValues.prices`), is what the model's own pricing gives at the market view
+    with the link in that state: the users an opening regains bring no diverted visits
+    on it, those a block drives away would have. The present state's shift is repriced
+    by the link's own change (`repricing`)."""
+    model = settled(week=12)
+    link = (0, [c.name for c in model.scenario.content].index("Taobao"), 0)
+
+    def priced_at(state):
+        model.links.state[link] = state
+        model.view = model.market_view()
+        return UserDynamics(model, "Tencent", 0).revenue
+
+    at = {state: priced_at(state) for state in (OPEN, WARNED)}
+    model.links.state[link] = BLOCKED
+    model.view = model.market_view()
+    values = link_values(model, 0)
+    i = values.links.index(link[1:])
+    assert not np.allclose(at[OPEN], values.dynamics.revenue)
+    np.testing.assert_allclose(values.prices[i, BLOCKED], values.dynamics.revenue, rtol=1e-12)
+    for state in (OPEN, WARNED):
+        np.testing.assert_allclose(values.prices[i, state], at[state], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(values.repricing[i, state], at[state] - at[OPEN], atol=1e-12)
+    np.testing.assert_array_equal(values.held[i], values.shocks[i, BLOCKED])
+
+
 def qq_blocks(model, state: int = BLOCKED) -> None:
     """QQ (host 1) holds every rival link in `state`, none forced open."""
     model.links.forced[1] = False
