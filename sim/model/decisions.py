@@ -49,30 +49,36 @@ from sim.model.rules import choice_probabilities, option_utilities, view_loss, v
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
 LATER_RUNGS = 8     # decisions after the period counted at their own rung, then the last
+LOCAL_ROUNDS = 4    # one-link changes a review's local search makes at most
 
 
-@dataclass(frozen=True)
 class LinkValues:
-    """A host's free rival links and what each state is worth against open.
+    """A host's free rival links and what each policy for them is worth against every
+    link open.
 
-    The owner's value of moving link l from its present state b to a is, in a week,
-    x_b (R_a - R_b) + (x_a - x_b) R_a (x the users' distribution over platform sets,
-    R what each is worth to the owner): the diversion term reads the first part at the
-    traffic the platform sees, x_b's; the users' term is the second, the users a change
-    moves priced with l in the state they move under. Against open, that is
-    dX_a R_l(a) - dX_b (R_l(a) - R_l(open)), dX the shifts measured from open: read at
-    R_b alone (until 2026-12-05), the users a block drives away were priced without
-    the diverted visits they would have brought, and those an opening regains with
-    them, so a block looked cheap from open and dear from blocked (ODD 8, gap 1)."""
+    Diversion is additive over links: a view's outcome on (content, surface) depends only
+    on the states there. The users' term is not: the logit is not additive over the
+    links' utility changes (a block moves more users where the host's other links are
+    blocked too), so it is valued for a whole policy X at once. The owner's value of
+    moving from the present policy B to X is, in a week, x_B (R_X - R_B) + (x_X - x_B) R_X
+    (x the users' distribution over platform sets, R what a user on each is worth to
+    the owner): the diversion term reads the first part at the traffic the platform
+    sees, x_B's; the users' term is the second, the users the move shifts priced under
+    X. Against every link open (O), that is dX_X R_X - dX_B (R_X - R_O), dX the direct
+    shifts measured from the utilities with every link open (ODD 7.4)."""
 
-    links: list[tuple[int, int]]     # (content, surface)
-    by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
-    shocks: np.ndarray               # (L, 3, G, K): direct shift of each cohort's choices, by state
-    prices: np.ndarray               # (L, 3, G, K): R_l(a), each cohort's worth with l in state a
-    held: np.ndarray                 # (L, G, K): the direct shift of each link's present state
-    repricing: np.ndarray            # (L, 3, G, K): R_l(a) - R_l(open)
-    movers: np.ndarray               # (L, 3): weekly revenue the movers bring beyond their cohort's
-    dynamics: UserDynamics           # how the users' shift plays out in revenue
+    def __init__(self, links, by_route, dynamics, open_utilities, felt, change,
+                 per_set_change, now):
+        self.links = links                  # [(content, surface)]
+        self.by_route = by_route            # (L, 3, 2**M): dD this week, by state and route mask
+        self.dynamics = dynamics            # how the users' shift plays out in revenue
+        self.open_utilities = open_utilities   # (R, K): the users' utilities, every link open
+        self.felt = felt                    # (L, 3, R, K): each link state's utility change
+        self.change = change                # (L, 3, G, K): R_o's change, link state vs open
+        self.per_set_change = per_set_change   # (L, 3, K, 2**M): the same, per tie on each mask
+        self.now = now                      # (L,): the links' present states
+        self.moves: dict[bytes, np.ndarray] = {}          # policy -> `moved`
+        self.one_link: dict[int, np.ndarray] = {}        # period -> `users`
 
     @property
     def diversion(self) -> np.ndarray:
@@ -84,16 +90,76 @@ class LinkValues:
         traffic projected along the users' own dynamics."""
         return self.by_route @ self.dynamics.traffic(period)
 
-    def users(self, period: int) -> np.ndarray:
-        """(L, 3): discounted user revenue change of holding each state for `period` weeks:
-        the cohorts' shift and its feedback, priced with the link in that state, less the
-        present state's shift repriced; and the direct movers' own ties' difference from
-        their cohort's for as long as they stay moved."""
+    def moved(self, states: np.ndarray) -> np.ndarray:
+        """(P, R, K): how each user's choice probabilities move from every link open to
+        each policy (P, L), the logit recomputed for the policy as a whole."""
+        states = np.asarray(states, dtype=int)
+        if not states.size:                   # no policy, or a host with no free link
+            return np.zeros((len(states),) + self.open_utilities.shape)
+        missing = [row for row in states if row.tobytes() not in self.moves]
+        if missing:
+            rows = np.unique(np.array(missing), axis=0)
+            picked = np.eye(3)[rows].reshape(len(rows), -1)                       # (P, L 3)
+            utilities = self.open_utilities + (
+                picked @ self.felt.reshape(picked.shape[1], -1)).reshape(
+                (len(rows),) + self.open_utilities.shape)
+            d = self.dynamics
+            moved = choice_probabilities(utilities, d.beta) - self.opened
+            for row, shift in zip(rows, moved):
+                self.moves[row.tobytes()] = shift
+        return np.array([self.moves[row.tobytes()] for row in states])
+
+    @cached_property
+    def opened(self) -> np.ndarray:
+        """(R, K): each user's choice probabilities with every link open."""
+        return choice_probabilities(self.open_utilities, self.dynamics.beta)
+
+    def shifts(self, states: np.ndarray) -> np.ndarray:
+        """(P, G, K): each cohort's direct shift dX_X from every link open to each policy."""
         d = self.dynamics
+        return ((d.members * d.weight[:, None]).T @ self.moved(states)) / max(d.people, 1.0)
+
+    def revenue_of(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, G, K) R_X - R_O for each policy, and (P, K, 2**M) the same per tie on each
+        mask: a link's views change only on its own (content, surface), so they add up."""
+        rows = np.arange(len(self.links))
+        states = np.asarray(states, dtype=int)
+        return (self.change[rows, states].sum(axis=1),
+                self.per_set_change[rows, states].sum(axis=1))
+
+    def users_of(self, states: np.ndarray, period: int) -> np.ndarray:
+        """(P,): the discounted user revenue of holding each policy (P, L) for `period`
+        weeks, against every link open: dX_X R_X - dX_B (R_X - R_O) through the users'
+        dynamics, and the direct movers' own ties' difference from their cohort's."""
+        d = self.dynamics
+        states = np.atleast_2d(np.asarray(states, dtype=int))
+        present = self.now[None]
+        change, per_set = self.revenue_of(states)
+        now_change, now_per_set = self.revenue_of(present)
         exposure = d.people * exposure_weight(period, d.horizon, d.discount, d.rate)
-        moved = np.einsum("lagk,lagk->la", self.shocks, d.gain(period, self.prices))
-        repriced = np.einsum("lgk,lagk->la", self.held, d.gain(period, self.repricing))
-        return moved - repriced + exposure * self.movers
+        moved, held = self.moved(states), self.moved(present)
+        shifted = np.einsum("pgk,pgk->p", self.shifts(states),
+                            d.gain(period, d.revenue + change - now_change))
+        repriced = np.einsum("gk,pgk->p", self.shifts(present)[0], d.gain(period, change))
+        movers = (d.movers(moved) + d.beyond(moved, per_set - now_per_set)
+                  - d.beyond(np.broadcast_to(held, moved.shape), per_set))
+        return shifted - repriced + exposure * movers
+
+    def users(self, period: int) -> np.ndarray:
+        """(L, 3): each link's users' term in each state against open, the host's other
+        links as they are: the value of the one-link change the platform would make."""
+        if period not in self.one_link:
+            self.one_link[period] = self.one_link_users(period)
+        return self.one_link[period]
+
+    def one_link_users(self, period: int) -> np.ndarray:
+        """`users`, computed."""
+        count = len(self.links)
+        one_changed = np.repeat(self.now[None], 3 * count, axis=0)
+        one_changed[np.arange(3 * count), np.repeat(np.arange(count), 3)] = np.tile(
+            np.arange(3), count)
+        values = self.users_of(one_changed, period).reshape(count, 3)
+        return values - values[:, :1]
 
     def steady(self) -> np.ndarray:
         """(L, 3): weekly value of holding each state for the whole horizon."""
@@ -138,8 +204,13 @@ class UserDynamics:
         self.exchanged = view.sharing + mean_sharing          # (G,): a tie's views, sent and received
         self.ties = self.cohort_ties()                                            # (G, 2**M)
         self.options, self.route = view.options, view.route
-        revenue, self.excess = self.priced(tie_table(model, view.state, view.divert, owner))
+        revenue, per_set = self.priced(tie_table(model, view.state, view.divert, owner))
         self.revenue = user_revenue(model, owner)[None] + revenue                 # (G, K)
+        # (R, 2**M): each user's ties' difference from their cohort's, weighted by the
+        # views they exchange, per user of the population
+        self.deviation = (self.weight * self.exchanged[self.cohort])[:, None] * (
+            self.share - self.ties[self.cohort]) / max(self.people, 1.0)
+        self.per_set = per_set                                                    # (K, 2**M)
         self.current = profile.current
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
@@ -166,12 +237,16 @@ class UserDynamics:
         """What one user's views to their ties pay the owner, for `per_tie` (..., 2**M) the
         owner's weekly revenue per unit of views exchanged with one tie on each mask
         (`tie_table`): (..., G, K) for a user of each cohort on each set, at the cohort's
-        ties, and (..., R, K) what each user brings beyond their cohort's, at their own."""
+        ties, and (..., K, 2**M) for a user on each set per tie on each mask."""
         per_set = per_tie[..., self.route[self.options]]                          # (..., K, 2**M)
         revenue = self.exchanged[:, None] * np.einsum("...km,gm->...gk", per_set, self.ties)
-        excess = self.exchanged[self.cohort][:, None] * np.einsum(
-            "...km,rm->...rk", per_set, self.share - self.ties[self.cohort])
-        return revenue, excess
+        return revenue, per_set
+
+    def beyond(self, moved: np.ndarray, per_set: np.ndarray) -> np.ndarray:
+        """(P,): what the users moved by `moved` (P, R, K) bring, per user of the
+        population, beyond their cohorts' R_o(g, k) under `per_set` (P, K, 2**M): at their
+        own ties, not their cohort's."""
+        return ((moved.transpose(0, 2, 1) @ self.deviation) * per_set).sum(axis=(1, 2))
 
     def shock(self, du: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
@@ -192,51 +267,19 @@ class UserDynamics:
         return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
             self.people, 1.0)
 
-    def tie_shocks(self, per_tie: list[np.ndarray], present: list[np.ndarray] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """(L, G, K): the direct shift for each of L changes in the loss term per tie on
-        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing;
-        and (L, R, K) the change of each user's choice probabilities it is made of (the
-        movers: a change on a host's links moves most the users most tied to the host,
-        whose views do not go where their cohort's do).
+    def felt(self, per_tie: np.ndarray) -> np.ndarray:
+        """(..., R, K): the utility change of each user from a change of the loss term per
+        tie on each mask (..., K, 2**M), in proportion to their cohort's sharing and
+        their ties on each mask."""
+        return self.sharing[:, None] * np.einsum("rm,...km->...rk", self.share, per_tie)
 
-        The changes are the links of one policy, and the logit is not additive over them:
-        a block moves more users where the host's other links are blocked too. Each
-        link's shift is its Shapley value in the move of all L from open to changed,
-        taken over the two extreme orders (first, with the others open; last, with the
-        others changed), which is exact when the joint shift is quadratic in the links
-        changed. It is measured from the utilities with every link open: `present`
-        (L, K, 2**M) is what each link's present state takes from the loss term, given
-        back first (none: the links are open). So a link's value does not depend on the
-        present state of the host's links: read at the links' present states, a block
-        looked cheap while the others were open and an opening valuable while they were
-        blocked, and WeChat's chat links cycled (ODD section 8, gap 1). One logit
-        evaluation over the stack, not one per change: numpy's per-call cost exceeds the
-        arithmetic at these sizes."""
-        def felt(ties):
-            return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
-        shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
-        if not len(per_tie):
-            return np.zeros(shape), np.zeros((0,) + self.p.shape)
-        du = felt(per_tie)
-        all_open = self.utilities + (0.0 if present is None else felt(present).sum(axis=0))
-        all_changed = all_open + du.sum(axis=0)
-        first_open = choice_probabilities(all_open, self.beta)
-        first = choice_probabilities(all_open + du, self.beta) - first_open
-        last_changed = choice_probabilities(all_changed, self.beta)
-        last = last_changed - choice_probabilities(all_changed - du, self.beta)
-        moved = 0.5 * (first + last)                                             # (L, R, K)
-        shifts = np.einsum("rg,lrk->lgk", self.members * self.weight[:, None], moved) / max(
-            self.people, 1.0)
-        return shifts, moved
-
-    def movers(self, moved: np.ndarray, excess: np.ndarray | None = None) -> np.ndarray:
+    def movers(self, moved: np.ndarray) -> np.ndarray:
         """(...,): the weekly revenue the users moved by `moved` (..., R, K), a change of
-        their choice probabilities, bring beyond their cohorts' R_o(g, k), per user of the
-        population: each user's `excess` (..., R, K; default, at today's links)."""
-        excess = self.excess if excess is None else excess
-        return np.einsum("...rk,...rk->...", moved, self.weight[:, None] * excess) / max(
-            self.people, 1.0)
+        their choice probabilities, bring beyond their cohorts' R_o(g, k) under today's
+        links, per user of the population."""
+        flat = moved.reshape((-1,) + moved.shape[-2:])
+        return self.beyond(flat, np.broadcast_to(self.per_set, (len(flat),) + self.per_set.shape)
+                           ).reshape(moved.shape[:-2])
 
     def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """(G, K): each cohort's shift of the chosen-set distribution when the choice
@@ -364,35 +407,24 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     dynamics = cache.dynamics(host) if cache else UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
-    shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
     loss = {}                                                     # state -> (K, 2**M, C, S)
     for a in STATE_LIST:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
         loss[a] = extra[route]
-    # the users' utilities hold each link's present state: a state's shift is measured
-    # from the links open, not added to a block already felt
+    felt = dynamics.felt(np.array([[-loss[a][:, :, c, s] for a in STATE_LIST]
+                                   for c, s in links]).reshape((len(links), 3) + route.shape))
     now = np.array([int(model.links.state[host, c, s]) for c, s in links], dtype=int)
-    present = [loss[b][:, :, c, s] for b, (c, s) in zip(now, links)]
-    moved = np.zeros((len(links), 3) + dynamics.p.shape)
-    for a in (WARNED, BLOCKED):
-        shocks[:, a], moved[:, a] = dynamics.tie_shocks(
-            [-loss[a][:, :, c, s] for c, s in links], present)
-    # what a user is worth with each link in each state, the others as they are: a
-    # link's views change only on its own (content, surface)
+    # the users' utilities hold the links' present states: every shift is measured from
+    # the links open, not added to a block already felt
+    open_utilities = dynamics.utilities - felt[np.arange(len(links)), now].sum(axis=0)
     column = np.zeros((len(links), 3) + owner_per_view[OPEN].shape)
     for i, (c, s) in enumerate(links):
         for a in STATE_LIST:
             column[i, a, :, c, s] = owner_per_view[a][:, c, s] - owner_per_view[OPEN][:, c, s]
-    change, excess_change = dynamics.priced(per_view_table(model, column))  # vs l open
-    rows = np.arange(len(links))
-    from_now = change - change[rows, now][:, None]                          # vs l as it is
-    prices = dynamics.revenue[None, None] + from_now
-    excess = dynamics.excess[None, None] + excess_change - excess_change[rows, now][:, None]
-    movers = (dynamics.movers(moved, excess)
-              - dynamics.movers(moved[rows, now][:, None], excess_change))
-    return LinkValues(links, by_route, shocks, prices, shocks[rows, now], change, movers,
-                      dynamics)
+    change, per_set_change = dynamics.priced(per_view_table(model, column))
+    return LinkValues(links, by_route, dynamics, open_utilities, felt, change,
+                      per_set_change, now)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -738,8 +770,11 @@ class Evaluation:
         self.reopened = np.array([model.links.ever_opened[host, c, s] for c, s in links],
                                  dtype=bool)
         adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
-        self.worth = values.diverted(period) + values.users(period)
-        self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
+        self.period = period
+        self.additive = values.diverted(period) - adjustment * (
+            np.arange(3)[None, :] != np.asarray(start)[:, None])
+        # each link's own worth, the others as they are: it ranks the links
+        self.worth = self.additive + values.users(period)
         self.steady = values.steady()
         self.outlook = PenaltyOutlook(model, host, period, values, cache)
         self.violating_states = violating_states(model)
@@ -760,17 +795,19 @@ class Evaluation:
         counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
                            for s in range(surfaces)], axis=1)
         forced_value = (np.maximum(self.steady[rows, states], 0.0) * self.at_risk).sum(axis=1)
-        return (self.worth[rows, states].sum(axis=1)
+        return (self.additive[rows, states].sum(axis=1)
+                + self.values.users_of(states, self.period)
                 - self.outlook.expected(counts, forced_value, reblocking))
 
     @cached_property
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """The link states (P, L) and values (P,) of the best policy for each number of
-        violating links on each surface: links are additive, so for every count vector
-        the best policy violates on the links that gain most from it, and these few plans
-        contain the best policy overall, as long as a decision's cost does not depend on
-        which links violate (a forced opening's and a reported re-block's do: there the
-        ranking is a heuristic)."""
+        """The link states (P, L) and values (P,) of the policies worth considering: for
+        every number of violating links on each surface, the policy that violates on the
+        links whose own worth gains most from it (a decision's cost depends on those
+        numbers, not on which links violate, but for a forced opening's and a reported
+        re-block's); and, since the users' term is not additive over links, the policy
+        a local search reaches from the best of these, changing one link at a time while
+        that gains."""
         worth, rows = self.worth, np.arange(len(self.worth))
         lawful = [a for a in STATE_LIST if a not in self.violating_states]
         best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
@@ -788,7 +825,25 @@ class Evaluation:
         counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
         chosen = rank[None, :] < counts[:, self.surfaces]
         states = np.where(chosen, best_violating[None, :], base[None, :])
-        return states, self.values_of(states)
+        values = self.values_of(states)
+        found, value = self.improved(states[values.argmax()], values.max())
+        if not (states == found).all(axis=1).any():
+            states, values = np.vstack([states, found]), np.append(values, value)
+        return states, values
+
+    def improved(self, states: np.ndarray, value: float) -> tuple[np.ndarray, float]:
+        """The policy reached from `states` by changing, while one gains, the one link
+        whose change gains most, and its value."""
+        count = len(states)
+        for _ in range(LOCAL_ROUNDS if count else 0):
+            trials = np.repeat(states[None], 3 * count, axis=0)
+            trials[np.arange(3 * count), np.repeat(np.arange(count), 3)] = np.tile(
+                np.arange(3), count)
+            values = self.values_of(trials)
+            if values.max() <= value + 1e-12 * abs(value):
+                break
+            states, value = trials[values.argmax()], float(values.max())
+        return states, value
 
     def plans(self) -> list[Plan]:
         """The candidates as plans."""
