@@ -1,11 +1,12 @@
 """What a link policy is worth to a platform's owner, as the model would play it out.
 
-A messaging host h (owner o) reviews its links at decision points. For each rival
-link l = (c, s) and each state a (open, warned, blocked) it values holding a for the
-coming period of P weeks, against holding it open, over its planning horizon H with
-weekly discount factor delta (ODD section 7.4 writes the equations out):
+A messaging host h (owner o) reviews its links at decision points. It values each
+policy X for its free rival links (each l = (c, s) open, warned or blocked), held for
+the coming period of P weeks, against every link open, over its planning horizon H
+with weekly discount factor delta (ODD section 7.4 writes the equations out):
 
-    G_l(a) = sum_m dD_l,m(a) sum_{u=1..P} delta^u F_m(u)  +  dR_l(a; P)
+    V(X) = sum_l G_l(x_l) + dR(X; P) - penalty(X)
+    G_l(a) = sum_m dD_l,m(a) sum_{u=1..P} delta^u F_m(u)
              - adjustment_cost x W_o x [a differs from l's state at the review's start]
 
 - dD_l,m(a): the owner's weekly revenue from the views on route m of l (the traffic
@@ -14,16 +15,19 @@ weekly discount factor delta (ODD section 7.4 writes the equations out):
   takes the best state among its route's platforms; it is delivered, or lost and then
   diverted by a platform in that state to a service of the same category in which
   the owner holds a stake (`market.substitutes`). Owner o earns its stake of what
-  each delivered or diverted visit pays.
-- dR_l(a; P): the owner's discounted user revenue lost or gained: the state changes
-  the loss users expect on the routes through h; the revisers' logit choices shift
-  (recomputed, every user, identical users merged); a fraction `revision_rate`
-  revises each week, ties shift with the population and feed back through the
-  network term (`UserDynamics`); each user of cohort g on set k is worth R_o(g, k) to
-  the owner, its platforms' revenue per user summed over the owner's platforms in k
-  (multihomers counted once, users who move to the owner's other platform kept) plus
-  the owner's stake of the visits on the user's views to ties spread as the cohort's
-  are; the users a change moves directly, at their own ties.
+  each delivered or diverted visit pays. Additive over links: a view's outcome on
+  (c, s) depends only on the states there.
+- dR(X; P): the owner's discounted user revenue lost or gained. The policy changes
+  the loss users expect on the routes through h; the revisers' logit choices shift,
+  recomputed for the policy as a whole (every user, identical users merged; the logit
+  is not additive over links) from the utilities with every link open; a fraction
+  `revision_rate` revises each week, ties shift with the population and feed back
+  through the network term (`UserDynamics`); each user of cohort g on set k is worth
+  R_o(g, k) to the owner, its platforms' revenue per user summed over the owner's
+  platforms in k (multihomers counted once, users who move to the owner's other
+  platform kept) plus the owner's stake of the visits on the user's views to ties
+  spread as the cohort's are, with the links in X's states; the users a change moves
+  directly, at their own ties (`LinkValues`).
 
 The expected penalty of a policy is not a sum over links: an audit that finds any
 violation is one decision. `PenaltyOutlook` values it over the period from the
@@ -756,9 +760,9 @@ class Plan:
 
 class Evaluation:
     """What every policy for a host's free links is worth over the coming period: each
-    link's value in each state (G_l, less the adjustment cost of a change from `start`),
-    and the expected penalty, which depends only on how many links violate on each
-    surface."""
+    link's diversion in each state (G_l, less the adjustment cost of a change from
+    `start`), the policy's users' term, and the expected penalty, which depends only on
+    how many links violate on each surface."""
 
     def __init__(self, model, host: int, period: int, start: np.ndarray | None = None,
                  cache: ReviewCache | None = None):
