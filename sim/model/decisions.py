@@ -120,8 +120,7 @@ class LinkValues:
 
     def shifts(self, states: np.ndarray) -> np.ndarray:
         """(P, G, K): each cohort's direct shift dX_X from every link open to each policy."""
-        d = self.dynamics
-        return ((d.members * d.weight[:, None]).T @ self.moved(states)) / max(d.people, 1.0)
+        return self.dynamics.shift(self.moved(states))
 
     def revenue_of(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(P, G, K) R_X - R_O for each policy, and (P, K, 2**M) the same per tie on each
@@ -134,25 +133,24 @@ class LinkValues:
     def users_of(self, states: np.ndarray, period: int) -> np.ndarray:
         """(P,): the discounted user revenue of holding each policy (P, L) for `period`
         weeks, against every link open. In the period's weeks, dX_X R_X - dX_B (R_X -
-        R_O) through the users' dynamics; after it, when the policy is no longer the one
+        R_O) through the users' dynamics, and the direct movers' own ties' difference from
+        their cohort's priced the same way; after it, when the policy is no longer the one
         held and the links are taken to be back at the present policy B, the users it
-        moved are worth dX_X R_B (the diversion term stops with the period too); and the
-        direct movers' own ties' difference from their cohort's, priced the same way."""
+        moved, each priced at their own ties under B (the diversion term stops with the
+        period too)."""
         d = self.dynamics
         states = np.atleast_2d(np.asarray(states, dtype=int))
         present = self.now[None]
         change, per_set = self.revenue_of(states)
         now_change, now_per_set = self.revenue_of(present)
-        within, after = exposure_weights(period, d.horizon, d.discount, d.rate)
+        within, _ = exposure_weights(period, d.horizon, d.discount, d.rate)
         moved, held = self.moved(states), self.moved(present)
-        shifted = np.einsum("pgk,pgk->p", self.shifts(states),
-                            d.gain(period, d.revenue + change - now_change, d.revenue))
-        repriced = np.einsum("gk,pgk->p", self.shifts(present)[0],
-                             d.gain(period, change, np.zeros_like(change)))
-        movers = d.people * (
-            within * (d.beyond(moved, per_set - now_per_set)
-                      - d.beyond(np.broadcast_to(held, moved.shape), per_set))
-            + (within + after) * d.movers(moved))
+        during, later = d.response(moved, period)
+        shifted = d.people * np.einsum("pgk,pgk->p", during, d.revenue + change - now_change) + later
+        repriced = d.people * np.einsum("gk,pgk->p", d.response(held, period)[0][0], change)
+        movers = d.people * within * (d.beyond(moved, per_set - now_per_set)
+                                      - d.beyond(np.broadcast_to(held, moved.shape), per_set)
+                                      + d.movers(moved))
         return shifted - repriced + movers
 
     def held(self, states: np.ndarray) -> np.ndarray:
@@ -190,17 +188,16 @@ class UserDynamics:
     """How users' platform choices respond to a change, and what it does to the owner's
     user revenue, linearised around the current market.
 
-    With p_ik the logit probabilities of user i (weight w_i, cohort g(i), N users) over
-    platform sets k, a utility change du moves each cohort's distribution of chosen
-    sets by dX_gk = (1/N) sum_{i in g} w_i (p_ik(u + du) - p_ik(u)) (the direct
-    shock). A fraction r revises each week, and each user's ties shift as the
-    population does (mean field), which feeds back through the network and loss terms
-    Phi_g (K, 2**M): dx_g,u = (1 - r) dx_g,u-1 + r (A_g sum_h dx_h,u-1 + b_u dX_g), with
-    A_g,kj = (1/N) sum_{i in g} w_i beta p_ik (Phi_g,k,j - sum_l p_il Phi_g,l,j) and
-    b_u = 1 while the change holds. The owner's revenue changes by
-    N sum_g,k R_o(g, k) dx_g,u,k in week u, R_o(g, k) read at cohort g's own ties: a
-    heavy sharer who leaves takes more views with them, and a user tied to QQ users
-    takes views to QQ users.
+    With p_rk the logit probabilities of the users of row r of the profile (w_r users of
+    cohort g(r), N users in all) over platform sets k, a utility change du moves each
+    user's choice by dP_r = p_r(u + du) - p_r(u) (the direct move). A fraction r revises
+    each week, from the set it is on: a user a change moved to another set pays the
+    switching cost to move back (`chain`). Each user's ties shift as the population
+    does (mean field), which feeds back through the network and loss terms Phi_g
+    (K, 2**M): J_r,km = beta p_rk (Phi_g,k,m - sum_l p_rl Phi_g,l,m). The owner's revenue
+    changes by sum_r w_r R_o(g(r), .) . dy_r,u in week u, R_o(g, k) read at cohort g's
+    own ties: a heavy sharer who leaves takes more views with them, and a user tied to
+    QQ users takes views to QQ users.
     """
 
     def __init__(self, model, owner: str, host: int, paths: list[np.ndarray] | None = None):
@@ -233,9 +230,11 @@ class UserDynamics:
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
                     - view.sharing[:, None, None] * view.loss_with[None])          # (G, K, 2**M)
-        self.feedback = np.stack([self.slope(self.phi[self.cohort, :, m])
-                                  for m in view.options], axis=-1)               # (G, K, K)
-        self.cache: dict[int, np.ndarray] = {}
+        self.transitions = self.choices_from_each_set(view, users, profile)    # (R, K, K)
+        phi = self.phi[self.cohort]                                               # (R, K, 2**M)
+        self.feedback = self.beta * self.p[..., None] * (
+            phi - np.einsum("rk,rkm->rm", self.p, phi)[:, None])                  # (R, K, 2**M)
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
         # same view and discount may share the list (`ReviewCache.dynamics`)
         self.paths = [] if paths is None else paths
@@ -250,6 +249,16 @@ class UserDynamics:
         people = members.sum(axis=0)[:, None]
         population = self.weight @ self.share / max(self.people, 1.0)
         return np.where(people > 0, ties / np.maximum(people, 1e-12), population[None])
+
+    def choices_from_each_set(self, view, users, profile) -> np.ndarray:
+        """(R, K, K): each row's logit choice probabilities as a user of it would revise
+        from each set it could be on (the switching cost and what may be joined depend on
+        the set a user is on): a user a change moved keeps the cost of moving back."""
+        rows, k = self.p.shape
+        utilities = option_utilities(view, users, np.tile(view.options, rows),
+                                     np.repeat(profile.counts, k, axis=0),
+                                     np.repeat(profile.cohort, k))
+        return choice_probabilities(utilities, self.beta).reshape(rows, k, k)
 
     def priced(self, per_tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What one user's views to their ties pay the owner, for `per_tie` (..., 2**M) the
@@ -266,23 +275,10 @@ class UserDynamics:
         own ties, not their cohort's."""
         return ((moved.transpose(0, 2, 1) @ self.deviation) * per_set).sum(axis=(1, 2))
 
-    def shock(self, du: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
-        utility change du (R, K), per reviser: the logit probabilities recomputed, not
-        linearised."""
-        return self.shift(choice_probabilities(self.utilities + du, self.beta))
-
     def shift(self, moved: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's shift of the chosen-set distribution when the choice
-        probabilities move from p to `moved` (R, K)."""
-        return self.between(self.p, moved)
-
-    def slope(self, du: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's first-order shift for a small utility change du (R, K):
-        the feedback's Jacobian."""
-        du = np.where(self.p > 0, du, 0.0)
-        centred = du - (self.p * du).sum(axis=1, keepdims=True)
-        return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
+        """(..., G, K): each cohort's shift of the chosen-set distribution, per user of the
+        population, when the choice probabilities move by `moved` (..., R, K)."""
+        return np.einsum("rg,r,...rk->...gk", self.members, self.weight, moved) / max(
             self.people, 1.0)
 
     def felt(self, per_tie: np.ndarray) -> np.ndarray:
@@ -298,12 +294,6 @@ class UserDynamics:
         flat = moved.reshape((-1,) + moved.shape[-2:])
         return self.beyond(flat, np.broadcast_to(self.per_set, (len(flat),) + self.per_set.shape)
                            ).reshape(moved.shape[:-2])
-
-    def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's shift of the chosen-set distribution when the choice
-        probabilities move from `reference` to `moved` (R, K)."""
-        return self.members.T @ (self.weight[:, None] * (moved - reference)) / max(
-            self.people, 1.0)
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -342,45 +332,67 @@ class UserDynamics:
             totals.append(totals[-1] + self.discount ** u * ratio)
         return totals
 
-    def gain(self, period: int, revenue: np.ndarray | None = None,
-             after: np.ndarray | None = None) -> np.ndarray:
-        """(..., G, K): the discounted revenue of a unit direct shift of each cohort held
-        for `period` weeks, over the horizon (the linear map from dX to money): the
-        shifted users priced at `revenue` (..., G, K), what a user of each cohort on each
-        set is worth to the owner, in the period's weeks, and at `after` in the weeks
-        after it, when the policy is no longer the one held (default R_o at today's
-        links for both)."""
-        during = self.revenue if revenue is None else revenue
-        after = self.revenue if after is None else after
-        within, later = self.path(period)
+    def response(self, moved: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
+        """What direct moves `moved` (P, R, K) of the users' choice probabilities, held
+        for `period` weeks, lead to, feedback included: (P, G, K) the discounted sum over
+        the period's weeks of each cohort's shift per user of the population, and (P,)
+        the discounted revenue of the shifts in the weeks after it to the horizon, each
+        user priced at today's links and their own ties (`chain`)."""
+        within, after = self.chain(period)
         groups, k = self.revenue.shape
+        return (np.einsum("prk,rko->po", moved, within).reshape(len(moved), groups, k),
+                np.einsum("prk,rk->p", moved, after))
 
-        def priced(revenue, path):
-            flat = revenue.reshape(revenue.shape[:-2] + (groups * k,))
-            return (flat @ path).reshape(revenue.shape)
-        return self.people * (priced(during, within) + priced(after, later))
+    def chain(self, period: int) -> tuple[np.ndarray, np.ndarray]:
+        """The users' dynamics as a linear map from a unit direct move of one user of each
+        row on each set, held `period` weeks: (R, K, G K) to the discounted sums of the
+        cohorts' shifts over the period's weeks, and (R, K) to the discounted revenue of
+        the weeks after it. Row r's shift dy_r (K; per user, its w_r users summed) moves as
 
-    def path(self, period: int) -> tuple[np.ndarray, np.ndarray]:
-        """(G K, G K) twice: the discounted sums, over the period's weeks and over the
-        weeks after it to the horizon, of the cohorts' shifts that a unit direct shift
-        held for `period` weeks leads to, feedback included."""
+            dy_r,u = (1 - r) dy_r,u-1 + r (dy_r,u-1 T_r + J_r dz_u-1 + b_u dP_r),
+
+        T_r the row's choices from each set (`transitions`): a mover revises from where
+        the change took them; J_r its choices' response to its ties' masks and dz the
+        population's shift on the masks (the ties shift with the population); b_u = 1
+        while the change holds. Valued backwards (the adjoint): with S the week's map and
+        c the valuation of week v's shifts, L_v = delta^v c [v in window] + S' L_v+1, and
+        a move held P weeks is worth r sum_{v <= P} L_v . dP."""
         if period not in self.cache:
             groups, k = self.revenue.shape
-            size = groups * k
-            # state: every cohort's shift (g, k) flattened; each cohort's feedback reads
-            # the shift summed over cohorts
-            step = (1 - self.rate) * np.eye(size) + self.rate * np.hstack(
-                [self.feedback.reshape(size, k)] * groups)
-            path = np.zeros((size, size))
-            within, later = np.zeros((size, size)), np.zeros((size, size))
-            for u in range(1, max(self.horizon, period) + 1):
-                path = step @ path + (self.rate * np.eye(size) if u <= period else 0.0)
-                if u <= period:
-                    within += self.discount ** u * path
-                else:
-                    later += self.discount ** u * path
-            self.cache[period] = within, later
+            rows = len(self.weight)
+            counted = np.zeros((rows, k, groups * k))
+            counted[np.arange(rows)[:, None], np.arange(k)[None],
+                    self.cohort[:, None] * k + np.arange(k)[None]] = (
+                self.weight / max(self.people, 1.0))[:, None]
+            # after the period every user is priced at their own ties: the cohort's revenue
+            # plus their ties' difference from the cohort's
+            priced = (self.weight[:, None] * self.revenue[self.cohort]
+                      + self.people * self.deviation @ self.per_set.T)[..., None]
+            self.cache[period] = (self.held(counted, period, 1, period),
+                                  self.held(priced, period, period + 1, self.horizon)[..., 0])
         return self.cache[period]
+
+    def held(self, valuation: np.ndarray, period: int, first: int, last: int) -> np.ndarray:
+        """(R, K, O): r sum_{v=1..P} L_v for the valuation (R, K, O) of the shifts in weeks
+        first..last."""
+        total = weights = np.zeros_like(valuation)
+        for v in range(max(last, period), 0, -1):
+            weights = self.pulled(weights)
+            if first <= v <= last:
+                weights = weights + self.discount ** v * valuation
+            if v <= period:
+                total = total + weights
+        return self.rate * total
+
+    def pulled(self, weights: np.ndarray) -> np.ndarray:
+        """S' applied to valuations `weights` (R, K, O) of next week's shifts: what a shift
+        this week is worth through next week's."""
+        if not weights.any():
+            return weights
+        stayed = np.einsum("rkl,rlo->rko", self.transitions, weights)
+        felt = np.einsum("rko,rkm->mo", weights, self.feedback)[self.options]       # (K, O)
+        spread = (self.weight / max(self.people, 1.0))[:, None, None] * felt[None]
+        return (1 - self.rate) * weights + self.rate * (stayed + spread)
 
 
 def violating_states(model) -> list[int]:
@@ -504,10 +516,13 @@ def per_view_table(model, per_view: np.ndarray) -> np.ndarray:
     return per_tie
 
 
-def naming_shock(dynamics: UserDynamics, model, host: int, penalty: float) -> np.ndarray:
-    """The direct shift when every set holding the host loses `penalty` of utility."""
+def naming_loss(dynamics: UserDynamics, model, host: int, penalty: float, weeks: int) -> float:
+    """The owner's discounted user revenue lost when every set holding the host loses
+    `penalty` of utility for `weeks` weeks."""
     holds = host_bits(len(model.scenario.messaging))[model.view.options, host]
-    return dynamics.shock(np.broadcast_to(-penalty * holds, dynamics.p.shape))
+    moved = choice_probabilities(dynamics.utilities - penalty * holds, dynamics.beta) - dynamics.p
+    during, after = dynamics.response(moved[None], weeks)
+    return -float(dynamics.people * (during[0] * dynamics.revenue).sum() + after[0])
 
 
 def joiners(dynamics: UserDynamics, model, host: int) -> float:
@@ -620,8 +635,7 @@ class PenaltyOutlook:
             audit = np.array([deadline if regulator.blitz(w) else routine for w in self.weeks])
         else:
             audit = np.zeros(self.period)
-        naming = -float((naming_shock(dynamics, model, host, reg.naming_penalty)
-                         * dynamics.gain(reg.naming_steps)).sum())
+        naming = naming_loss(dynamics, model, host, reg.naming_penalty, reg.naming_steps)
         suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
                       * exposure_weight(reg.suspension_steps, decider.planning_horizon,
                                         self.discount, users.revision_rate))
