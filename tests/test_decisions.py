@@ -545,7 +545,7 @@ def test_a_user_a_policy_moves_keeps_the_cost_of_moving_back():
     """Users revise from the set they are on, so those a policy moved pay the switching
     cost to return once it is lifted: the users' term after a period is larger than if
     a reviser chose afresh from where they began (as the host's rule did until
-    2026-12-06, when a referee found the model played out 1.57 times its estimate after
+    2026-12-05, when a referee found the model played out 1.57 times its estimate after
     the period). A row's choices from its own set are its choices; with no switching
     cost, where a user is does not matter and the two agree."""
     def after_period(*overrides):

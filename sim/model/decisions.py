@@ -21,8 +21,9 @@ with weekly discount factor delta (ODD section 7.4 writes the equations out):
   the loss users expect on the routes through h; the revisers' logit choices shift,
   recomputed for the policy as a whole (every user, identical users merged; the logit
   is not additive over links) from the utilities with every link open; a fraction
-  `revision_rate` revises each week, ties shift with the population and feed back
-  through the network term (`UserDynamics`); each user of cohort g on set k is worth
+  `revision_rate` revises each week, each from the set it is on (a user the policy
+  moved pays the switching cost to move back), ties shift with the population and
+  feed back through the network term (`UserDynamics`); each user of cohort g on set k is worth
   R_o(g, k) to the owner, its platforms' revenue per user summed over the owner's
   platforms in k (multihomers counted once, users who move to the owner's other
   platform kept) plus the owner's stake of the visits on the user's views to ties
@@ -344,10 +345,10 @@ class UserDynamics:
                 np.einsum("prk,rk->p", moved, after))
 
     def chain(self, period: int) -> tuple[np.ndarray, np.ndarray]:
-        """The users' dynamics as a linear map from a unit direct move of one user of each
+        """The users' dynamics as a linear map from a unit direct move of every user of a
         row on each set, held `period` weeks: (R, K, G K) to the discounted sums of the
         cohorts' shifts over the period's weeks, and (R, K) to the discounted revenue of
-        the weeks after it. Row r's shift dy_r (K; per user, its w_r users summed) moves as
+        the weeks after it. Row r's shift dy_r (K, per user of the row) moves as
 
             dy_r,u = (1 - r) dy_r,u-1 + r (dy_r,u-1 T_r + J_r dz_u-1 + b_u dP_r),
 
@@ -389,8 +390,10 @@ class UserDynamics:
         this week is worth through next week's."""
         if not weights.any():
             return weights
-        stayed = np.einsum("rkl,rlo->rko", self.transitions, weights)
-        felt = np.einsum("rko,rkm->mo", weights, self.feedback)[self.options]       # (K, O)
+        rows, k, outputs = weights.shape
+        stayed = self.transitions @ weights
+        felt = (self.feedback.reshape(rows * k, -1).T
+                @ weights.reshape(rows * k, outputs))[self.options]                # (K, O)
         spread = (self.weight / max(self.people, 1.0))[:, None, None] * felt[None]
         return (1 - self.rate) * weights + self.rate * (stayed + spread)
 
