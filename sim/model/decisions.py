@@ -1,11 +1,12 @@
 """What a link policy is worth to a platform's owner, as the model would play it out.
 
-A messaging host h (owner o) reviews its links at decision points. For each rival
-link l = (c, s) and each state a (open, warned, blocked) it values holding a for the
-coming period of P weeks, against holding it open, over its planning horizon H with
-weekly discount factor delta (ODD section 7.4 writes the equations out):
+A messaging host h (owner o) reviews its links at decision points. It values each
+policy X for its free rival links (each l = (c, s) open, warned or blocked), held for
+the coming period of P weeks, against every link open, over its planning horizon H
+with weekly discount factor delta (ODD section 7.4 writes the equations out):
 
-    G_l(a) = sum_m dD_l,m(a) sum_{u=1..P} delta^u F_m(u)  +  dR_l(a; P)
+    V(X) = sum_l G_l(x_l) + dR(X; P) - penalty(X)
+    G_l(a) = sum_m dD_l,m(a) sum_{u=1..P} delta^u F_m(u)
              - adjustment_cost x W_o x [a differs from l's state at the review's start]
 
 - dD_l,m(a): the owner's weekly revenue from the views on route m of l (the traffic
@@ -14,16 +15,20 @@ weekly discount factor delta (ODD section 7.4 writes the equations out):
   takes the best state among its route's platforms; it is delivered, or lost and then
   diverted by a platform in that state to a service of the same category in which
   the owner holds a stake (`market.substitutes`). Owner o earns its stake of what
-  each delivered or diverted visit pays.
-- dR_l(a; P): the owner's discounted user revenue lost or gained: the state changes
-  the loss users expect on the routes through h; the revisers' logit choices shift
-  (recomputed, every user, identical users merged); a fraction `revision_rate`
-  revises each week, ties shift with the population and feed back through the
-  network term (`UserDynamics`); each user of cohort g on set k is worth R_o(g, k) to
-  the owner, its platforms' revenue per user summed over the owner's platforms in k
-  (multihomers counted once, users who move to the owner's other platform kept) plus
-  the owner's stake of the visits on the user's views to ties spread as the cohort's
-  are; the users a change moves directly, at their own ties.
+  each delivered or diverted visit pays. Additive over links: a view's outcome on
+  (c, s) depends only on the states there.
+- dR(X; P): the owner's discounted user revenue lost or gained. The policy changes
+  the loss users expect on the routes through h; the revisers' logit choices shift,
+  recomputed for the policy as a whole (every user, identical users merged; the logit
+  is not additive over links) from the utilities with every link open; a fraction
+  `revision_rate` revises each week, each from the set it is on (a user the policy
+  moved pays the switching cost to move back), ties shift with the population and
+  feed back through the network term (`UserDynamics`); each user of cohort g on set k is worth
+  R_o(g, k) to the owner, its platforms' revenue per user summed over the owner's
+  platforms in k (multihomers counted once, users who move to the owner's other
+  platform kept) plus the owner's stake of the visits on the user's views to ties
+  spread as the cohort's are, with the links in X's states; the users a change moves
+  directly, at their own ties (`LinkValues`).
 
 The expected penalty of a policy is not a sum over links: an audit that finds any
 violation is one decision. `PenaltyOutlook` values it over the period from the
@@ -49,17 +54,36 @@ from sim.model.rules import choice_probabilities, option_utilities, view_loss, v
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
 LATER_RUNGS = 8     # decisions after the period counted at their own rung, then the last
+LOCAL_ROUNDS = 4    # one-link changes a review's local search makes at most
 
 
-@dataclass(frozen=True)
 class LinkValues:
-    """A host's free rival links and what each state is worth against open."""
+    """A host's free rival links and what each policy for them is worth against every
+    link open.
 
-    links: list[tuple[int, int]]     # (content, surface)
-    by_route: np.ndarray             # (L, 3, 2**M): dD this week, by state and route mask
-    shocks: np.ndarray               # (L, 3, G, K): direct shift of each cohort's choices, by state
-    movers: np.ndarray               # (L, 3): weekly revenue the movers bring beyond their cohort's
-    dynamics: UserDynamics           # how the users' shift plays out in revenue
+    Diversion is additive over links: a view's outcome on (content, surface) depends only
+    on the states there. The users' term is not: the logit is not additive over the
+    links' utility changes (a block moves more users where the host's other links are
+    blocked too), so it is valued for a whole policy X at once. The owner's value of
+    moving from the present policy B to X is, in a week, x_B (R_X - R_B) + (x_X - x_B) R_X
+    (x the users' distribution over platform sets, R what a user on each is worth to
+    the owner): the diversion term reads the first part at the traffic the platform
+    sees, x_B's; the users' term is the second, the users the move shifts priced under
+    X. Against every link open (O), that is dX_X R_X - dX_B (R_X - R_O), dX the direct
+    shifts measured from the utilities with every link open (ODD 7.4)."""
+
+    def __init__(self, links, by_route, dynamics, open_utilities, felt, change,
+                 per_set_change, now):
+        self.links = links                  # [(content, surface)]
+        self.by_route = by_route            # (L, 3, 2**M): dD this week, by state and route mask
+        self.dynamics = dynamics            # how the users' shift plays out in revenue
+        self.open_utilities = open_utilities   # (R, K): the users' utilities, every link open
+        self.felt = felt                    # (L, 3, R, K): each link state's utility change
+        self.change = change                # (L, 3, G, K): R_o's change, link state vs open
+        self.per_set_change = per_set_change   # (L, 3, K, 2**M): the same, per tie on each mask
+        self.now = now                      # (L,): the links' present states
+        self.moves: dict[bytes, np.ndarray] = {}          # policy -> `moved`
+        self.one_link: dict[int, np.ndarray] = {}        # period -> `users`
 
     @property
     def diversion(self) -> np.ndarray:
@@ -71,13 +95,84 @@ class LinkValues:
         traffic projected along the users' own dynamics."""
         return self.by_route @ self.dynamics.traffic(period)
 
-    def users(self, period: int) -> np.ndarray:
-        """(L, 3): discounted user revenue change of holding each state for `period` weeks:
-        the cohorts' shift and its feedback at the cohorts' revenue, and the direct movers'
-        own ties' difference from their cohort's for as long as they stay moved."""
+    def moved(self, states: np.ndarray) -> np.ndarray:
+        """(P, R, K): how each user's choice probabilities move from every link open to
+        each policy (P, L), the logit recomputed for the policy as a whole."""
+        states = np.asarray(states, dtype=int)
+        if not states.size:                   # no policy, or a host with no free link
+            return np.zeros((len(states),) + self.open_utilities.shape)
+        missing = [row for row in states if row.tobytes() not in self.moves]
+        if missing:
+            rows = np.unique(np.array(missing), axis=0)
+            picked = np.eye(3)[rows].reshape(len(rows), -1)                       # (P, L 3)
+            utilities = self.open_utilities + (
+                picked @ self.felt.reshape(picked.shape[1], -1)).reshape(
+                (len(rows),) + self.open_utilities.shape)
+            d = self.dynamics
+            moved = choice_probabilities(utilities, d.beta) - self.opened
+            for row, shift in zip(rows, moved):
+                self.moves[row.tobytes()] = shift
+        return np.array([self.moves[row.tobytes()] for row in states])
+
+    @cached_property
+    def opened(self) -> np.ndarray:
+        """(R, K): each user's choice probabilities with every link open."""
+        return choice_probabilities(self.open_utilities, self.dynamics.beta)
+
+    def revenue_of(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, G, K) R_X - R_O for each policy, and (P, K, 2**M) the same per tie on each
+        mask: a link's views change only on its own (content, surface), so they add up."""
+        rows = np.arange(len(self.links))
+        states = np.asarray(states, dtype=int)
+        return (self.change[rows, states].sum(axis=1),
+                self.per_set_change[rows, states].sum(axis=1))
+
+    def users_of(self, states: np.ndarray, period: int) -> np.ndarray:
+        """(P,): the discounted user revenue of holding each policy (P, L) for `period`
+        weeks, against every link open. In the period's weeks, dX_X R_X - dX_B (R_X -
+        R_O) through the users' dynamics, and the direct movers' own ties' difference from
+        their cohort's priced the same way; after it, when the policy is no longer the one
+        held and the links are taken to be back at the present policy B, the users it
+        moved, each priced at their own ties under B (the diversion term stops with the
+        period too)."""
         d = self.dynamics
-        held = d.people * exposure_weight(period, d.horizon, d.discount, d.rate)
-        return np.einsum("lagk,gk->la", self.shocks, d.gain(period)) + held * self.movers
+        states = np.atleast_2d(np.asarray(states, dtype=int))
+        present = self.now[None]
+        change, per_set = self.revenue_of(states)
+        now_change, now_per_set = self.revenue_of(present)
+        within, _ = exposure_weights(period, d.horizon, d.discount, d.rate)
+        moved, held = self.moved(states), self.moved(present)
+        during, later = d.response(moved, period)
+        shifted = d.people * np.einsum("pgk,pgk->p", during, d.revenue + change - now_change) + later
+        repriced = d.people * np.einsum("gk,pgk->p", d.response(held, period)[0][0], change)
+        movers = d.people * within * (d.beyond(moved, per_set - now_per_set)
+                                      - d.beyond(np.broadcast_to(held, moved.shape), per_set)
+                                      + d.movers(moved))
+        return shifted - repriced + movers
+
+    def held(self, states: np.ndarray) -> np.ndarray:
+        """(P,): the weekly value of holding each policy (P, L) for the whole horizon,
+        against every link open, valued as a whole."""
+        horizon, rows = self.dynamics.horizon, np.arange(len(self.links))
+        flows = gain_weight(horizon, self.dynamics.discount)
+        return (self.diverted(horizon)[rows, states].sum(axis=1)
+                + self.users_of(states, horizon)) / flows
+
+    def users(self, period: int) -> np.ndarray:
+        """(L, 3): each link's users' term in each state against open, the host's other
+        links as they are: the value of the one-link change the platform would make."""
+        if period not in self.one_link:
+            self.one_link[period] = self.one_link_users(period)
+        return self.one_link[period]
+
+    def one_link_users(self, period: int) -> np.ndarray:
+        """`users`, computed."""
+        count = len(self.links)
+        one_changed = np.repeat(self.now[None], 3 * count, axis=0)
+        one_changed[np.arange(3 * count), np.repeat(np.arange(count), 3)] = np.tile(
+            np.arange(3), count)
+        values = self.users_of(one_changed, period).reshape(count, 3)
+        return values - values[:, :1]
 
     def steady(self) -> np.ndarray:
         """(L, 3): weekly value of holding each state for the whole horizon."""
@@ -90,17 +185,16 @@ class UserDynamics:
     """How users' platform choices respond to a change, and what it does to the owner's
     user revenue, linearised around the current market.
 
-    With p_ik the logit probabilities of user i (weight w_i, cohort g(i), N users) over
-    platform sets k, a utility change du moves each cohort's distribution of chosen
-    sets by dX_gk = (1/N) sum_{i in g} w_i (p_ik(u + du) - p_ik(u)) (the direct
-    shock). A fraction r revises each week, and each user's ties shift as the
-    population does (mean field), which feeds back through the network and loss terms
-    Phi_g (K, 2**M): dx_g,u = (1 - r) dx_g,u-1 + r (A_g sum_h dx_h,u-1 + b_u dX_g), with
-    A_g,kj = (1/N) sum_{i in g} w_i beta p_ik (Phi_g,k,j - sum_l p_il Phi_g,l,j) and
-    b_u = 1 while the change holds. The owner's revenue changes by
-    N sum_g,k R_o(g, k) dx_g,u,k in week u, R_o(g, k) read at cohort g's own ties: a
-    heavy sharer who leaves takes more views with them, and a user tied to QQ users
-    takes views to QQ users.
+    With p_rk the logit probabilities of the users of row r of the profile (w_r users of
+    cohort g(r), N users in all) over platform sets k, a utility change du moves each
+    user's choice by dP_r = p_r(u + du) - p_r(u) (the direct move). A fraction r revises
+    each week, from the set it is on: a user a change moved to another set pays the
+    switching cost to move back (`chain`). Each user's ties shift as the population
+    does (mean field), which feeds back through the network and loss terms Phi_g
+    (K, 2**M): J_r,km = beta p_rk (Phi_g,k,m - sum_l p_rl Phi_g,l,m). The owner's revenue
+    changes by sum_r w_r R_o(g(r), .) . dy_r,u in week u, R_o(g, k) read at cohort g's
+    own ties: a heavy sharer who leaves takes more views with them, and a user tied to
+    QQ users takes views to QQ users.
     """
 
     def __init__(self, model, owner: str, host: int, paths: list[np.ndarray] | None = None):
@@ -119,22 +213,25 @@ class UserDynamics:
         groups = len(view.sharing)
         self.members = np.eye(groups)[self.cohort]                               # (R, G)
         mean_sharing = float(self.weight @ view.sharing[self.cohort]) / max(self.people, 1.0)
-        self.tie_revenue = np.array([tie_revenue(model, owner, s, mean_sharing)
-                                     for s in view.sharing])                     # (G, K, 2**M)
-        cohort_ties = self.cohort_ties()
-        self.revenue = user_revenue(model, owner)[None] + np.einsum(
-            "gkm,gm->gk", self.tie_revenue, cohort_ties)                        # (G, K)
-        # (R, K): what each user on each set brings beyond their cohort's R_o(g, k)
-        self.excess = np.einsum("rkm,rm->rk", self.tie_revenue[self.cohort],
-                                self.share - cohort_ties[self.cohort])
+        self.exchanged = view.sharing + mean_sharing          # (G,): a tie's views, sent and received
+        self.ties = self.cohort_ties()                                            # (G, 2**M)
+        self.options, self.route = view.options, view.route
+        revenue, per_set = self.priced(tie_table(model, view.state, view.divert, owner))
+        self.revenue = user_revenue(model, owner)[None] + revenue                 # (G, K)
+        # (R, 2**M): each user's ties' difference from their cohort's, weighted by the
+        # views they exchange, per user of the population
+        self.deviation = (self.weight * self.exchanged[self.cohort])[:, None] * (
+            self.share - self.ties[self.cohort]) / max(self.people, 1.0)
+        self.per_set = per_set                                                    # (K, 2**M)
         self.current = profile.current
         self.sharing = view.sharing[self.cohort]                                  # (R,)
         self.phi = (users.network_weight * view.reach[None]
                     - view.sharing[:, None, None] * view.loss_with[None])          # (G, K, 2**M)
-        self.feedback = np.stack([self.slope(self.phi[self.cohort, :, m])
-                                  for m in view.options], axis=-1)               # (G, K, K)
-        self.options, self.route = view.options, view.route
-        self.cache: dict[int, np.ndarray] = {}
+        self.view, self.users, self.profile = view, users, profile      # for `transitions`
+        phi = self.phi[self.cohort]                                               # (R, K, 2**M)
+        self.feedback = self.beta * self.p[..., None] * (
+            phi - np.einsum("rk,rkm->rm", self.p, phi)[:, None])                  # (R, K, 2**M)
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # traffic(P) for P = 0, 1, ...: it does not depend on the owner, so dynamics of the
         # same view and discount may share the list (`ReviewCache.dynamics`)
         self.paths = [] if paths is None else paths
@@ -150,58 +247,47 @@ class UserDynamics:
         population = self.weight @ self.share / max(self.people, 1.0)
         return np.where(people > 0, ties / np.maximum(people, 1e-12), population[None])
 
-    def shock(self, du: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's direct shift dX of the chosen-set distribution for a
-        utility change du (R, K), per reviser: the logit probabilities recomputed, not
-        linearised."""
-        return self.shift(choice_probabilities(self.utilities + du, self.beta))
+    @cached_property
+    def transitions(self) -> np.ndarray:
+        """(R, K, K): each row's logit choice probabilities as a user of it would revise
+        from each set it could be on (the switching cost and what may be joined depend on
+        the set a user is on): a user a change moved keeps the cost of moving back. Drawn
+        up only when a users' term is asked for."""
+        rows, k = self.p.shape
+        view, profile = self.view, self.profile
+        utilities = option_utilities(view, self.users, np.tile(view.options, rows),
+                                     np.repeat(profile.counts, k, axis=0),
+                                     np.repeat(profile.cohort, k))
+        return choice_probabilities(utilities, self.beta).reshape(rows, k, k)
 
-    def shift(self, moved: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's shift of the chosen-set distribution when the choice
-        probabilities move from p to `moved` (R, K)."""
-        return self.between(self.p, moved)
+    def priced(self, per_tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What one user's views to their ties pay the owner, for `per_tie` (..., 2**M) the
+        owner's weekly revenue per unit of views exchanged with one tie on each mask
+        (`tie_table`): (..., G, K) for a user of each cohort on each set, at the cohort's
+        ties, and (..., K, 2**M) for a user on each set per tie on each mask."""
+        per_set = per_tie[..., self.route[self.options]]                          # (..., K, 2**M)
+        revenue = self.exchanged[:, None] * np.einsum("...km,gm->...gk", per_set, self.ties)
+        return revenue, per_set
 
-    def slope(self, du: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's first-order shift for a small utility change du (R, K):
-        the feedback's Jacobian."""
-        du = np.where(self.p > 0, du, 0.0)
-        centred = du - (self.p * du).sum(axis=1, keepdims=True)
-        return self.beta * (self.members.T @ (self.weight[:, None] * self.p * centred)) / max(
-            self.people, 1.0)
+    def beyond(self, moved: np.ndarray, per_set: np.ndarray) -> np.ndarray:
+        """(P,): what the users moved by `moved` (P, R, K) bring, per user of the
+        population, beyond their cohorts' R_o(g, k) under `per_set` (P, K, 2**M): at their
+        own ties, not their cohort's."""
+        return ((moved.transpose(0, 2, 1) @ self.deviation) * per_set).sum(axis=(1, 2))
 
-    def tie_shocks(self, per_tie: list[np.ndarray], from_open: list[np.ndarray] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """(L, G, K): the direct shift for each of L changes in the loss term per tie on
-        each mask (K, 2**M), felt by each user in proportion to their cohort's sharing,
-        each from the utilities with the change's link open: `from_open` (L, K, 2**M)
-        is what each link's present state takes from the loss term, given back before
-        the change (none: the links are open); and (L,) the weekly revenue the direct
-        movers bring beyond their cohorts' R_o(g, k), per user of the population. A change
-        on a host's links moves most the users most tied to the host, whose views do not
-        go where their cohort's do. One logit evaluation over the stack, not one per
-        change: numpy's per-call cost exceeds the arithmetic at these sizes."""
-        def felt(ties):
-            return np.array([self.sharing[:, None] * (self.share @ tie.T) for tie in ties])
-        shape = (len(per_tie), self.members.shape[1], self.p.shape[1])
-        if not len(per_tie):
-            return np.zeros(shape), np.zeros(0)
-        du = felt(per_tie)
-        base = np.zeros_like(du) if from_open is None else felt(from_open)
-        reference = np.broadcast_to(self.p, du.shape).copy()
-        held = base.any(axis=(1, 2))                # links not open now
-        if held.any():
-            reference[held] = choice_probabilities(self.utilities + base[held], self.beta)
-        moved = choice_probabilities(self.utilities + base + du, self.beta)
-        shifts = np.array([self.between(r, m) for r, m in zip(reference, moved)]).reshape(shape)
-        movers = np.einsum("lrk,rk->l", moved - reference,
-                           self.weight[:, None] * self.excess) / max(self.people, 1.0)
-        return shifts, movers
+    def felt(self, per_tie: np.ndarray) -> np.ndarray:
+        """(..., R, K): the utility change of each user from a change of the loss term per
+        tie on each mask (..., K, 2**M), in proportion to their cohort's sharing and
+        their ties on each mask."""
+        return self.sharing[:, None] * np.einsum("rm,...km->...rk", self.share, per_tie)
 
-    def between(self, reference: np.ndarray, moved: np.ndarray) -> np.ndarray:
-        """(G, K): each cohort's shift of the chosen-set distribution when the choice
-        probabilities move from `reference` to `moved` (R, K)."""
-        return self.members.T @ (self.weight[:, None] * (moved - reference)) / max(
-            self.people, 1.0)
+    def movers(self, moved: np.ndarray) -> np.ndarray:
+        """(...,): the weekly revenue the users moved by `moved` (..., R, K), a change of
+        their choice probabilities, bring beyond their cohorts' R_o(g, k) under today's
+        links, per user of the population."""
+        flat = moved.reshape((-1,) + moved.shape[-2:])
+        return self.beyond(flat, np.broadcast_to(self.per_set, (len(flat),) + self.per_set.shape)
+                           ).reshape(moved.shape[:-2])
 
     def traffic(self, period: int) -> np.ndarray:
         """(2**M,): sum_{u=1..P} delta^u F_m(u), the discounted weight of this week's
@@ -240,23 +326,70 @@ class UserDynamics:
             totals.append(totals[-1] + self.discount ** u * ratio)
         return totals
 
-    def gain(self, period: int) -> np.ndarray:
-        """(G, K): the discounted revenue of a unit direct shift of each cohort held for
-        `period` weeks, over the horizon (the linear map from dX to money)."""
+    def response(self, moved: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
+        """What direct moves `moved` (P, R, K) of the users' choice probabilities, held
+        for `period` weeks, lead to, feedback included: (P, G, K) the discounted sum over
+        the period's weeks of each cohort's shift per user of the population, and (P,)
+        the discounted revenue of the shifts in the weeks after it to the horizon, each
+        user priced at today's links and their own ties (`chain`)."""
+        within, after = self.chain(period)
+        groups, k = self.revenue.shape
+        return (np.einsum("prk,rko->po", moved, within).reshape(len(moved), groups, k),
+                np.einsum("prk,rk->p", moved, after))
+
+    def chain(self, period: int) -> tuple[np.ndarray, np.ndarray]:
+        """The users' dynamics as a linear map from a unit direct move of every user of a
+        row on each set, held `period` weeks: (R, K, G K) to the discounted sums of the
+        cohorts' shifts over the period's weeks, and (R, K) to the discounted revenue of
+        the weeks after it. Row r's shift dy_r (K, per user of the row) moves as
+
+            dy_r,u = (1 - r) dy_r,u-1 + r (dy_r,u-1 T_r + J_r dz_u-1 + b_u dP_r),
+
+        T_r the row's choices from each set (`transitions`): a mover revises from where
+        the change took them; J_r its choices' response to its ties' masks and dz the
+        population's shift on the masks (the ties shift with the population); b_u = 1
+        while the change holds. Valued backwards (the adjoint): with S the week's map and
+        c the valuation of week v's shifts, L_v = delta^v c [v in window] + S' L_v+1, and
+        a move held P weeks is worth r sum_{v <= P} L_v . dP."""
         if period not in self.cache:
             groups, k = self.revenue.shape
-            size = groups * k
-            # state: every cohort's shift (g, k) flattened; each cohort's feedback reads
-            # the shift summed over cohorts
-            step = (1 - self.rate) * np.eye(size) + self.rate * np.hstack(
-                [self.feedback.reshape(size, k)] * groups)
-            path = np.zeros((size, size))
-            total = np.zeros((size, size))
-            for u in range(1, max(self.horizon, period) + 1):
-                path = step @ path + (self.rate * np.eye(size) if u <= period else 0.0)
-                total += self.discount ** u * path
-            self.cache[period] = (self.people * (self.revenue.ravel() @ total)).reshape(groups, k)
+            rows = len(self.weight)
+            counted = np.zeros((rows, k, groups * k))
+            counted[np.arange(rows)[:, None], np.arange(k)[None],
+                    self.cohort[:, None] * k + np.arange(k)[None]] = (
+                self.weight / max(self.people, 1.0))[:, None]
+            # after the period every user is priced at their own ties: the cohort's revenue
+            # plus their ties' difference from the cohort's
+            priced = (self.weight[:, None] * self.revenue[self.cohort]
+                      + self.people * self.deviation @ self.per_set.T)[..., None]
+            after = self.backward_sum(priced, period, period + 1, self.horizon)[..., 0]
+            self.cache[period] = (self.backward_sum(counted, period, 1, period), after)
         return self.cache[period]
+
+    def backward_sum(self, valuation: np.ndarray, period: int, first: int,
+                     last: int) -> np.ndarray:
+        """(R, K, O): r sum_{v=1..P} L_v for the valuation (R, K, O) of the shifts in weeks
+        first..last."""
+        total = weights = np.zeros_like(valuation)
+        for v in range(max(last, period), 0, -1):
+            weights = self.pulled(weights)
+            if first <= v <= last:
+                weights = weights + self.discount ** v * valuation
+            if v <= period:
+                total = total + weights
+        return self.rate * total
+
+    def pulled(self, weights: np.ndarray) -> np.ndarray:
+        """S' applied to valuations `weights` (R, K, O) of next week's shifts: what a shift
+        this week is worth through next week's."""
+        if not weights.any():
+            return weights
+        rows, k, outputs = weights.shape
+        stayed = self.transitions @ weights
+        felt = (self.feedback.reshape(rows * k, -1).T
+                @ weights.reshape(rows * k, outputs))[self.options]                # (K, O)
+        spread = (self.weight / max(self.people, 1.0))[:, None, None] * felt[None]
+        return (1 - self.rate) * weights + self.rate * (stayed + spread)
 
 
 def violating_states(model) -> list[int]:
@@ -313,20 +446,24 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     dynamics = cache.dynamics(host) if cache else UserDynamics(model, spec.owner, host)
     weights = users.share_rate * view.share_weights * view.fanout[None, :]      # (C, S)
     route = view.route[view.options]                                            # (K, 2**M)
-    shocks = np.zeros((len(links), 3, len(view.sharing), len(view.options)))
-    movers = np.zeros((len(links), 3))
     loss = {}                                                     # state -> (K, 2**M, C, S)
     for a in STATE_LIST:
         extra = (per_view_loss[a] - per_view_loss[OPEN]) * weights[None]        # (2**M, C, S)
         extra[0] = 0.0
         loss[a] = extra[route]
-    # the users' utilities hold each link's present state: a state's shift is measured
-    # from the link open, not added to a block already felt
-    present = [loss[int(model.links.state[host, c, s])][:, :, c, s] for c, s in links]
-    for a in (WARNED, BLOCKED):
-        shocks[:, a], movers[:, a] = dynamics.tie_shocks(
-            [-loss[a][:, :, c, s] for c, s in links], present)
-    return LinkValues(links, by_route, shocks, movers, dynamics)
+    felt = dynamics.felt(np.array([[-loss[a][:, :, c, s] for a in STATE_LIST]
+                                   for c, s in links]).reshape((len(links), 3) + route.shape))
+    now = np.array([int(model.links.state[host, c, s]) for c, s in links], dtype=int)
+    # the users' utilities hold the links' present states: every shift is measured from
+    # the links open, not added to a block already felt
+    open_utilities = dynamics.utilities - felt[np.arange(len(links)), now].sum(axis=0)
+    column = np.zeros((len(links), 3) + owner_per_view[OPEN].shape)
+    for i, (c, s) in enumerate(links):
+        for a in STATE_LIST:
+            column[i, a, :, c, s] = owner_per_view[a][:, c, s] - owner_per_view[OPEN][:, c, s]
+    change, per_set_change = dynamics.priced(per_view_table(model, column))
+    return LinkValues(links, by_route, dynamics, open_utilities, felt, change,
+                      per_set_change, now)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -340,8 +477,12 @@ def view_revenue(model, best: np.ndarray, divert: np.ndarray,
 def option_revenue(model, owner: str, ties: np.ndarray, sent: float = 1.0,
                    received: float = 1.0) -> np.ndarray:
     """(K,): the owner's weekly revenue from one user on each platform set whose ties are
-    on masks distributed as `ties` (2**M): `user_revenue` and `tie_revenue`."""
-    return user_revenue(model, owner) + tie_revenue(model, owner, sent, received) @ ties
+    on masks distributed as `ties` (2**M), under today's links: `user_revenue` and the
+    owner's stake of the visits on the views between the user and their ties, sent (at
+    the user's sharing intensity `sent`) and received (at the ties' mean, `received`)."""
+    view = model.view
+    per_tie = (sent + received) * tie_table(model, view.state, view.divert, owner)
+    return user_revenue(model, owner) + per_tie[view.route[view.options]] @ ties
 
 
 def user_revenue(model, owner: str) -> np.ndarray:
@@ -353,22 +494,32 @@ def user_revenue(model, owner: str) -> np.ndarray:
     return attention(len(scenario.messaging))[view.options] @ per_host
 
 
-def tie_revenue(model, owner: str, sent: float = 1.0, received: float = 1.0) -> np.ndarray:
-    """(K, 2**M): the owner's stake of the visits on the views between a user on each set
-    and one tie on each mask, under today's links: sent (at the user's sharing intensity
-    `sent`, x share_rate) and received (at the ties' mean, `received`)."""
-    scenario, view = model.scenario, model.view
-    per_view = view_revenue(model, view.state, view.divert, owner_visit_value(model, owner))
-    per_tie = (sent + received) * scenario.users.share_rate * (
-        per_view * view.share_weights[None] * view.fanout[None, None, :]).sum(axis=(1, 2))
-    per_tie[0] = 0.0
-    return per_tie[view.route[view.options]]
+def tie_table(model, best: np.ndarray, divert: np.ndarray, owner: str) -> np.ndarray:
+    """(2**M,): the owner's weekly revenue per unit of sharing intensity from the views
+    exchanged with one tie, by the route's mask, with the routes' best states `best`
+    and diversion `divert`: x share_rate, each surface's weight and fan-out, the owner's
+    stake of the visits (`view_revenue`)."""
+    per_view = view_revenue(model, best, divert, owner_visit_value(model, owner))
+    return per_view_table(model, per_view)
 
 
-def naming_shock(dynamics: UserDynamics, model, host: int, penalty: float) -> np.ndarray:
-    """The direct shift when every set holding the host loses `penalty` of utility."""
+def per_view_table(model, per_view: np.ndarray) -> np.ndarray:
+    """(..., 2**M): `per_view` (..., 2**M, C, S), what one view on each route pays the
+    owner, as a tie's weekly revenue per unit of sharing intensity."""
+    view = model.view
+    per_tie = model.scenario.users.share_rate * (
+        per_view * view.share_weights * view.fanout[None, :]).sum(axis=(-2, -1))
+    per_tie[..., 0] = 0.0
+    return per_tie
+
+
+def naming_loss(dynamics: UserDynamics, model, host: int, penalty: float, weeks: int) -> float:
+    """The owner's discounted user revenue lost when every set holding the host loses
+    `penalty` of utility for `weeks` weeks."""
     holds = host_bits(len(model.scenario.messaging))[model.view.options, host]
-    return dynamics.shock(np.broadcast_to(-penalty * holds, dynamics.p.shape))
+    moved = choice_probabilities(dynamics.utilities - penalty * holds, dynamics.beta) - dynamics.p
+    during, after = dynamics.response(moved[None], weeks)
+    return -float(dynamics.people * (during[0] * dynamics.revenue).sum() + after[0])
 
 
 def joiners(dynamics: UserDynamics, model, host: int) -> float:
@@ -384,16 +535,25 @@ def gain_weight(period: int, discount: float) -> float:
     return float(sum(discount ** u for u in range(1, period + 1)))
 
 
-@cache
 def exposure_weight(period: int, horizon: int, discount: float, rate: float) -> float:
     """sum_{u=1..H} delta^u E_u(P): users' adjustment to a change held P weeks, then
     undone, over the horizon."""
+    return sum(exposure_weights(period, horizon, discount, rate))
+
+
+@cache
+def exposure_weights(period: int, horizon: int, discount: float,
+                     rate: float) -> tuple[float, float]:
+    """`exposure_weight` split into the period's weeks (u <= P) and the weeks after it."""
     horizon = max(horizon, period)
-    total = 0.0
+    within = after = 0.0
     for u in range(1, horizon + 1):
         exposed = sum(rate * (1 - rate) ** (u - t) for t in range(1, min(u, period) + 1))
-        total += discount ** u * exposed
-    return total
+        if u <= period:
+            within += discount ** u * exposed
+        else:
+            after += discount ** u * exposed
+    return within, after
 
 
 @dataclass(frozen=True)
@@ -472,8 +632,7 @@ class PenaltyOutlook:
             audit = np.array([deadline if regulator.blitz(w) else routine for w in self.weeks])
         else:
             audit = np.zeros(self.period)
-        naming = -float((naming_shock(dynamics, model, host, reg.naming_penalty)
-                         * dynamics.gain(reg.naming_steps)).sum())
+        naming = naming_loss(dynamics, model, host, reg.naming_penalty, reg.naming_steps)
         suspension = (spec.revenue_per_user * joiners(dynamics, model, host)
                       * exposure_weight(reg.suspension_steps, decider.planning_horizon,
                                         self.discount, users.revision_rate))
@@ -506,8 +665,9 @@ class PenaltyOutlook:
             return np.zeros(self.period), 0.0
         found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
         values = cache.link_values(sibling) if cache else link_values(model, sibling)
-        steady = values.steady()[np.arange(len(links)), states]
-        return found, float((np.maximum(steady, 0.0) * self.binding[surfaces]).sum())
+        opened = np.where(self.binding[surfaces], OPEN, states)
+        held = values.held(np.vstack([states, opened]))
+        return found, float(max(held[0] - held[1], 0.0))
 
     def expected(self, violating: np.ndarray, forced_value: np.ndarray,
                  reblocking: np.ndarray | None = None) -> np.ndarray:
@@ -647,9 +807,9 @@ class Plan:
 
 class Evaluation:
     """What every policy for a host's free links is worth over the coming period: each
-    link's value in each state (G_l, less the adjustment cost of a change from `start`),
-    and the expected penalty, which depends only on how many links violate on each
-    surface."""
+    link's diversion in each state (G_l, less the adjustment cost of a change from
+    `start`), the policy's users' term, and the expected penalty, which depends only on
+    how many links violate on each surface."""
 
     def __init__(self, model, host: int, period: int, start: np.ndarray | None = None,
                  cache: ReviewCache | None = None):
@@ -661,8 +821,11 @@ class Evaluation:
         self.reopened = np.array([model.links.ever_opened[host, c, s] for c, s in links],
                                  dtype=bool)
         adjustment = spec.adjustment_cost * max(model.weekly_revenue(spec.owner), 0.0)
-        self.worth = values.diverted(period) + values.users(period)
-        self.worth -= adjustment * (np.arange(3)[None, :] != np.asarray(start)[:, None])
+        self.period = period
+        self.additive = values.diverted(period) - adjustment * (
+            np.arange(3)[None, :] != np.asarray(start)[:, None])
+        # each link's own worth, the others as they are: it ranks the links
+        self.worth = self.additive + values.users(period)
         self.steady = values.steady()
         self.outlook = PenaltyOutlook(model, host, period, values, cache)
         self.violating_states = violating_states(model)
@@ -676,24 +839,42 @@ class Evaluation:
     def values_of(self, states: np.ndarray) -> np.ndarray:
         """(P,): the values of policies given as rows of link states (P, L)."""
         rows = np.arange(states.shape[1])
+        return (self.additive[rows, states].sum(axis=1)
+                + self.values.users_of(states, self.period)
+                - self.penalty(states, self.forced_value(states)))
+
+    def penalty(self, states: np.ndarray, forced_value: np.ndarray) -> np.ndarray:
+        """(P,): the expected penalty of each policy, which depends on how many links
+        violate on each surface, on whether it re-blocks a link opened before and on
+        `forced_value` (P,), what a forced opening would take from it each week."""
         violating = np.isin(states, self.violating_states) & self.at_risk[None, :]
         reblocking = ((states == BLOCKED) & (self.start != BLOCKED)[None, :]
                       & self.reopened[None, :]).any(axis=1)
-        surfaces = len(self.outlook.visibility)
         counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
-                           for s in range(surfaces)], axis=1)
-        forced_value = (np.maximum(self.steady[rows, states], 0.0) * self.at_risk).sum(axis=1)
-        return (self.worth[rows, states].sum(axis=1)
-                - self.outlook.expected(counts, forced_value, reblocking))
+                           for s in range(len(self.outlook.visibility))], axis=1)
+        return self.outlook.expected(counts, forced_value, reblocking)
+
+    def forced_value(self, states: np.ndarray) -> np.ndarray:
+        """(P,): what a forced opening takes from each policy per week: the policy held
+        to the horizon less the same policy with its links on the order's surfaces open,
+        valued as a whole (the users' term is not additive over links)."""
+        if not self.at_risk.any():
+            return np.zeros(len(states))
+        opened = np.where(self.at_risk[None, :], OPEN, states)
+        held = self.values.held(np.vstack([states, opened]))
+        return np.maximum(held[:len(states)] - held[len(states):], 0.0)
 
     @cached_property
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """The link states (P, L) and values (P,) of the best policy for each number of
-        violating links on each surface: links are additive, so for every count vector
-        the best policy violates on the links that gain most from it, and these few plans
-        contain the best policy overall, as long as a decision's cost does not depend on
-        which links violate (a forced opening's and a reported re-block's do: there the
-        ranking is a heuristic)."""
+        """The link states (P, L) and values (P,) of the policies the host chooses among:
+        for every number of links violating the order, the policy that does best; the
+        policy it holds; and the policy a local search reaches from the best of these.
+        The penalty depends on how many links violate on each surface, so for each
+        split of the violating links over the surfaces the links chosen are those whose
+        own worth gains most from violating; the splits are screened on the links' own
+        worths added up, then the best split for each number valued as a whole. One plan
+        per number, not one per split: a logit over hundreds of near-identical splits
+        would make the host's noise grow with the count of its links."""
         worth, rows = self.worth, np.arange(len(self.worth))
         lawful = [a for a in STATE_LIST if a not in self.violating_states]
         best_lawful = np.array(lawful)[worth[:, lawful].argmax(axis=1)]
@@ -708,10 +889,34 @@ class Evaluation:
                     if self.surfaces[i] == s and self.at_risk[i]]
             rank[mine] = np.arange(len(mine))
             sizes.append(len(mine))
-        counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (P, S)
+        counts = np.array(list(product(*(range(n + 1) for n in sizes))))    # (Q, S)
         chosen = rank[None, :] < counts[:, self.surfaces]
-        states = np.where(chosen, best_violating[None, :], base[None, :])
-        return states, self.values_of(states)
+        splits = np.where(chosen, best_violating[None, :], base[None, :])
+        one_link_forced = (np.maximum(self.steady[rows, splits], 0.0) * self.at_risk).sum(axis=1)
+        screened = worth[rows, splits].sum(axis=1) - self.penalty(splits, one_link_forced)
+        number = counts.sum(axis=1)
+        best = [np.flatnonzero(number == n)[screened[number == n].argmax()]
+                for n in np.unique(number)]
+        states = np.vstack([splits[best], self.start[None]])
+        values = self.values_of(states)
+        found, value = self.improved(states[values.argmax()], values.max())
+        states, values = np.vstack([states, found]), np.append(values, value)
+        states, first = np.unique(states, axis=0, return_index=True)
+        return states, values[first]
+
+    def improved(self, states: np.ndarray, value: float) -> tuple[np.ndarray, float]:
+        """The policy reached from `states` by changing, while one gains, the one link
+        whose change gains most, and its value."""
+        count = len(states)
+        for _ in range(LOCAL_ROUNDS if count else 0):
+            link, state = np.nonzero(np.arange(3)[None, :] != states[:, None])
+            trials = np.repeat(states[None], len(link), axis=0)
+            trials[np.arange(len(link)), link] = state
+            values = self.values_of(trials)
+            if values.max() <= value + 1e-12 * abs(value):
+                break
+            states, value = trials[values.argmax()], float(values.max())
+        return states, value
 
     def plans(self) -> list[Plan]:
         """The candidates as plans."""
