@@ -328,15 +328,17 @@ def run_cli(*args):
 
 def test_validate_writes_a_table_and_a_report(tmp_path):
     out = tmp_path / "validation"
-    done = run_cli("validate", "--quick", "--quiet", "--check", "largest_blocks",
+    # checks that hold, for their mechanism, in the homogeneous world too (largest_blocks
+    # does not there: WeChat blocks a few links with diversion off, ODD 8 gap 18)
+    done = run_cli("validate", "--quick", "--quiet", "--check", "brock_durlauf_unique",
                    "--check", "learning", "--scenario", str(HOMOGENEOUS), "--out", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "validation.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["check"] for r in rows} == {"largest_blocks", "learning"}
+    assert {r["check"] for r in rows} == {"brock_durlauf_unique", "learning"}
     assert all(r["passed"] == "1" and r["without_mechanism"] == "0" for r in rows)
     page = (out / "report.html").read_text()
-    assert "largest_blocks" in page and "95% CI" in page and "plotly" in page
+    assert "brock_durlauf_unique" in page and "95% CI" in page and "plotly" in page
     assert "fails, as it should" in page
     assert_reads_plotlyjs_from_beside(out / "report.html")
     assert (out / "manifest.json").exists()
@@ -370,8 +372,9 @@ def test_validate_exits_1_when_a_check_fails(tmp_path):
 
 def test_calibrate_writes_a_fitted_scenario_that_loads(tmp_path):
     out = tmp_path / "calibration"
-    done = run_cli("calibrate", "--quick", "--quiet", "--scenario", str(HOMOGENEOUS),
-                   "--out", str(out))
+    # two replicates an evaluation and no profile round: the machinery, not a fit
+    done = run_cli("calibrate", "--quick", "--quiet", "--replicates", "2", "--profile-rounds",
+                   "0", "--scenario", str(HOMOGENEOUS), "--out", str(out))
     assert done.returncode == 0, done.stderr
     with open(out / "fit.csv") as f:
         fit = list(csv.DictReader(f))
