@@ -1149,7 +1149,10 @@ def record_sanctions(case: Scenario, effort: Effort) -> list[Evidence]:
     """Out of sample: no decision against any platform (a fine, a naming, a suspension or
     a forced opening) from the announcement until the minister called link blocking
     resolved. A decision follows every audit that finds a violation, so the measure is
-    whether any audit found one."""
+    whether any audit found one. The record is a none, so the check asks the model to show
+    it with confidence: the share of runs with a decision at most the tolerance at the
+    top of its 95% interval (an interval that merely reaches down to the tolerance would
+    pass half the runs sanctioned, and more easily the fewer the replicates)."""
     if not has_record(case):
         return []
     resolved = event(load_record(), "resolved").date
@@ -1164,8 +1167,8 @@ def record_sanctions(case: Scenario, effort: Effort) -> list[Evidence]:
         f"open for blocking links before {resolved:%d %b %Y}, when the minister called it "
         "resolved", f"{RECORD_FILE_NAME}: the minister's statement (CASE.md timeline)",
         f"share of replicates with a decision against any platform in weeks "
-        f"{weeks.start}-{weeks.stop - 1}", f"95% CI overlaps 0 ± {tolerance:g}", decided,
-        "t interval", math.nan, ci["ci_low"] <= tolerance)]
+        f"{weeks.start}-{weeks.stop - 1}", f"95% CI within 0 to {tolerance:g}", decided,
+        "t interval", math.nan, ci["ci_high"] <= tolerance)]
 
 
 @check("market_at_rest", "users and platforms who have settled before the order "
