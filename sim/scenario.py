@@ -289,8 +289,11 @@ class PlatformSpec:
         "penalties to its horizon (each decision raises the next fine and climbs the "
         "ladder), each later week keeping its violations or complying, whichever costs "
         "its owner less.")
-    belief_weight: float = key(10.0, number(0.0, LARGE), "observations",
-                               "Weight of each prior against inspections seen (pseudo-observations).")
+    belief_weight: float = key(10.0, number(0.0, LARGE), "platform-weeks",
+                               "Weight of each prior against inspections seen, in "
+                               "pseudo-observations: one a week for each platform the "
+                               "regulator may inspect (with three, 10 is about three "
+                               "calendar weeks).")
     recency: float = key(0.1, probability(), "fraction",
                          "Learning: how fast old experience is forgotten (EWA phi).")
     experimentation: float = key(0.05, probability(), "probability",
