@@ -133,7 +133,8 @@ def test_record_moments_read_the_link_history(case):
     deadline check and blocks it again two weeks later; WeChat puts chat behind a
     warning page at the deadline and opens it plainly five weeks later, opens groups
     for the check and keeps them open, and opens the feed for the check's week only
-    (which is not opening it: the lag is censored)."""
+    (which is not opening it: the lag is censored). A re-block of WeChat's chat later
+    restarts its lags: a lag ends at an opening that holds to the run's end."""
     deadline = record.first_deadline(case)
     weeks, hosts, contents = 30, len(case.messaging), len(case.content)
     states = np.zeros((weeks, hosts, contents, 3), np.uint8)
@@ -165,6 +166,13 @@ def test_record_moments_read_the_link_history(case):
     values = record.measure(case, record.moments(case, weeks), rows, states)
     assert values["pre_order_open"] == pytest.approx(2 / 6)
     assert values["qq_per_wechat_level"] == pytest.approx(0.5)
+    states[deadline + 9:deadline + 11, wechat, names.index("Douyin"), 0] = BLOCKED
+    values = record.measure(case, record.moments(case, weeks), rows, states)
+    assert values["wechat_chat_lag"] == 12, "a re-block restarts the lag: open for good"
+    assert values["wechat_chat_warned_lag"] == 12
+    states[weeks - 1, wechat, names.index("Douyin"), 0] = BLOCKED
+    values = record.measure(case, record.moments(case, weeks), rows, states)
+    assert values["wechat_chat_lag"] == weeks - deadline       # blocked at the end: censored
 
 
 class LinearProblem:

@@ -90,7 +90,6 @@ def users_at(record, platform: str, date: datetime.date) -> float:
 
 WECHAT, QQ = "WeChat", "QQ"
 REBLOCK_WINDOW = 4    # weeks after the deadline in which a re-block counts
-LASTING = 4           # weeks an opening must last to end a lag (not one week's window dressing)
 USER_WINDOW = 4       # weeks over which a quarter-end's users are averaged (monthly users)
 
 
@@ -151,10 +150,10 @@ def moments(case, weeks: int, record=None) -> tuple[Moment, ...]:
       where the record does not is a misfit too.
     - Weeks from the order's deadline until WeChat's chat links are all at least
       behind a warning page, and until its chat, group and feed links are all plainly
-      open, each for good (LASTING weeks, or to the run's end): opening for the week of
-      the check and blocking again is not opening; a lag longer than the run is
-      censored at the run's end, and so is the target (the feed never opened in the
-      record).
+      open, each for good (to the run's end: the record shows no WeChat re-block, so a
+      re-block restarts the count, and opening for the check's weeks is not opening); a
+      lag longer than the run is censored at the run's end, and so is the target (the
+      feed never opened in the record).
     - Of WeChat's rival group and feed links, the share open (not blocked) for the
       deadline's check: none in the record.
     - Of QQ's chat links blocked at the start: the share open for the deadline's
@@ -238,12 +237,10 @@ def measure(case, targets, rows: list[dict], states) -> dict[str, float]:
     rival = np.array([[p.owner != c.owner for c in case.content] for p in case.messaging])
 
     def lag(host, surface, condition):
-        links = rival[host]
-        ok = condition(states[:, host, links, surface]).all(axis=1)
-        for week in range(deadline - 1, weeks):
-            if ok[week:week + LASTING].all():
-                return float(week + 1 - deadline)
-        return float(weeks - deadline)
+        ok = condition(states[deadline - 1:, host, rival[host], surface]).all(axis=1)
+        failing = np.flatnonzero(~ok)
+        held_from = failing[-1] + 1 if failing.size else 0     # weeks after the check
+        return float(min(held_from, weeks - deadline))
 
     def ratios(at):
         return [float(np.mean([r[f"users_{QQ}"] / max(r[f"users_{WECHAT}"], 1e-12)
