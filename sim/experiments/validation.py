@@ -855,8 +855,9 @@ def credible_deadline(case: Scenario, effort: Effort) -> list[Evidence]:
     violating = [int((run.states[11:] != OPEN).sum()) for run in runs]
     source = "CASE.md fact 2; Becker (1968) deterrence"
     return [
-        evidence("credible_deadline", "a deadline with a credible penalty opens every link by "
-                 "the week after it, and they stay open", source,
+        evidence("credible_deadline", "a deadline with certain enforcement after it (weekly "
+                 "audits, a fine far above any gain, both believed) opens every link by the "
+                 "week after it, and they stay open", source,
                  "rival links blocked or behind a warning page, summed over the weeks from "
                  "the deadline", "0 in every replicate", violating, "count", math.nan,
                  max(violating) == 0),
