@@ -14,7 +14,7 @@ PLOTLY = "application/vnd.plotly.v1+json"
 def test_first_run_notebook_runs_and_draws_its_figures(root):
     folder = root / "notebooks"
     notebook = nbformat.read(folder / "01_first_run.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+    nbclient.NotebookClient(notebook, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -28,7 +28,7 @@ def test_sweep_notebook_gives_sobol_indices_and_a_prim_box(root):
     pytest.importorskip("ema_workbench")
     folder = root / "notebooks"
     notebook = nbformat.read(folder / "02_sweep_and_sensitivity.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+    nbclient.NotebookClient(notebook, timeout=1200, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}}).execute()
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     outputs = [o for cell in code for o in cell.outputs]
