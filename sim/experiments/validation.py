@@ -867,6 +867,42 @@ def credible_deadline(case: Scenario, effort: Effort) -> list[Evidence]:
     ]
 
 
+@check("window_dressing", "the platforms' belief in the deadline's check: a one-off "
+       "inspection they expect is met for its week, and what is opened for it alone closes "
+       "again when routine audits are rare", ("regulator.deadline_audit", 0.0))
+def window_dressing(case: Scenario, effort: Effort) -> list[Evidence]:
+    """The case's order with its deadline's check believed (deadline_credibility 1)
+    against not believed (0), everything else as in the case (its weak routine audits
+    after the deadline), replicates paired by seed. Switched off, the check never comes,
+    so no platform can expect it: the two arms are the same."""
+    deadline = case.regulator.deadline_step
+
+    def runs(credibility):
+        return simulate(sized(case, effort, ("regulator.policy", "order"),
+                              ("regulator.phases", []),
+                              ("platforms.*.deadline_credibility", credibility)),
+                        effort.replicates)
+    believed, doubted = runs(1.0), runs(0.0)
+
+    def at_check(run):
+        return float((run.states[deadline - 1] != OPEN).sum())
+
+    def reblocked(run):
+        return float(sum(r["reblocks"] for r in run.rows[deadline:]))
+    source = "CASE.md timeline (QQ, 17 Sep 2021: opened in the morning, re-blocked the same day)"
+    return [
+        paired_change("window_dressing", "a deadline check the platforms believe leaves fewer "
+                      "links violating in its week", source, "links blocked or behind a "
+                      f"warning page in the deadline's week ({deadline}), believed minus "
+                      "doubted", [at_check(b) - at_check(d) for b, d in zip(believed, doubted)],
+                      sign=-1),
+        paired_change("window_dressing", "with routine audits rare after it, links opened for "
+                      "a believed check are blocked again", source, "re-blocks after the "
+                      "deadline, believed minus doubted",
+                      [reblocked(b) - reblocked(d) for b, d in zip(believed, doubted)]),
+    ]
+
+
 @check("deterrence", PENALTIES, *IGNORE_PENALTIES)
 def deterrence(case: Scenario, effort: Effort) -> list[Evidence]:
     """Links left blocked after the deadline against the fine and the believed audit
