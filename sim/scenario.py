@@ -278,6 +278,10 @@ class PlatformSpec:
     adjustment_cost: float = key(0.005, number(0.0, LARGE), "weekly revenue",
                                  "Cost of changing one link's state, in weeks of the owner's "
                                  "revenue.")
+    traffic_memory: float = key(0.25, number(0.0, 1.0, low_open=True), "fraction",
+                                "Weight of the newest week in its estimate of the views on "
+                                "each route (an exponential average of the ledger; 1: last "
+                                "week's alone).")
     audit_belief: float = key(0.1, probability(), "probability",
                               "Prior mean of its belief in the weekly routine audit probability.")
     deadline_credibility: float = key(

@@ -41,6 +41,22 @@ def test_friction_is_token_and_warning_costs_paid():
     assert sum(r["shares_warned"] for r in model.rows) > 0
 
 
+def test_each_platforms_traffic_estimate_averages_the_ledger_with_its_own_memory():
+    # WeChat renews half its estimate each week, QQ all of it: each reads its own average
+    scenario = small("china_2021", "burn_in.weeks=0", "platforms.WeChat.traffic_memory=0.5",
+                     "platforms.QQ.traffic_memory=1.0", size=12, steps=5)
+    model = WalledGardenModel(scenario, rng=replicate_seed(1, 0))
+    assert set(model.traffic) == {0.5, 1.0, 0.25}          # DingTalk keeps the default
+    average = None
+    for _ in range(scenario.steps):
+        model.step()
+        views = model.ledger.counts.sum(axis=-1)
+        average = views if average is None else average + 0.5 * (views - average)
+        assert np.allclose(model.traffic[0.5], average)
+        assert np.array_equal(model.traffic[1.0], views)
+    assert not np.allclose(model.traffic[0.5], model.traffic[1.0])
+
+
 def test_each_users_views_of_the_week_are_the_weeks_ledger():
     # The agent engine decides the week's outcomes in one call for every user's views:
     # each user keeps their own, in order, and all of them together make the ledger.

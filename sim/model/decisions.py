@@ -438,7 +438,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         owner_per_view[a] = view_revenue(model, best, divert, visit_value)
         per_view_loss[a] = view_loss(best, view.view_mean[None, None, :], users,
                                      users.diverted_value * divert.sum(axis=-1))
-    traffic = model.traffic * on_host[:, None, None]
+    traffic = model.traffic[spec.traffic_memory] * on_host[:, None, None]
     by_route = np.array([[traffic[:, c, s] * (owner_per_view[a][:, c, s]
                                               - owner_per_view[OPEN][:, c, s])
                           for a in STATE_LIST] for c, s in links]).reshape(

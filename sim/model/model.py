@@ -21,7 +21,6 @@ from sim.model.metrics import choice_surplus, columns, step_row
 from sim.scenario import Scenario
 
 DEBUG = os.environ.get("WALLED_GARDEN_DEBUG", "") not in ("", "0")
-TRAFFIC_MEMORY = 0.25   # weight of the newest week in the platforms' traffic estimate
 ENGINES = {"agent": AgentUsers, "array": ArrayUsers}
 
 
@@ -73,7 +72,10 @@ class WalledGardenModel(Model):
         owners, hosts = len(scenario.owners), len(scenario.messaging)
         self.revenue_history = np.zeros((0, owners))
         self.fine_history = np.zeros((0, owners))
-        self.traffic = np.zeros((2 ** hosts, len(scenario.content), 3))
+        # the views on each route, as each platform estimates them: one exponential
+        # average per memory the platforms use
+        self.traffic = {spec.traffic_memory: np.zeros((2 ** hosts, len(scenario.content), 3))
+                        for spec in scenario.messaging}
         self.ledger = ShareLedger.empty(hosts, len(scenario.content))
         # (C, O): the part of a visit's revenue to content c that accrues to owner o
         self.visit_shares = np.array([[stake(c, o) for o in scenario.owners]
@@ -169,8 +171,9 @@ class WalledGardenModel(Model):
         self.revenue_history = np.vstack([self.revenue_history, revenue])
         self.fine_history = np.vstack([self.fine_history, self.regulator.fines])
         views = ledger.counts.sum(axis=-1)
-        memory = TRAFFIC_MEMORY if len(self.revenue_history) > 1 else 1.0
-        self.traffic += memory * (views - self.traffic)
+        first = len(self.revenue_history) == 1
+        for memory, traffic in self.traffic.items():
+            traffic += (1.0 if first else memory) * (views - traffic)
 
     def count_users(self) -> None:
         """Tally users by platform set; the rest of the week reads these counts."""
