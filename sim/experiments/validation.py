@@ -867,40 +867,61 @@ def credible_deadline(case: Scenario, effort: Effort) -> list[Evidence]:
     ]
 
 
-@check("window_dressing", "the platforms' belief in the deadline's check: a one-off "
-       "inspection they expect is met for its week, and what is opened for it alone closes "
-       "again when routine audits are rare", ("regulator.deadline_audit", 0.0))
-def window_dressing(case: Scenario, effort: Effort) -> list[Evidence]:
-    """The case's order with its deadline's check believed (deadline_credibility 1)
-    against not believed (0), everything else as in the case (its weak routine audits
-    after the deadline), replicates paired by seed. Switched off, the check never comes,
-    so no platform can expect it: the two arms are the same."""
+def deadline_belief_runs(case: Scenario, effort: Effort, credibility: float) -> list[Run]:
+    """The case's order with every platform believing the deadline's check comes with
+    this probability, all else as in the case."""
+    return simulate(sized(case, effort, ("regulator.policy", "order"), ("regulator.phases", []),
+                          ("platforms.*.deadline_credibility", credibility)), effort.replicates)
+
+
+def inspected(run: Run, week: int) -> np.ndarray:
+    """Rival links' states as the audits of `week` find them: the policy its week began
+    with, set by the reviews of the week before (week w's reviews are `states[w - 1]`)."""
+    return run.states[week - 2]
+
+
+@check("believed_check", "the platforms' belief that the deadline's check comes, in their "
+       "expected penalty", ("regulator.deadline_audit", 0.0))
+def believed_check(case: Scenario, effort: Effort) -> list[Evidence]:
+    """The deadline's check believed (deadline_credibility 1) against doubted (0),
+    replicates paired by seed. Switched off, there is no check to believe (the belief's
+    prior is credibility x deadline_audit): the contrast itself goes."""
     deadline = case.regulator.deadline_step
+    believed, doubted = (deadline_belief_runs(case, effort, c) for c in (1.0, 0.0))
 
-    def runs(credibility):
-        return simulate(sized(case, effort, ("regulator.policy", "order"),
-                              ("regulator.phases", []),
-                              ("platforms.*.deadline_credibility", credibility)),
-                        effort.replicates)
-    believed, doubted = runs(1.0), runs(0.0)
+    def violating(run):
+        return float((inspected(run, deadline) != OPEN).sum())
+    return [paired_change(
+        "believed_check", "a deadline check the platforms believe finds fewer links "
+        "violating", "Becker (1968); CASE.md timeline (17 Sep 2021)", "rival links blocked "
+        f"or behind a warning page as the check of week {deadline} finds them, believed "
+        "minus doubted", [violating(b) - violating(d) for b, d in zip(believed, doubted)],
+        sign=-1)]
 
-    def at_check(run):
-        return float((run.states[deadline - 1] != OPEN).sum())
 
-    def reblocked(run):
-        return float(sum(r["reblocks"] for r in run.rows[deadline:]))
-    source = "CASE.md timeline (QQ, 17 Sep 2021: opened in the morning, re-blocked the same day)"
-    return [
-        paired_change("window_dressing", "a deadline check the platforms believe leaves fewer "
-                      "links violating in its week", source, "links blocked or behind a "
-                      f"warning page in the deadline's week ({deadline}), believed minus "
-                      "doubted", [at_check(b) - at_check(d) for b, d in zip(believed, doubted)],
-                      sign=-1),
-        paired_change("window_dressing", "with routine audits rare after it, links opened for "
-                      "a believed check are blocked again", source, "re-blocks after the "
-                      "deadline, believed minus doubted",
-                      [reblocked(b) - reblocked(d) for b, d in zip(believed, doubted)]),
-    ]
+@check("window_dressing", "a one-off check: what is opened for it alone closes again when no "
+       "routine enforcement follows", ("regulator.audit_probability", 1.0),
+       ("platforms.*.audit_belief", 1.0), ("platforms.*.belief_weight", FROZEN_BELIEFS),
+       without="routine audits after the check certain and believed (audit_probability = 1, "
+               "platforms.*.audit_belief = 1, beliefs frozen)")
+def window_dressing(case: Scenario, effort: Effort) -> list[Evidence]:
+    """Links restricted the week before the deadline's check, open for it, and restricted
+    again within four weeks of it, with the check believed against doubted (the flicker
+    of links a doubted check leaves is the baseline), replicates paired by seed."""
+    deadline = case.regulator.deadline_step
+    believed, doubted = (deadline_belief_runs(case, effort, c) for c in (1.0, 0.0))
+
+    def dressed(run):
+        before = inspected(run, deadline - 1) != OPEN
+        for_check = inspected(run, deadline) == OPEN
+        after = (run.states[deadline - 1:deadline + 3] != OPEN).any(axis=0)
+        return float((before & for_check & after).sum())
+    return [paired_change(
+        "window_dressing", "links opened for a believed check are restricted again within "
+        "four weeks", "CASE.md timeline (QQ, 17 Sep 2021: opened in the morning, re-blocked "
+        "the same day)", "rival links restricted before the deadline's check, open for it "
+        "and restricted again within four weeks, believed minus doubted",
+        [dressed(b) - dressed(d) for b, d in zip(believed, doubted)])]
 
 
 @check("deterrence", PENALTIES, *IGNORE_PENALTIES)
