@@ -836,11 +836,27 @@ IGNORE_PENALTIES = (("platforms.*.audit_belief", 0.0), ("platforms.*.deadline_cr
                     ("platforms.*.belief_weight", FROZEN_BELIEFS))
 
 
+def inspected(run: Run, week: int) -> np.ndarray:
+    """Rival links' states as the audits of `week` find them: the policy its week began
+    with, set by the reviews of the week before (week w's reviews are `states[w - 1]`)."""
+    return run.states[week - 2]
+
+
+def after_check(run: Run, deadline: int) -> np.ndarray:
+    """Rival links' states from the reviews of the deadline's week (right after its
+    check) on."""
+    return run.states[deadline - 1:]
+
+
+CREDIBLE_DEADLINE = 12
+
+
 def credible(case: Scenario, effort: Effort) -> Scenario:
     """The case's order with certain audits, a fine far above any diversion gain, no
     forced opening, and platforms that believe the regulator (rational expectations)."""
     return sized(case, effort, ("regulator.policy", "order"), ("regulator.phases", []),
-                 ("regulator.announce_step", 10), ("regulator.deadline_step", 12),
+                 ("regulator.announce_step", 10),
+                 ("regulator.deadline_step", CREDIBLE_DEADLINE),
                  ("regulator.audit_probability", 1.0), ("regulator.deadline_audit", 1.0),
                  ("regulator.fine", 5.0), ("regulator.fine_kind", "revenue_share"),
                  ("regulator.fine_cap", 10.0), ("regulator.forced_open", False),
@@ -852,7 +868,7 @@ def credible_deadline(case: Scenario, effort: Effort) -> list[Evidence]:
     runs = simulate(credible(case, effort), effort.replicates)
     before = [np.mean([r["friction_cost"] for r in run.rows[:9]]) for run in runs]
     after = [np.mean([r["friction_cost"] for r in run.rows[12:]]) for run in runs]
-    violating = [int((run.states[11:] != OPEN).sum()) for run in runs]
+    violating = [int((after_check(run, CREDIBLE_DEADLINE) != OPEN).sum()) for run in runs]
     source = "CASE.md fact 2; Becker (1968) deterrence"
     return [
         evidence("credible_deadline", "a deadline with certain enforcement after it (weekly "
@@ -874,10 +890,6 @@ def deadline_belief_runs(case: Scenario, effort: Effort, credibility: float) -> 
                           ("platforms.*.deadline_credibility", credibility)), effort.replicates)
 
 
-def inspected(run: Run, week: int) -> np.ndarray:
-    """Rival links' states as the audits of `week` find them: the policy its week began
-    with, set by the reviews of the week before (week w's reviews are `states[w - 1]`)."""
-    return run.states[week - 2]
 
 
 @check("believed_check", "the platforms' belief that the deadline's check comes, in their "
@@ -914,7 +926,7 @@ def window_dressing(case: Scenario, effort: Effort) -> list[Evidence]:
     def dressed(run):
         before = inspected(run, deadline - 1) != OPEN
         for_check = inspected(run, deadline) == OPEN
-        after = (run.states[deadline - 1:deadline + 3] != OPEN).any(axis=0)
+        after = (after_check(run, deadline)[:4] != OPEN).any(axis=0)
         return float((before & for_check & after).sum())
     return [paired_change(
         "window_dressing", "links opened for a believed check are restricted again within "
@@ -929,7 +941,7 @@ def deterrence(case: Scenario, effort: Effort) -> list[Evidence]:
     """Links left blocked after the deadline against the fine and the believed audit
     rate, replicates paired by seed."""
     def violating(*overrides):
-        return [float((run.states[case.regulator.deadline_step:] != OPEN).sum(
+        return [float((after_check(run, case.regulator.deadline_step) != OPEN).sum(
                     axis=(1, 2, 3)).mean())
                 for run in simulate(sized(case, effort, ("regulator.forced_open", False),
                                           *overrides), effort.replicates // 2)]
@@ -982,7 +994,7 @@ def belief_learning(case: Scenario, effort: Effort) -> list[Evidence]:
                          ("regulator.audit_probability", 0.3),
                          ("regulator.forced_open", False), ("platforms.*.belief_weight", weight))
         deadline = case.regulator.deadline_step
-        return [float((run.states[deadline:] != OPEN).sum(axis=(1, 2, 3)).mean())
+        return [float((after_check(run, deadline) != OPEN).sum(axis=(1, 2, 3)).mean())
                 for run in simulate(scenario, effort.replicates)]
     weight = case.messaging[largest(case)].belief_weight
     return [paired_change(
