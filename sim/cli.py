@@ -7,9 +7,11 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
+from sim.experiments.interrupts import INTERRUPTED, remember_interrupt
 from sim.outputs.compare import CompareError
 from sim.outputs.discover import DiscoverError
 from sim.outputs.folders import FolderError, OutputFolder, manifest_kind
@@ -672,6 +674,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGINT, remember_interrupt), sys.unraisablehook
+    sys.unraisablehook = quiet_about_interrupts
+    try:
+        return run_command(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        sys.unraisablehook = previous[1]
+        INTERRUPTED.clear()
+
+
+def quiet_about_interrupts(unraisable) -> None:
+    """A Ctrl-C swallowed by a C callback is handled through INTERRUPTED: the one line
+    `interrupted` says it, not a traceback of the callback."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
+def run_command(argv: list[str] | None) -> int:
     git_state()                # the code as the command starts, for its manifest
     try:
         args = parser().parse_args(argv)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.experiments.interrupts import INTERRUPTED
 from sim.model.model import WalledGardenModel
 from sim.scenario import Scenario
 
@@ -61,6 +62,8 @@ def run_replicate(scenario: Scenario, replicate: int,
     model = WalledGardenModel(scenario, rng=replicate_seed(scenario.seed, replicate))
     for _ in range(scenario.steps):
         model.step()
+        if INTERRUPTED.is_set():            # a Ctrl-C that numba's compiler swallowed
+            raise KeyboardInterrupt
         if on_step:
             on_step()
     for row in model.rows:
