@@ -674,13 +674,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    previous = signal.signal(signal.SIGINT, remember_interrupt), sys.unraisablehook
-    sys.unraisablehook = quiet_about_interrupts
+    previous_handler = signal.signal(signal.SIGINT, remember_interrupt)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, quiet_about_interrupts
     try:
         return run_command(argv)
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        sys.unraisablehook = previous[1]
+        signal.signal(signal.SIGINT, previous_handler)
+        sys.unraisablehook = previous_hook
         INTERRUPTED.clear()
 
 

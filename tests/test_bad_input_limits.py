@@ -251,8 +251,8 @@ def test_ctrl_c_ends_with_130_and_one_line(tmp_path):
     # a first short run compiles the kernels into numba's cache, so that the interrupt
     # lands in the steps (one that lands in the compiler is test_a_swallowed_ctrl_c_...)
     subprocess.run([sys.executable, "run.py", "run", str(CASE), "--set", "grid.width=8", "--set",
-                    "grid.height=8", "--replicates", "1", "--steps", "2", "--quiet"],
-                   cwd=ROOT, check=True, capture_output=True)
+                    "grid.height=8", "--replicates", "1", "--steps", "2", "--quiet", "--out",
+                    str(tmp_path / "warm")], cwd=ROOT, check=True, capture_output=True)
     process = subprocess.Popen(
         [sys.executable, "run.py", "run", str(CASE), "--set", "grid.width=300", "--set",
          "grid.height=300", "--replicates", "1", "--steps", "3000", "--quiet", "--out",

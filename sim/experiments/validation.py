@@ -29,9 +29,9 @@ from scipy import optimize, stats
 from sim.model.decisions import PenaltyOutlook, gain_weight, link_values
 from sim.model.market import BLOCKED, OPEN, LinkPolicy
 from sim.model.model import WalledGardenModel
-from sim.experiments.record import (USER_WINDOW, WECHAT, calendar_week, event, has_record,
-                                    load_record, measure, moments as record_moments,
-                                    record_links, users_at)
+from sim.experiments.record import (REBLOCK_WINDOW, USER_WINDOW, WECHAT, calendar_week, event,
+                                    has_record, load_record, measure,
+                                    moments as record_moments, record_links, users_at)
 from sim.outputs.results import confidence_interval
 from sim.experiments.runner import replicate_seed
 from sim.scenario import LARGE, SURFACES, Scenario, apply_override, from_dict
@@ -890,8 +890,6 @@ def deadline_belief_runs(case: Scenario, effort: Effort, credibility: float) -> 
                           ("platforms.*.deadline_credibility", credibility)), effort.replicates)
 
 
-
-
 @check("believed_check", "the platforms' belief that the deadline's check comes, in their "
        "expected penalty", ("regulator.deadline_audit", 0.0))
 def believed_check(case: Scenario, effort: Effort) -> list[Evidence]:
@@ -926,7 +924,7 @@ def window_dressing(case: Scenario, effort: Effort) -> list[Evidence]:
     def dressed(run):
         before = inspected(run, deadline - 1) != OPEN
         for_check = inspected(run, deadline) == OPEN
-        after = (after_check(run, deadline)[:4] != OPEN).any(axis=0)
+        after = (after_check(run, deadline)[:REBLOCK_WINDOW] != OPEN).any(axis=0)
         return float((before & for_check & after).sum())
     return [paired_change(
         "window_dressing", "links opened for a believed check are restricted again within "
