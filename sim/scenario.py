@@ -251,8 +251,12 @@ class PlatformSpec:
                         "Content: what it offers (shopping, video, search, work...). A blocked "
                         "view can be diverted only to a service of the same category.")
     stakes: dict = key({}, Check(dict), "owner -> fraction",
-                       "Content: shares of its visit revenue that accrue to other groups "
-                       "(Tencent's stake in JD.com); the owner keeps the rest.")
+                       "Content: shares of its visit profit that accrue to other groups "
+                       "(Tencent's stake in JD.com), paid on stake_margin; the owner keeps "
+                       "the rest.")
+    stake_margin: float = key(1.0, probability(), "share of revenue",
+                              "Content: the profit a visit's revenue leaves, on which stakes are "
+                              "paid (a stake is a claim on profit, not on sales; 1: on revenue).")
     revenue_per_visit: float = key(1.0, number(0.0, LARGE), "money per visit",
                                    "Content: what a completed share earns its owner.")
     revenue_per_user: float = key(0.5, number(0.0, LARGE), "money per user-week",
@@ -332,6 +336,11 @@ class RegulatorSpec:
     visibility: dict = key({"chat": 1.0, "group": 0.6, "feed": 0.3}, Check(dict), "probability",
                            "Chance that an audit finds a violating link on each surface "
                            "(complaints come mostly from chats).")
+    complaints: float = key(0.0, number(0.0, LARGE), "per lost view per thousand users",
+                            "Complaints that point an audit at a violating link: one lost to it "
+                            "views a week per thousand users finds it with chance "
+                            "1 - exp(-complaints x views), besides its surface's visibility "
+                            "(0: visibility alone).")
     reblock_audit: float = key(0.0, probability(), "probability",
                                "Chance that a re-block, which users notice and report, brings "
                                "an audit of that platform the next week.")

@@ -358,17 +358,19 @@ def enumerated_penalty(outlook, caught: np.ndarray, forced_value: float, later: 
     return follow(0, 0, 0, (False, False))
 
 
+@pytest.mark.parametrize("complaints", [0.0, 0.0005])
 @pytest.mark.parametrize("foresight", [False, True])
-def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
+def test_the_penalty_forward_pass_matches_every_audit_history(foresight, complaints):
     """Expected penalty of a policy over a period, against following every history of
     decisions against the group week by week (with escalation, the ladder and a forced
     opening), WeChat's policy with QQ's blocks beside it: the owner's penalty with the
     policy, less with WeChat lawful. Foreseeing escalation adds, over the weeks after
     the period to the horizon, the penalties from the rung the period leaves less those
-    from the rung it began at."""
+    from the rung it began at. Users' complaints catch a host in a week whether or not
+    an audit comes: audited + (1 - audited)(1 - exp(-reports))."""
     horizon, period = 7, 4
     model = settled("regulator.forced_open_after=2", "regulator.naming_after=1",
-                    "regulator.audit_probability=0.3",
+                    "regulator.audit_probability=0.3", f"regulator.complaints={complaints}",
                     f"platforms.WeChat.planning_horizon={horizon}",
                     f"platforms.WeChat.foresee_escalation={str(foresight).lower()}", week=12)
     model.regulator.offences[:] = 0
@@ -379,10 +381,15 @@ def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
     assert [e.host for e, *_ in outlook.siblings] == [1]     # QQ violates beside it
     violating = np.array([2, 1, 3])
     forced_value = 3000.0       # weekly: enough that keeping the violations after the period pays
-    expected = outlook.expected(violating[None, :], np.array([forced_value]))[0]
+    complained = np.array([0.6, 0.3, 0.1]) * (complaints > 0)    # reports' strength by surface
+    expected = outlook.expected(violating[None, :], np.array([forced_value]),
+                                complained=complained[None, :])[0]
     found = np.array([1 - np.prod((1 - outlook.visibility) ** (violating * outlook.required[u]))
                       for u in range(period)])
-    caught, later = outlook.audit * found, outlook.own.routine * found[-1]
+    reported = 1 - np.exp(-(outlook.required @ complained))
+    audited, audited_later = outlook.audit * found, outlook.own.routine * found[-1]
+    caught = audited + (1 - audited) * reported
+    later = audited_later + (1 - audited_later) * reported[-1]
 
     def owner(caught, value, later):
         total = enumerated_penalty(outlook, caught, value, later, period)
@@ -395,10 +402,40 @@ def test_the_penalty_forward_pass_matches_every_audit_history(foresight):
     assert expected == pytest.approx(total, rel=1e-9)
     period_only = (enumerated_penalty(outlook, caught, forced_value, later, period)
                    - enumerated_penalty(outlook, np.zeros(period), forced_value, later, period))
-    if foresight:
+    if foresight and not complaints:
         assert expected > period_only * 1.01 > 0, (expected, period_only)
+    elif foresight:   # caught most weeks, the links are likely forced open: later fines end
+        assert expected > 0 and period_only > 0
     else:
         assert expected == pytest.approx(period_only, rel=1e-9) and period_only > 0
+
+
+def test_complaints_cost_a_policy_by_the_views_its_violations_lose():
+    """A policy's complaints are `complaints` times the views its violating links lose a
+    week per thousand users (each link at its own state): they raise the expected
+    penalty of violating, the more the more complaints, and leave a lawful policy's at
+    nothing; QQ's blocks beside WeChat are reported too, so they raise WeChat's
+    penalty through the group's record."""
+    def evaluation(complaints, qq=BLOCKED):
+        model = settled("regulator.audit_probability=0.05", "regulator.forced_open=false",
+                        f"regulator.complaints={complaints}", week=12)
+        model.regulator.offences[:] = 0
+        model.regulator.capped[:] = 0
+        qq_blocks(model, qq)
+        return Evaluation(model, 0, 4)
+
+    def penalty(evaluation, state):
+        states = np.full((1, len(evaluation.surfaces)), state)
+        return evaluation.penalty(states, np.zeros(1))[0]
+
+    base, some, more = (evaluation(k) for k in (0.0, 0.0002, 0.001))
+    lost = some.values.lost
+    assert (lost[:, OPEN] == 0).all() and (lost[:, BLOCKED] > lost[:, WARNED]).all()
+    assert (lost[:, BLOCKED] > 0).any()
+    assert penalty(base, BLOCKED) < penalty(some, BLOCKED) < penalty(more, BLOCKED)
+    assert penalty(base, OPEN) == penalty(some, OPEN) == penalty(more, OPEN) == 0
+    assert some.outlook.siblings and not evaluation(0.0002, qq=OPEN).outlook.siblings
+    assert penalty(some, BLOCKED) > penalty(evaluation(0.0002, qq=OPEN), BLOCKED)
 
 
 def test_a_siblings_violations_raise_the_penalty_of_violating():

@@ -4,9 +4,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from sim.experiments import validation
-from sim.model.market import TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_OK
+from sim.model.decisions import link_values
+from sim.model.market import TOKEN_FAIL, TOKEN_OK, UNREACHABLE, WARNED_OK, stake
 from sim.model.metrics import choice_surplus
 from sim.model.model import UserProfile, WalledGardenModel
 from sim.experiments.runner import replicate_seed, run_replicate
@@ -307,6 +309,97 @@ def test_a_warning_page_is_a_violation_unless_the_regulator_accepts_it():
                          steps=6)
         return rows_of(scenario)[-1]["violations"]
     assert violations("false") == 3 and violations("true") == 0
+
+
+UNSEEN = ("regulator.visibility={chat=0.0,group=0.0,feed=0.0}", "regulator.audit_probability=0",
+          "regulator.deadline_audit=0")
+
+
+def test_complaints_report_a_violating_link_with_one_minus_exp_of_the_views_it_loses():
+    """No audit and nothing visible: only complaints find a violation, each violating
+    link reported in a week with chance 1 - exp(-complaints x the views it lost a week
+    per thousand users); a lawful link never. With complaints off, no number is drawn."""
+    complaints = 0.002
+    scenario = small("china_2021_homogeneous", "regulator.deadline_step=12",
+                     f"regulator.complaints={complaints}", *UNSEEN, *STATIC, steps=12)
+    model = WalledGardenModel(scenario, rng=replicate_seed(3, 0))
+    for _ in range(12):
+        model.step()
+    regulator, host = model.regulator, 0
+    chance = 1 - np.exp(-complaints * regulator.complained_views(host))
+    violating = regulator.violating(host)
+    assert violating.any() and (chance[violating] > 0.05).any()
+    draws = 2000
+    reported = sum(regulator.complained(host).astype(int) for _ in range(draws))
+    assert (reported[~violating] == 0).all()
+    for count, p in zip(reported[violating], chance[violating]):
+        assert stats.binomtest(int(count), draws, p).pvalue > 1e-4, (count, p)
+    off = small("china_2021_homogeneous", "regulator.deadline_step=12", *UNSEEN, *STATIC, steps=12)
+    model = WalledGardenModel(off, rng=replicate_seed(3, 0))
+    for _ in range(12):
+        model.step()
+    before = model.rng.bit_generator.state
+    assert not model.regulator.complained(host).any()
+    assert model.rng.bit_generator.state == before
+
+
+def test_complaints_alone_bring_decisions_after_the_deadline():
+    """Static platforms, no audit, nothing visible: without complaints no violation is
+    ever fined; with them the blocks held past the deadline are, and none before it."""
+    def fined(complaints):
+        scenario = small("china_2021_homogeneous", "regulator.announce_step=5",
+                         "regulator.deadline_step=8", "regulator.forced_open=false",
+                         f"regulator.complaints={complaints}",
+                         *UNSEEN, *STATIC, steps=16)
+        rows = rows_of(scenario)
+        return [r["fines"] > 0 for r in rows]
+    assert not any(fined(0.0))
+    with_complaints = fined(0.002)
+    assert not any(with_complaints[:7]) and sum(with_complaints[7:]) >= 5
+
+
+def test_what_a_platform_expects_users_to_complain_of_is_what_the_regulator_hears():
+    """With a traffic estimate that is last week's views (memory 1), the views a host
+    expects each of its links to lose at its present state are the views the regulator
+    counts as complained of."""
+    scenario = small("china_2021_homogeneous", "regulator.complaints=0.001",
+                     *[f"platforms.{p}.traffic_memory=1.0" for p in ("WeChat", "QQ", "DingTalk")],
+                     steps=6)
+    model = WalledGardenModel(scenario, rng=replicate_seed(4, 0))
+    for _ in range(6):
+        model.step()
+    for host in range(len(scenario.messaging)):
+        values = link_values(model, host)
+        heard = model.regulator.complained_views(host)
+        expected = values.lost[np.arange(len(values.links)), values.now]
+        assert expected == pytest.approx([heard[c, s] for c, s in values.links], rel=1e-9)
+        assert (expected > 0).any() or host == 2
+
+
+def test_complaints_bring_compliance_under_common_random_numbers():
+    """Best responders who see no audit coming (none, nothing visible) keep fewer links
+    restricted after the deadline when users' complaints report violations, replicate by
+    replicate on the same streams: they foresee the reports (no link is forced open)."""
+    def restricted(complaints, replicate):
+        scenario = small("china_2021_homogeneous", "regulator.announce_step=4",
+                         "regulator.deadline_step=6", f"regulator.complaints={complaints}",
+                         "regulator.forced_open=false", *UNSEEN, steps=16)
+        rows = rows_of(scenario, replicate)
+        return sum(r["links_blocked"] + r["links_warned"] for r in rows[8:])
+    for replicate in range(2):     # platforms blind to the reports: 173 of 195, 192 of 190
+        assert restricted(0.001, replicate) < 0.5 * restricted(0.0, replicate)
+
+
+def test_a_stake_is_paid_on_the_margin():
+    """Tencent's stake in JD earns its share of JD's profit (stake x margin x revenue per
+    visit); JD keeps the rest, so every visit's revenue is still split whole."""
+    for margin in (1.0, 0.15):
+        scenario = small("china_2021", f"platforms.JD.stake_margin={margin}", steps=1)
+        jd = [c.name for c in scenario.content].index("JD")
+        shares = np.array([[stake(c, o) for o in scenario.owners] for c in scenario.content])
+        assert shares.sum(axis=1) == pytest.approx(1.0)
+        assert shares[jd, scenario.owners.index("Tencent")] == pytest.approx(0.17 * margin)
+        assert shares[jd, scenario.owners.index("JD")] == pytest.approx(1 - 0.17 * margin)
 
 
 def test_static_platform_never_changes_its_policy():

@@ -652,9 +652,14 @@ def penalty_pairs(world: Scenario, host: int, surfaces: tuple[int, ...], sibling
         violating = copy.deepcopy(lawful)
         for surface in surfaces:
             violating.links.set(host, douyin, surface, BLOCKED)
-        outlook = estimate_of(PenaltyOutlook(violating, host, period,
-                                             link_values(violating, host)))
-        estimates += [float(outlook.expected(counts, np.zeros(1))[0])] * streams
+        values = link_values(violating, host)
+        outlook = estimate_of(PenaltyOutlook(violating, host, period, values))
+        blocked = np.array([(c, s) == (douyin, s) and s in surfaces for c, s in values.links])
+        complained = outlook.complained(
+            blocked[None], np.array([s for _, s in values.links], int),
+            values.lost[np.arange(len(values.links)), values.now][None])
+        estimates += [float(outlook.expected(counts, np.zeros(1),
+                                             complained=complained)[0])] * streams
         if key in _played:
             continue
         for stream in range(streams):

@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, attention, diversion_table,
-                              host_bits, route_states, stake)
+                              host_bits, lost_views, route_states, stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -73,7 +73,7 @@ class LinkValues:
     shifts measured from the utilities with every link open (ODD 7.4)."""
 
     def __init__(self, links, by_route, dynamics, open_utilities, felt, change,
-                 per_set_change, now):
+                 per_set_change, now, lost):
         self.links = links                  # [(content, surface)]
         self.by_route = by_route            # (L, 3, 2**M): dD this week, by state and route mask
         self.dynamics = dynamics            # how the users' shift plays out in revenue
@@ -82,6 +82,7 @@ class LinkValues:
         self.change = change                # (L, 3, G, K): R_o's change, link state vs open
         self.per_set_change = per_set_change   # (L, 3, K, 2**M): the same, per tie on each mask
         self.now = now                      # (L,): the links' present states
+        self.lost = lost                    # (L, 3): views lost a week per thousand users
         self.moves: dict[bytes, np.ndarray] = {}          # policy -> `moved`
         self.one_link: dict[int, np.ndarray] = {}        # period -> `users`
 
@@ -430,7 +431,8 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     subs = model.substitutes
     visit_value = owner_visit_value(model, spec.owner)
     on_host = host_bits(len(scenario.messaging))[:, host]                   # (2**M,)
-    per_view_loss, owner_per_view = {}, {}
+    traffic = model.traffic[spec.traffic_memory] * on_host[:, None, None]
+    per_view_loss, owner_per_view, lost = {}, {}, {}
     for a in STATE_LIST:
         states = with_host_links(model, host, a)
         best = route_states(states)
@@ -438,7 +440,8 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         owner_per_view[a] = view_revenue(model, best, divert, visit_value)
         per_view_loss[a] = view_loss(best, view.view_mean[None, None, :], users,
                                      users.diverted_value * divert.sum(axis=-1))
-    traffic = model.traffic[spec.traffic_memory] * on_host[:, None, None]
+        lost[a] = lost_views(best, traffic, view.view_mean, users, host) * (
+            1000.0 / max(model.population, 1))
     by_route = np.array([[traffic[:, c, s] * (owner_per_view[a][:, c, s]
                                               - owner_per_view[OPEN][:, c, s])
                           for a in STATE_LIST] for c, s in links]).reshape(
@@ -462,8 +465,10 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         for a in STATE_LIST:
             column[i, a, :, c, s] = owner_per_view[a][:, c, s] - owner_per_view[OPEN][:, c, s]
     change, per_set_change = dynamics.priced(per_view_table(model, column))
+    lost = np.array([[lost[a][c, s] for a in STATE_LIST] for c, s in links]).reshape(
+        len(links), 3)
     return LinkValues(links, by_route, dynamics, open_utilities, felt, change,
-                      per_set_change, now)
+                      per_set_change, now, lost)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -556,6 +561,13 @@ def exposure_weights(period: int, horizon: int, discount: float,
     return within, after
 
 
+def caught_by_either(audited: np.ndarray, reports: np.ndarray) -> np.ndarray:
+    """The chance that a host is caught in a week: by an audit that finds a violation
+    (`audited`), or by users' complaints, which report one with chance 1 - exp(-reports)
+    whether or not an audit comes."""
+    return audited + (1.0 - audited) * -np.expm1(-reports)
+
+
 @dataclass(frozen=True)
 class Exposure:
     """One of the owner's hosts in the owner's expected penalty: the chance that an
@@ -594,6 +606,7 @@ class PenaltyOutlook:
             self.required = np.zeros((period, len(regulator.visibility)), bool)
         self.reported = regulator.spec.reblock_audit * float(self.required[0].any())
         self.visibility = regulator.visibility
+        self.complaints = regulator.spec.complaints
         group = regulator.group[host]
         siblings = [h for h, g in enumerate(regulator.group) if g == group and h != host]
         self.rungs = period * (len(siblings) + 1) + 1
@@ -606,10 +619,11 @@ class PenaltyOutlook:
         # the siblings' weekly chance of a decision and value lost to a forced opening
         self.siblings = []
         for sibling in siblings:
-            found, forced_value = self.sibling_risk(sibling, cache)
-            if found.any():
+            found, reports, forced_value = self.sibling_risk(sibling, cache)
+            if found.any() or reports.any():
                 exposure = self.exposure(sibling, values.dynamics)
-                caught, later_chance = exposure.audit * found, exposure.routine * found[-1]
+                caught = caught_by_either(exposure.audit * found, reports)
+                later_chance = caught_by_either(exposure.routine * found[-1], reports[-1])
                 # a sibling audited only after the period still matters to later penalties
                 if caught.any() or (self.foresight and later_chance > 0):
                     self.siblings.append((exposure, caught, forced_value, later_chance))
@@ -649,44 +663,64 @@ class PenaltyOutlook:
             forced[rung] = "forced_open" in due
         return Exposure(host, audit, routine, costs, forced)
 
-    def sibling_risk(self, sibling: int, cache: ReviewCache | None) -> tuple[np.ndarray, float]:
+    def sibling_risk(self, sibling: int, cache: ReviewCache | None
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
         """(P,) the chance that an audit of a sibling host in each week finds a violation
-        at its present links, and the weekly value its links would lose to a forced
-        opening."""
+        at its present links, (P,) how strongly complaints report them (as `complained`
+        summed over the week's due surfaces), and the weekly value its links would lose
+        to a forced opening."""
         model = self.model
         links = free_links(model, sibling)
         if not links or not self.binding.any():
-            return np.zeros(self.period), 0.0
+            return np.zeros(self.period), np.zeros(self.period), 0.0
         states = np.array([model.links.state[sibling, c, s] for c, s in links], dtype=int)
         surfaces = np.array([s for _, s in links], dtype=int)
-        counts = np.bincount(surfaces[np.isin(states, violating_states(model))],
-                             minlength=len(self.visibility))
+        violating = np.isin(states, violating_states(model))
+        counts = np.bincount(surfaces[violating], minlength=len(self.visibility))
         if not counts.any():
-            return np.zeros(self.period), 0.0
-        found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
+            return np.zeros(self.period), np.zeros(self.period), 0.0
         values = cache.link_values(sibling) if cache else link_values(model, sibling)
+        found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
+        complained = self.complained(violating[None], surfaces, values.lost[
+            np.arange(len(links)), states][None])[0]
+        reports = self.required @ complained                                       # (P,)
         opened = np.where(self.binding[surfaces], OPEN, states)
         held = values.held(np.vstack([states, opened]))
-        return found, float(max(held[0] - held[1], 0.0))
+        return found, reports, float(max(held[0] - held[1], 0.0))
+
+    def complained(self, violating: np.ndarray, surfaces: np.ndarray,
+                   lost: np.ndarray) -> np.ndarray:
+        """(N, S): how strongly complaints report each policy's violations on each
+        surface: `complaints` times the views its violating links (N, L) lose a week per
+        thousand users (`lost`, N x L, at each policy's states). In a week when they are
+        due, none is reported with chance exp(-complained summed over the surfaces)."""
+        per_link = self.complaints * np.where(violating, lost, 0.0)
+        return np.stack([per_link[:, surfaces == s].sum(axis=1)
+                         for s in range(len(self.visibility))], axis=1)
 
     def expected(self, violating: np.ndarray, forced_value: np.ndarray,
-                 reblocking: np.ndarray | None = None) -> np.ndarray:
+                 reblocking: np.ndarray | None = None,
+                 complained: np.ndarray | None = None) -> np.ndarray:
         """Expected discounted penalty of policies holding `violating` links on each
         surface (N, S) over the period; `forced_value` (N,) is what each loses, per week
         of the rest of the horizon, if a decision forces its links open; a policy that
         re-blocks a link (`reblocking`, N) may be reported and audited the next week
-        (`regulator.reblock_audit`). What the policy adds to the owner's penalty: the
-        owner's with it, less the owner's with the host lawful (no sibling: 0)."""
+        (`regulator.reblock_audit`); users' complaints (`complained`, N x S) report
+        violations whether or not an audit comes. What the policy adds to the owner's
+        penalty: the owner's with it, less the owner's with the host lawful (no
+        sibling: 0)."""
         violating = np.atleast_2d(violating)
         forced_value = np.atleast_1d(np.asarray(forced_value, float))
         reported = np.zeros(len(violating)) if reblocking is None else (
             np.asarray(reblocking, float) * self.reported)
+        complained = np.zeros(violating.shape) if complained is None else complained
         found = 1.0 - np.prod((1.0 - self.visibility)[None, None, :]
                               ** (violating[:, None, :] * self.required[None]), axis=2)
+        reports = complained @ self.required.T                                    # (N, P)
         audit = np.broadcast_to(self.audit, found.shape).copy()                  # (N, P)
         audit[:, 0] = 1 - (1 - self.audit[0]) * (1 - reported)
-        caught = audit * found
-        later = self.own.routine * found[:, -1]
+        caught = caught_by_either(audit * found, reports)
+        later = caught_by_either(self.own.routine * found[:, -1], reports[:, -1])
         if not self.siblings:
             return self.owner_penalty(caught, forced_value, later)
         if not self.foresight:
@@ -852,7 +886,9 @@ class Evaluation:
                       & self.reopened[None, :]).any(axis=1)
         counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
                            for s in range(len(self.outlook.visibility))], axis=1)
-        return self.outlook.expected(counts, forced_value, reblocking)
+        lost = self.values.lost[np.arange(states.shape[1]), states]
+        complained = self.outlook.complained(violating, self.surfaces, lost)
+        return self.outlook.expected(counts, forced_value, reblocking, complained)
 
     def forced_value(self, states: np.ndarray) -> np.ndarray:
         """(P,): what a forced opening takes from each policy per week: the policy held

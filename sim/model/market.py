@@ -19,7 +19,7 @@ import numpy as np
 
 from sim.model.rules import (  # noqa: F401  (the states and outcomes are the market's vocabulary)
     ABANDONED, BLOCKED, DELIVERED, DIRECT, LOST, OPEN, OUTCOMES, STATES, TOKEN_FAIL, TOKEN_OK,
-    UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss)
+    UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss, view_odds)
 from sim.model.cohorts import Cohorts
 from sim.scenario import SURFACES, Scenario, by_surface, surface_weights
 
@@ -209,6 +209,25 @@ def route_states(links_state: np.ndarray) -> np.ndarray:
     return best
 
 
+def lost_views(best: np.ndarray, views: np.ndarray, view_mean: np.ndarray, users,
+               host: int) -> np.ndarray:
+    """(C, S): the views a week on routes through the host that their best states lose
+    (blocked, or given up at a warning page), expected at these views (2**M, C, S) by
+    route mask: what its links cost the users who meet them, and what they complain
+    of."""
+    lost = views * view_odds(best, view_mean[None, None, :], users)[0]
+    through_host = (np.arange(len(best)) >> host) & 1 == 1
+    return lost[through_host].sum(axis=0)
+
+
+def detection(visibility, complaints: float, lost_per_thousand) -> np.ndarray:
+    """Chance that an audit finds a violating link: its surface's inspectors see it
+    (`visibility`), or complaints of the views it loses (per thousand users a week)
+    point them at it."""
+    visibility = np.asarray(visibility, float)
+    return visibility + (1.0 - visibility) * -np.expm1(-complaints * np.asarray(lost_per_thousand))
+
+
 def substitutes(scenario: Scenario) -> np.ndarray:
     """(M, C, C): where a host diverts a view of content c that its users lose: content
     j of the same category in which the host's owner holds a stake (ownership counts as
@@ -229,10 +248,11 @@ def substitutes(scenario: Scenario) -> np.ndarray:
 
 
 def stake(content, owner: str) -> float:
-    """The share of a content platform's visit revenue that accrues to an owner."""
+    """The share of a content platform's visit revenue that accrues to an owner: a
+    holder's stake of the profit it leaves (`stake_margin`), the owner the rest."""
     if content.owner == owner:
-        return 1.0 - sum(content.stakes.values())
-    return float(content.stakes.get(owner, 0.0))
+        return 1.0 - sum(content.stakes.values()) * content.stake_margin
+    return float(content.stakes.get(owner, 0.0)) * content.stake_margin
 
 
 def diversion_table(scenario: Scenario, links_state: np.ndarray, best: np.ndarray,

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from sim.model.decisions import free_links, link_values, team_value, violating_states
-from sim.model.market import BLOCKED, OPEN
+from sim.model.market import BLOCKED, OPEN, detection
 from sim.model.rules import choice_probabilities
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -187,7 +187,8 @@ class Learning(Strategy):
     def fines_met(self, model, values, weeks: int) -> np.ndarray:
         """(L, 3): the fines each state of each link met over the period's audits of
         the host: a decision's fine (as imposed, or as it would have been) shared by
-        the violating links, each found with its surface's visibility."""
+        the violating links, each found with its chance of being found in that state
+        (its surface's visibility, and the complaints of the views it loses)."""
         regulator, host = model.regulator, self.platform.host
         since = model.steps - weeks
         audits = [a for a in regulator.audits if a["host"] == host and a["step"] > since]
@@ -202,5 +203,7 @@ class Learning(Strategy):
                                 for (_, s), a in zip(values.links, played)), 1)
             for i, (_, surface) in enumerate(values.links):
                 if due[surface]:
-                    met[i, violating] += regulator.visibility[surface] * fine / violators
+                    met[i, violating] += detection(
+                        regulator.visibility[surface], regulator.spec.complaints,
+                        values.lost[i, violating]) * fine / violators
         return met
