@@ -336,11 +336,12 @@ class RegulatorSpec:
     visibility: dict = key({"chat": 1.0, "group": 0.6, "feed": 0.3}, Check(dict), "probability",
                            "Chance that an audit finds a violating link on each surface "
                            "(complaints come mostly from chats).")
-    complaints: float = key(0.0, number(0.0, LARGE), "per lost view per thousand users",
-                            "Complaints that point an audit at a violating link: one lost to it "
-                            "views a week per thousand users finds it with chance "
-                            "1 - exp(-complaints x views), besides its surface's visibility "
-                            "(0: visibility alone).")
+    complaints: float = key(0.0, number(0.0, LARGE), "per unit of harm per thousand users",
+                            "Users' reports of a violating link: each week one that costs users "
+                            "h a week per thousand users (value of the views lost and friction "
+                            "paid, shared among a route's platforms) is reported with chance "
+                            "1 - exp(-complaints x h), and the inspection a report brings finds "
+                            "it (0: no reports).")
     reblock_audit: float = key(0.0, probability(), "probability",
                                "Chance that a re-block, which users notice and report, brings "
                                "an audit of that platform the next week.")

@@ -13,7 +13,7 @@ from sim.model import decisions, strategies as strategies_module
 from sim.model.strategies import BestResponse
 from sim.model.decisions import (Evaluation, PenaltyOutlook, ReviewCache, UserDynamics,
                                  free_links, later_net_costs, link_values, option_revenue,
-                                 team_value)
+                                 team_value, violating_states)
 from sim.model.market import BLOCKED, OPEN, WARNED
 from sim.model.model import WalledGardenModel
 from sim.model.rules import choice_probabilities
@@ -410,8 +410,8 @@ def test_the_penalty_forward_pass_matches_every_audit_history(foresight, complai
         assert expected == pytest.approx(period_only, rel=1e-9) and period_only > 0
 
 
-def test_complaints_cost_a_policy_by_the_views_its_violations_lose():
-    """A policy's complaints are `complaints` times the views its violating links lose a
+def test_complaints_cost_a_policy_by_the_harm_its_violations_do():
+    """A policy's complaints are `complaints` times what its violating links cost users a
     week per thousand users (each link at its own state): they raise the expected
     penalty of violating, the more the more complaints, and leave a lawful policy's at
     nothing; QQ's blocks beside WeChat are reported too, so they raise WeChat's
@@ -429,9 +429,9 @@ def test_complaints_cost_a_policy_by_the_views_its_violations_lose():
         return evaluation.penalty(states, np.zeros(1))[0]
 
     base, some, more = (evaluation(k) for k in (0.0, 0.0002, 0.001))
-    lost = some.values.lost
-    assert (lost[:, OPEN] == 0).all() and (lost[:, BLOCKED] > lost[:, WARNED]).all()
-    assert (lost[:, BLOCKED] > 0).any()
+    harms = some.values.harm
+    assert (harms[:, OPEN] == 0).all() and (harms[:, BLOCKED] >= harms[:, WARNED]).all()
+    assert (harms[:, BLOCKED] > 0).any()
     assert penalty(base, BLOCKED) < penalty(some, BLOCKED) < penalty(more, BLOCKED)
     assert penalty(base, OPEN) == penalty(some, OPEN) == penalty(more, OPEN) == 0
     assert some.outlook.siblings and not evaluation(0.0002, qq=OPEN).outlook.siblings
@@ -505,6 +505,33 @@ def test_the_learner_learns_to_block_where_it_pays_and_to_open_where_it_does_not
         assert grown[0] == 0 and np.mean(grown[-10:]) > 3
         kept = [r["links_blocked"] for r in run_replicate(ordered, replicate).rows]
         assert np.mean(kept[-10:]) < 0.2 * kept[0]
+
+
+def test_a_learner_charges_the_reports_its_violating_states_would_have_met():
+    """With no audit and nothing visible, only complaints catch a violation: a learner's
+    per-link credit charges each violating state, in every week the link was due, the
+    chance complaints report it in that state times the fine's share; an open state
+    nothing; with complaints off, nothing at all."""
+    def met(complaints):
+        model = settled("regulator.announce_step=5", "regulator.deadline_step=8",
+                        f"regulator.complaints={complaints}",
+                        "regulator.visibility={chat=0.0,group=0.0,feed=0.0}",
+                        "regulator.audit_probability=0", "regulator.deadline_audit=0",
+                        "regulator.forced_open=false", week=12, size=16)
+        wechat = model.platforms[[p.spec.name for p in model.platforms].index("WeChat")]
+        values = link_values(model, wechat.host)
+        return strategies_module.Learning(wechat).fines_met(model, values, 4), values, model
+    credit, values, model = met(0.001)
+    assert (credit[:, OPEN] == 0).all() and (credit[:, BLOCKED] > 0).any()
+    # every one of the 4 weeks since the deadline, audited or not
+    played = np.array([model.links.state[0, c, s] for c, s in values.links])
+    violators = int(np.isin(played, violating_states(model)).sum())
+    fine = model.regulator.fine(0, int(model.regulator.offences[0]))[0]
+    reported = 1 - np.exp(-0.001 * values.harm[:, BLOCKED])
+    np.testing.assert_allclose(credit[:, BLOCKED], 4 * reported * fine / violators, rtol=1e-9)
+    more_harm = values.harm[:, BLOCKED] > values.harm[:, WARNED]
+    assert (credit[more_harm, BLOCKED] > credit[more_harm, WARNED]).all()
+    assert (met(0.0)[0] == 0).all()
 
 
 def test_without_an_order_the_case_stays_near_its_starting_blocks():

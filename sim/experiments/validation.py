@@ -657,7 +657,7 @@ def penalty_pairs(world: Scenario, host: int, surfaces: tuple[int, ...], sibling
         blocked = np.array([(c, s) == (douyin, s) and s in surfaces for c, s in values.links])
         complained = outlook.complained(
             blocked[None], np.array([s for _, s in values.links], int),
-            values.lost[np.arange(len(values.links)), values.now][None])
+            values.harm[np.arange(len(values.links)), values.now][None])
         estimates += [float(outlook.expected(counts, np.zeros(1),
                                              complained=complained)[0])] * streams
         if key in _played:

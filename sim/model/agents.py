@@ -9,7 +9,7 @@ from mesa import Agent
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from sim.model.market import (OPEN, TOKEN_FAIL, TOKEN_OK, UNREACHABLE, MarketView, ShareLedger,
-                              lost_views, popcount, route_states)
+                              harm, popcount, route_states)
 from sim.model.network import extra_ties, network_rng
 from sim.model.rules import draw_category, logit_choice, option_utilities, share_outcome
 from sim.scenario import SURFACES, PlatformSpec, RegulatorSpec, by_surface
@@ -230,7 +230,7 @@ class Regulator(Agent):
 
     Violations are found by audits (each violating link seen with its surface's
     visibility) and by users' complaints, which report a violating link in any week
-    with a chance that grows with the views it loses them. Finding any is one decision
+    with a chance that grows with what it costs them. Finding any is one decision
     against the platform's group (the undertaking), whatever the number of links
     found: a fine (a share of the group's previous year's revenue, or a fixed sum)
     escalated for the group's earlier decisions and capped per decision, and the
@@ -296,15 +296,14 @@ class Regulator(Agent):
         bad = links.blocked[host] | (links.warned[host] & (not self.spec.accept_warning))
         return bad & self.required(self.model.steps)[None, :]
 
-    def complained_views(self, host: int) -> np.ndarray:
-        """(C, S): the views a week per thousand users that the host's links lose at
-        their present states, at last week's views on each route: what users complain
-        of."""
+    def complained_harm(self, host: int) -> np.ndarray:
+        """(C, S): what the host's links cost users a week per thousand users at their
+        present states, at last week's views on each route: what users complain of."""
         model = self.model
         states = np.where(model.links.rival, model.links.state, OPEN)
         views = model.ledger.counts.sum(axis=-1)
-        return lost_views(route_states(states), views, model.view.view_mean,
-                          model.scenario.users, host) * (1000.0 / max(model.population, 1))
+        return harm(route_states(states), views, model.view.view_mean,
+                    model.scenario.users, host) * (1000.0 / max(model.population, 1))
 
     def step(self) -> None:
         """Announce, then audit every messaging platform drawn, reported for a re-block
@@ -331,29 +330,30 @@ class Regulator(Agent):
             kind[1] += 1
             complained = self.complained(host)
             if audited or reported[host] or complained.any():
-                self.audit(host, complained)
+                self.audit(host, complained, drawn=bool(audited or reported[host]))
 
     def complained(self, host: int) -> np.ndarray:
         """(C, S): the host's violating links that users' complaints report this week:
-        each with chance 1 - exp(-complaints x the views it loses a week per thousand
+        each with chance 1 - exp(-complaints x what it costs users a week per thousand
         users). A report brings an inspection that finds the link."""
         violating = self.violating(host)
         if not self.spec.complaints:
             return np.zeros_like(violating)
-        chance = -np.expm1(-self.spec.complaints * self.complained_views(host))
+        chance = -np.expm1(-self.spec.complaints * self.complained_harm(host))
         return violating & (self.model.rng.random(violating.shape) < chance)
 
-    def audit(self, host: int, complained: np.ndarray) -> None:
+    def audit(self, host: int, complained: np.ndarray, drawn: bool = True) -> None:
         """Look at every link of the host; each violating one is found with its
         surface's visibility, or for certain if complaints reported it; finding any is
-        one decision."""
+        one decision. `drawn`: the audit came by the regulator's draw or a reported
+        re-block, not by complaints alone."""
         model = self.model
         platform = model.scenario.messaging[host]
         violating = self.violating(host)
         found = complained | (violating & (model.rng.random(violating.shape)
                                            < self.visibility[None, :]))
         model.log("audit", platform.name, f"{int(found.sum())} violating link(s) found")
-        self.audits.append({"step": model.steps, "host": host, "fine": 0.0})
+        self.audits.append({"step": model.steps, "host": host, "fine": 0.0, "drawn": drawn})
         if found.any():
             self.audits[-1]["fine"] = self.decide(host, int(found.sum()))
 

@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from sim.model.market import (BLOCKED, OPEN, WARNED, MarketView, attention, diversion_table,
-                              host_bits, lost_views, route_states, stake)
+                              harm, host_bits, route_states, stake)
 from sim.model.rules import choice_probabilities, option_utilities, view_loss, view_odds
 
 STATE_LIST = (OPEN, WARNED, BLOCKED)
@@ -73,7 +73,7 @@ class LinkValues:
     shifts measured from the utilities with every link open (ODD 7.4)."""
 
     def __init__(self, links, by_route, dynamics, open_utilities, felt, change,
-                 per_set_change, now, lost):
+                 per_set_change, now, harm):
         self.links = links                  # [(content, surface)]
         self.by_route = by_route            # (L, 3, 2**M): dD this week, by state and route mask
         self.dynamics = dynamics            # how the users' shift plays out in revenue
@@ -82,7 +82,7 @@ class LinkValues:
         self.change = change                # (L, 3, G, K): R_o's change, link state vs open
         self.per_set_change = per_set_change   # (L, 3, K, 2**M): the same, per tie on each mask
         self.now = now                      # (L,): the links' present states
-        self.lost = lost                    # (L, 3): views lost a week per thousand users
+        self.harm = harm                    # (L, 3): users' cost a week per thousand users
         self.moves: dict[bytes, np.ndarray] = {}          # policy -> `moved`
         self.one_link: dict[int, np.ndarray] = {}        # period -> `users`
 
@@ -432,7 +432,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
     visit_value = owner_visit_value(model, spec.owner)
     on_host = host_bits(len(scenario.messaging))[:, host]                   # (2**M,)
     traffic = model.traffic[spec.traffic_memory] * on_host[:, None, None]
-    per_view_loss, owner_per_view, lost = {}, {}, {}
+    per_view_loss, owner_per_view, harmed = {}, {}, {}
     for a in STATE_LIST:
         states = with_host_links(model, host, a)
         best = route_states(states)
@@ -440,7 +440,7 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         owner_per_view[a] = view_revenue(model, best, divert, visit_value)
         per_view_loss[a] = view_loss(best, view.view_mean[None, None, :], users,
                                      users.diverted_value * divert.sum(axis=-1))
-        lost[a] = lost_views(best, traffic, view.view_mean, users, host) * (
+        harmed[a] = harm(best, traffic, view.view_mean, users, host) * (
             1000.0 / max(model.population, 1))
     by_route = np.array([[traffic[:, c, s] * (owner_per_view[a][:, c, s]
                                               - owner_per_view[OPEN][:, c, s])
@@ -465,10 +465,10 @@ def link_values(model, host: int, cache: ReviewCache | None = None) -> LinkValue
         for a in STATE_LIST:
             column[i, a, :, c, s] = owner_per_view[a][:, c, s] - owner_per_view[OPEN][:, c, s]
     change, per_set_change = dynamics.priced(per_view_table(model, column))
-    lost = np.array([[lost[a][c, s] for a in STATE_LIST] for c, s in links]).reshape(
+    harms = np.array([[harmed[a][c, s] for a in STATE_LIST] for c, s in links]).reshape(
         len(links), 3)
     return LinkValues(links, by_route, dynamics, open_utilities, felt, change,
-                      per_set_change, now, lost)
+                      per_set_change, now, harms)
 
 
 def view_revenue(model, best: np.ndarray, divert: np.ndarray,
@@ -681,7 +681,7 @@ class PenaltyOutlook:
             return np.zeros(self.period), np.zeros(self.period), 0.0
         values = cache.link_values(sibling) if cache else link_values(model, sibling)
         found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
-        complained = self.complained(violating[None], surfaces, values.lost[
+        complained = self.complained(violating[None], surfaces, values.harm[
             np.arange(len(links)), states][None])[0]
         reports = self.required @ complained                                       # (P,)
         opened = np.where(self.binding[surfaces], OPEN, states)
@@ -689,12 +689,13 @@ class PenaltyOutlook:
         return found, reports, float(max(held[0] - held[1], 0.0))
 
     def complained(self, violating: np.ndarray, surfaces: np.ndarray,
-                   lost: np.ndarray) -> np.ndarray:
+                   harms: np.ndarray) -> np.ndarray:
         """(N, S): how strongly complaints report each policy's violations on each
-        surface: `complaints` times the views its violating links (N, L) lose a week per
-        thousand users (`lost`, N x L, at each policy's states). In a week when they are
-        due, none is reported with chance exp(-complained summed over the surfaces)."""
-        per_link = self.complaints * np.where(violating, lost, 0.0)
+        surface: `complaints` times what its violating links (N, L) cost users a week
+        per thousand users (`harms`, N x L, at each policy's states). In a week when
+        they are due, none is reported with chance exp(-complained summed over the
+        surfaces). A sibling's harms are read at its present links and the host's."""
+        per_link = self.complaints * np.where(violating, harms, 0.0)
         return np.stack([per_link[:, surfaces == s].sum(axis=1)
                          for s in range(len(self.visibility))], axis=1)
 
@@ -886,8 +887,8 @@ class Evaluation:
                       & self.reopened[None, :]).any(axis=1)
         counts = np.stack([(violating & (self.surfaces == s)[None, :]).sum(axis=1)
                            for s in range(len(self.outlook.visibility))], axis=1)
-        lost = self.values.lost[np.arange(states.shape[1]), states]
-        complained = self.outlook.complained(violating, self.surfaces, lost)
+        harms = self.values.harm[np.arange(states.shape[1]), states]
+        complained = self.outlook.complained(violating, self.surfaces, harms)
         return self.outlook.expected(counts, forced_value, reblocking, complained)
 
     def forced_value(self, states: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from sim.model.rules import (  # noqa: F401  (the states and outcomes are the market's vocabulary)
     ABANDONED, BLOCKED, DELIVERED, DIRECT, LOST, OPEN, OUTCOMES, STATES, TOKEN_FAIL, TOKEN_OK,
-    UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss, view_odds)
+    UNREACHABLE, WARNED, WARNED_DROP, WARNED_OK, view_loss)
 from sim.model.cohorts import Cohorts
 from sim.scenario import SURFACES, Scenario, by_surface, surface_weights
 
@@ -209,23 +209,19 @@ def route_states(links_state: np.ndarray) -> np.ndarray:
     return best
 
 
-def lost_views(best: np.ndarray, views: np.ndarray, view_mean: np.ndarray, users,
-               host: int) -> np.ndarray:
-    """(C, S): the views a week on routes through the host that their best states lose
-    (blocked, or given up at a warning page), expected at these views (2**M, C, S) by
-    route mask: what its links cost the users who meet them, and what they complain
-    of."""
-    lost = views * view_odds(best, view_mean[None, None, :], users)[0]
-    through_host = (np.arange(len(best)) >> host) & 1 == 1
-    return lost[through_host].sum(axis=0)
-
-
-def detection(visibility, complaints: float, lost_per_thousand) -> np.ndarray:
-    """Chance that an audit finds a violating link: its surface's inspectors see it
-    (`visibility`), or complaints of the views it loses (per thousand users a week)
-    point them at it."""
-    visibility = np.asarray(visibility, float)
-    return visibility + (1.0 - visibility) * -np.expm1(-complaints * np.asarray(lost_per_thousand))
+def harm(best: np.ndarray, views: np.ndarray, view_mean: np.ndarray, users,
+         host: int) -> np.ndarray:
+    """(C, S): what the host's restrictions cost users a week, expected at these views
+    (2**M, C, S) by route mask: on each route, the value of the views its best state
+    loses and the friction paid for the rest (`view_loss`), shared equally among the
+    route's platforms (a view that does not get through was stopped by every one of
+    them, and travels on one, each alike). What users complain of: the harm, not the
+    views, so a feed view that reaches many ties and is worth little weighs little."""
+    lost = views * view_loss(best, view_mean[None, None, :], users)
+    masks = np.arange(len(best))
+    through_host = (masks >> host) & 1 == 1
+    carriers = popcount(masks[through_host]).astype(float)
+    return (lost[through_host] / carriers[:, None, None]).sum(axis=0)
 
 
 def substitutes(scenario: Scenario) -> np.ndarray:
@@ -240,8 +236,11 @@ def substitutes(scenario: Scenario) -> np.ndarray:
         for c, wanted in enumerate(contents):
             if not wanted.category:
                 continue
+            # the stake itself, not what it earns: a stake paid on a margin of 0 still
+            # steers (no jump at 0; steering is not the host's choice in the model)
             mine = np.array([j != c and other.category == wanted.category
-                             and stake(other, host.owner) > 0 for j, other in enumerate(contents)])
+                             and (other.owner == host.owner or other.stakes.get(host.owner, 0) > 0)
+                             for j, other in enumerate(contents)])
             if mine.any() and weights[mine].sum() > 0:
                 table[h, c, mine] = host.diversion * weights[mine] / weights[mine].sum()
     return table

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from sim.model.decisions import free_links, link_values, team_value, violating_states
-from sim.model.market import BLOCKED, OPEN, detection
+from sim.model.market import BLOCKED, OPEN
 from sim.model.rules import choice_probabilities
 
 STRATEGIES: dict[str, type[Strategy]] = {}
@@ -185,13 +185,16 @@ class Learning(Strategy):
         self.last_review = model.steps
 
     def fines_met(self, model, values, weeks: int) -> np.ndarray:
-        """(L, 3): the fines each state of each link met over the period's audits of
-        the host: a decision's fine (as imposed, or as it would have been) shared by
-        the violating links, each found with its chance of being found in that state
-        (its surface's visibility, and the complaints of the views it loses)."""
+        """(L, 3): the fines each state of each link met over the period: at each audit
+        of the host that a draw (or a reported re-block) brought, a decision's fine (as
+        imposed, or as it would have been) shared by the violating links, each found
+        with its surface's visibility; and in every week the link was due, the same
+        share times the chance users' complaints report it in that state (an audit
+        that complaints brought is the played state's own doing, not the others')."""
         regulator, host = model.regulator, self.platform.host
         since = model.steps - weeks
-        audits = [a for a in regulator.audits if a["host"] == host and a["step"] > since]
+        audits = [a for a in regulator.audits
+                  if a["host"] == host and a["step"] > since and a["drawn"]]
         violating = violating_states(model)
         played = [model.links.state[host, c, s] for c, s in values.links]
         met = np.zeros((len(values.links), 3))
@@ -203,7 +206,15 @@ class Learning(Strategy):
                                 for (_, s), a in zip(values.links, played)), 1)
             for i, (_, surface) in enumerate(values.links):
                 if due[surface]:
-                    met[i, violating] += detection(
-                        regulator.visibility[surface], regulator.spec.complaints,
-                        values.lost[i, violating]) * fine / violators
+                    met[i, violating] += regulator.visibility[surface] * fine / violators
+        if regulator.spec.complaints:
+            reported = -np.expm1(-regulator.spec.complaints * values.harm[:, violating])
+            for week in range(since + 1, model.steps + 1):
+                due = regulator.required(week)
+                fine = regulator.fine(host, int(regulator.offences[regulator.group[host]]))[0]
+                violators = max(sum(bool(due[s]) and a in violating
+                                    for (_, s), a in zip(values.links, played)), 1)
+                for i, (_, surface) in enumerate(values.links):
+                    if due[surface]:
+                        met[i, violating] += reported[i] * fine / violators
         return met
