@@ -72,6 +72,8 @@ SLIDERS = {
     "deadline": ("regulator.deadline_step", "Deadline", "(week number)", 2, 60, 1),
     "audits": ("regulator.audit_probability", "Audits",
                "chance per platform per week after the deadline", 0.0, 0.5, 0.01),
+    "complaints": ("regulator.complaints", "Complaints",
+                   "reports per unit of harm per thousand users a week", 0.0, 0.001, 0.00005),
     "fine": ("regulator.fine", "Fine", "", 0.0, 0.2, 0.005),
     "token_cost": ("users.token_cost", "Token cost", "× a share's mean value", 0.0, 2.0, 0.01),
     "share_rate": ("users.share_rate", "Shares per user", "per week", 0.0, 6.0, 0.5),
@@ -83,7 +85,8 @@ SLIDERS = {
     "burn_in": ("burn_in.weeks", "Settling", "most weeks the market runs with no order before "
                 "week 1 (0: it starts from the mid-2021 blocks)", 0, 260, 13),
 }
-ORDER_ONLY = {"regulator.deadline_step", "regulator.audit_probability", "regulator.fine",
+ORDER_ONLY = {"regulator.deadline_step", "regulator.audit_probability",
+              "regulator.complaints", "regulator.fine",
               "regulator.fine_kind", *MEASURES}
 FINE_UNITS = {"revenue_share": "of the owner's yearly revenue, per decision",
               "fixed": "money units per decision"}
@@ -583,6 +586,9 @@ fine at 10%), and WeChat had paused new registrations in July.
 - **Deadline**: 17 September 2021 was week 11 of the model (week 1 starts 5 July 2021).
 - **Audits after the deadline**: the ministry checked on the deadline day; later checks
   were rare.
+- **Complaints**: users who meet a blocked link may report it; each week a blocked link
+  is reported with a chance that grows with what it costs them, and a report brings an
+  inspection that finds it. No figure from 2021: a lever to explore (0 in the case).
 - **Fine per decision**: the Alibaba fine was 4% of its yearly revenue; the law allows 10%.
 - **Measures**: naming a platform publicly, suspending its new registrations, opening the
   links by order.
@@ -669,6 +675,7 @@ def Controls(scenario, settings, problem):
     else:
         Slider("deadline", settings, disabled=not order, note=off_note)
     Slider("audits", settings, disabled=not order, note=off_note)
+    Slider("complaints", settings, disabled=not order, note=off_note)
     Slider("fine", settings, disabled=not order)
     solara.Select(label="Fine kind", values=list(FINE_UNITS), value=values["regulator.fine_kind"],
                   disabled=not order, on_value=lambda v: set_value("regulator.fine_kind", v))
