@@ -679,9 +679,9 @@ def penalty_pairs(world: Scenario, host: int, surfaces: tuple[int, ...], sibling
     return np.array(estimates), _played[key]
 
 
-def penalty_rows(check: str, case: Scenario, effort: Effort, rows: dict, estimate_of
-                 ) -> list[Evidence]:
-    world = penalty_world(case)
+def penalty_rows(check: str, case: Scenario, effort: Effort, rows: dict, estimate_of,
+                 world: Scenario | None = None) -> list[Evidence]:
+    world = world or penalty_world(case)
     wechat = largest(case)
     found = []
     for label, (surfaces, sibling) in rows.items():
@@ -722,6 +722,36 @@ def penalty_detection(case: Scenario, effort: Effort) -> list[Evidence]:
     return penalty_rows("penalty_detection", case, effort, {
         "violating on groups and the feed (WeChat, Douyin)": ((group, feed), None)},
         every_violation_found)
+
+
+# users' complaints in the penalty checks' world, where a violating Douyin group link
+# does users harm of the order of 100 a week per thousand users: reports in about one
+# week of three
+WORLD_COMPLAINTS = 0.002
+
+
+def no_complaints_foreseen(outlook: PenaltyOutlook) -> PenaltyOutlook:
+    outlook = copy.copy(outlook)
+    outlook.complaints = 0.0
+    return outlook
+
+
+@check("penalty_complaints", "the host's penalty outlook foresees users' complaints "
+       "(regulator.complaints): each week a violating link is reported, audited or not, "
+       "with chance 1 - exp(-complaints x the harm it does users)",
+       without="the estimate with complaints left out")
+def penalty_complaints(case: Scenario, effort: Effort) -> list[Evidence]:
+    """As `penalty_detection`, in a world where only complaints find violations (no
+    routine audit, nothing visible to an inspector, platforms believing so)."""
+    world = derive(penalty_world(case), ("regulator.complaints", WORLD_COMPLAINTS),
+                        ("regulator.audit_probability", 0.0),
+                        ("platforms.*.audit_belief", 0.0),
+                        ("regulator.visibility.chat", 0.0), ("regulator.visibility.group", 0.0),
+                        ("regulator.visibility.feed", 0.0))
+    group, feed = SURFACES.index("group"), SURFACES.index("feed")
+    return penalty_rows("penalty_complaints", case, effort, {
+        "violating on groups and the feed (WeChat, Douyin), found by complaints alone":
+            ((group, feed), None)}, no_complaints_foreseen, world)
 
 
 @check("penalty_ladder", "the host's penalty outlook: one decision per audit, each fined at "
