@@ -288,6 +288,10 @@ class PlatformSpec:
                                 "week's alone).")
     audit_belief: float = key(0.1, probability(), "probability",
                               "Prior mean of its belief in the weekly routine audit probability.")
+    complaint_belief: float = key(
+        1.0, number(0.0, LARGE), "multiple of regulator.complaints",
+        "How strongly it believes users' complaints report its violations, as a multiple of "
+        "the true rate (1: it knows the rate; not learned).")
     deadline_credibility: float = key(
         1.0, probability(), "probability",
         "Prior belief that an announced deadline check comes (times regulator.deadline_audit).")

@@ -2,6 +2,7 @@
 its comparative statics under common random numbers, the penalty it expects, the
 beliefs it holds and the learner."""
 
+import dataclasses
 import functools
 import itertools
 
@@ -436,6 +437,24 @@ def test_complaints_cost_a_policy_by_the_harm_its_violations_do():
     assert penalty(base, OPEN) == penalty(some, OPEN) == penalty(more, OPEN) == 0
     assert some.outlook.siblings and not evaluation(0.0002, qq=OPEN).outlook.siblings
     assert penalty(some, BLOCKED) > penalty(evaluation(0.0002, qq=OPEN), BLOCKED)
+
+
+def test_a_platform_weighs_complaints_as_strongly_as_it_believes_them():
+    """`complaint_belief` scales the reports a platform foresees, not the regulator's:
+    at 0 its penalty of violating is the one without complaints, at 2 above the one
+    at the true rate."""
+    def penalty(complaints, belief):
+        model = settled("regulator.audit_probability=0.05", "regulator.forced_open=false",
+                        f"platforms.WeChat.complaint_belief={belief}", week=12)
+        # complaints from now on: the same market for every value
+        model.regulator.spec = dataclasses.replace(model.regulator.spec, complaints=complaints)
+        model.regulator.offences[:] = 0
+        model.regulator.capped[:] = 0
+        evaluation = Evaluation(model, 0, 4)
+        states = np.full((1, len(evaluation.surfaces)), BLOCKED)
+        return evaluation.penalty(states, np.zeros(1))[0]
+    assert penalty(0.0005, 0.0) == penalty(0.0, 1.0)
+    assert penalty(0.0, 1.0) < penalty(0.0005, 1.0) < penalty(0.0005, 2.0)
 
 
 def test_a_siblings_violations_raise_the_penalty_of_violating():

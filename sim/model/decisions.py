@@ -606,7 +606,7 @@ class PenaltyOutlook:
             self.required = np.zeros((period, len(regulator.visibility)), bool)
         self.reported = regulator.spec.reblock_audit * float(self.required[0].any())
         self.visibility = regulator.visibility
-        self.complaints = regulator.spec.complaints
+        self.complaints = regulator.spec.complaints * spec.complaint_belief
         group = regulator.group[host]
         siblings = [h for h, g in enumerate(regulator.group) if g == group and h != host]
         self.rungs = period * (len(siblings) + 1) + 1

@@ -207,8 +207,9 @@ class Learning(Strategy):
             for i, (_, surface) in enumerate(values.links):
                 if due[surface]:
                     met[i, violating] += regulator.visibility[surface] * fine / violators
-        if regulator.spec.complaints:
-            reported = -np.expm1(-regulator.spec.complaints * values.harm[:, violating])
+        complaints = regulator.spec.complaints * self.platform.spec.complaint_belief
+        if complaints:
+            reported = -np.expm1(-complaints * values.harm[:, violating])
             for week in range(since + 1, model.steps + 1):
                 due = regulator.required(week)
                 fine = regulator.fine(host, int(regulator.offences[regulator.group[host]]))[0]
