@@ -342,7 +342,7 @@ class Regulator(Agent):
         chance = -np.expm1(-self.spec.complaints * self.complained_harm(host))
         return violating & (self.model.rng.random(violating.shape) < chance)
 
-    def audit(self, host: int, complained: np.ndarray, drawn: bool = True) -> None:
+    def audit(self, host: int, complained: np.ndarray, drawn: bool) -> None:
         """Look at every link of the host; each violating one is found with its
         surface's visibility, or for certain if complaints reported it; finding any is
         one decision. `drawn`: the audit came by the regulator's draw or a reported

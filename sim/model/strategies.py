@@ -210,9 +210,9 @@ class Learning(Strategy):
         complaints = regulator.spec.complaints * self.platform.spec.complaint_belief
         if complaints:
             reported = -np.expm1(-complaints * values.harm[:, violating])
+            fine = regulator.fine(host, int(regulator.offences[regulator.group[host]]))[0]
             for week in range(since + 1, model.steps + 1):
                 due = regulator.required(week)
-                fine = regulator.fine(host, int(regulator.offences[regulator.group[host]]))[0]
                 violators = max(sum(bool(due[s]) and a in violating
                                     for (_, s), a in zip(values.links, played)), 1)
                 for i, (_, surface) in enumerate(values.links):
