@@ -348,8 +348,7 @@ def test_complaints_report_a_violating_link_with_one_minus_exp_of_the_harm_it_do
 def test_a_lost_view_is_complained_of_once_shared_among_its_routes_platforms():
     """Static platforms: the harm users complain of, summed over the hosts, is what the
     restrictions cost on every route with a platform, each route counted once (a view
-    stopped on WeChat and QQ alike is not blamed twice); a feed view, worth less than
-    a chat view, weighs less per view."""
+    stopped on WeChat and QQ alike is not blamed twice)."""
     scenario = small("china_2021_homogeneous", "regulator.deadline_step=12",
                      "regulator.complaints=0.001", *STATIC, steps=6)
     model = WalledGardenModel(scenario, rng=replicate_seed(3, 0))
@@ -362,7 +361,6 @@ def test_a_lost_view_is_complained_of_once_shared_among_its_routes_platforms():
     per_route = views * view_loss(route_states(states), model.view.view_mean[None, None, :],
                                   scenario.users)
     assert total == pytest.approx(per_route[1:].sum(axis=0) * 1000 / model.population)
-    assert model.view.view_mean[0] > model.view.view_mean[2]
 
 
 @pytest.mark.parametrize("memory", [1.0, 0.25])
@@ -429,7 +427,7 @@ def test_complaints_bring_compliance_under_common_random_numbers():
                          "regulator.forced_open=false", *UNSEEN, steps=16)
         rows = rows_of(scenario, replicate)
         return sum(r["links_blocked"] + r["links_warned"] for r in rows[8:])
-    for replicate in range(2):     # platforms blind to the reports: 173 of 195, 192 of 190
+    for replicate in range(2):     # 4 and 36 of 195 and 190; blind to the reports 197 and 177
         assert restricted(0.001, replicate) < 0.5 * restricted(0.0, replicate)
 
 

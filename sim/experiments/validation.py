@@ -654,7 +654,7 @@ def penalty_pairs(world: Scenario, host: int, surfaces: tuple[int, ...], sibling
             violating.links.set(host, douyin, surface, BLOCKED)
         values = link_values(violating, host)
         outlook = estimate_of(PenaltyOutlook(violating, host, period, values))
-        blocked = np.array([(c, s) == (douyin, s) and s in surfaces for c, s in values.links])
+        blocked = np.array([c == douyin and s in surfaces for c, s in values.links])
         complained = outlook.complained(
             blocked[None], np.array([s for _, s in values.links], int),
             values.harm[np.arange(len(values.links)), values.now][None])
@@ -744,10 +744,9 @@ def penalty_complaints(case: Scenario, effort: Effort) -> list[Evidence]:
     """As `penalty_detection`, in a world where only complaints find violations (no
     routine audit, nothing visible to an inspector, platforms believing so)."""
     world = derive(penalty_world(case), ("regulator.complaints", WORLD_COMPLAINTS),
-                        ("regulator.audit_probability", 0.0),
-                        ("platforms.*.audit_belief", 0.0),
-                        ("regulator.visibility.chat", 0.0), ("regulator.visibility.group", 0.0),
-                        ("regulator.visibility.feed", 0.0))
+                   ("regulator.audit_probability", 0.0), ("platforms.*.audit_belief", 0.0),
+                   ("regulator.visibility.chat", 0.0), ("regulator.visibility.group", 0.0),
+                   ("regulator.visibility.feed", 0.0))
     group, feed = SURFACES.index("group"), SURFACES.index("feed")
     return penalty_rows("penalty_complaints", case, effort, {
         "violating on groups and the feed (WeChat, Douyin), found by complaints alone":

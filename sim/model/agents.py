@@ -336,9 +336,9 @@ class Regulator(Agent):
         """(C, S): the host's violating links that users' complaints report this week:
         each with chance 1 - exp(-complaints x what it costs users a week per thousand
         users). A report brings an inspection that finds the link."""
-        violating = self.violating(host)
         if not self.spec.complaints:
-            return np.zeros_like(violating)
+            return np.zeros(self.model.links.rival[host].shape, bool)
+        violating = self.violating(host)
         chance = -np.expm1(-self.spec.complaints * self.complained_harm(host))
         return violating & (self.model.rng.random(violating.shape) < chance)
 

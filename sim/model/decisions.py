@@ -682,19 +682,23 @@ class PenaltyOutlook:
         values = cache.link_values(sibling) if cache else link_values(model, sibling)
         found = 1.0 - np.prod((1.0 - self.visibility) ** (counts * self.required), axis=1)
         complained = self.complained(violating[None], surfaces, values.harm[
-            np.arange(len(links)), states][None])[0]
-        reports = self.required @ complained                                       # (P,)
+            np.arange(len(links)), states][None])
+        reports = (np.zeros(self.period) if complained is None
+                   else self.required @ complained[0])                             # (P,)
         opened = np.where(self.binding[surfaces], OPEN, states)
         held = values.held(np.vstack([states, opened]))
         return found, reports, float(max(held[0] - held[1], 0.0))
 
     def complained(self, violating: np.ndarray, surfaces: np.ndarray,
-                   harms: np.ndarray) -> np.ndarray:
+                   harms: np.ndarray) -> np.ndarray | None:
         """(N, S): how strongly complaints report each policy's violations on each
         surface: `complaints` times what its violating links (N, L) cost users a week
         per thousand users (`harms`, N x L, at each policy's states). In a week when
         they are due, none is reported with chance exp(-complained summed over the
-        surfaces). A sibling's harms are read at its present links and the host's."""
+        surfaces). A sibling's harms are read at its present links and the host's.
+        None when the platform foresees no complaints (most reviews: nothing to add)."""
+        if not self.complaints:
+            return None
         per_link = self.complaints * np.where(violating, harms, 0.0)
         return np.stack([per_link[:, surfaces == s].sum(axis=1)
                          for s in range(len(self.visibility))], axis=1)
@@ -714,14 +718,15 @@ class PenaltyOutlook:
         forced_value = np.atleast_1d(np.asarray(forced_value, float))
         reported = np.zeros(len(violating)) if reblocking is None else (
             np.asarray(reblocking, float) * self.reported)
-        complained = np.zeros(violating.shape) if complained is None else complained
         found = 1.0 - np.prod((1.0 - self.visibility)[None, None, :]
                               ** (violating[:, None, :] * self.required[None]), axis=2)
-        reports = complained @ self.required.T                                    # (N, P)
         audit = np.broadcast_to(self.audit, found.shape).copy()                  # (N, P)
         audit[:, 0] = 1 - (1 - self.audit[0]) * (1 - reported)
-        caught = caught_by_either(audit * found, reports)
-        later = caught_by_either(self.own.routine * found[:, -1], reports[:, -1])
+        caught, later = audit * found, self.own.routine * found[:, -1]
+        if complained is not None:
+            reports = complained @ self.required.T                                # (N, P)
+            caught = caught_by_either(caught, reports)
+            later = caught_by_either(later, reports[:, -1])
         if not self.siblings:
             return self.owner_penalty(caught, forced_value, later)
         if not self.foresight:
